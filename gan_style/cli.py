@@ -1,0 +1,36 @@
+"""The ``gan-style`` command. Each subcommand lives in its own module, imported only when used,
+so ``gan-style translate`` never imports training code (and starts fast).
+
+The registry is a plain dict: name -> (module, one-line help). A module provides
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("gan_style.train_cli", "train a CycleGAN from a config (see configs/)"),
+    "fetch": ("gan_style.fetch_cli", "download an official CycleGAN dataset"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gan-style", description="Unpaired image-to-image translation with CycleGAN.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"gan_style {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    argv = sys.argv[1:] if argv is None else argv
+    # Build only the chosen subcommand's parser (imports stay minimal); list all in --help.
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    modules = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            modules[name] = importlib.import_module(module_name)
+            modules[name].add_arguments(p)
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args)

@@ -1,0 +1,218 @@
+"""The one typed training config: defaults, YAML loading, dotted overrides and validation.
+
+A config is validated once, at the CLI boundary. Any error becomes a ``ConfigError`` whose
+message is one line naming the key, the problem and the fix (for a typo, the closest key).
+The resolved config is saved as YAML in the run directory and as a dict in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config problem, reported to the user in one line."""
+
+
+class _Section(BaseModel):
+    # extra="forbid": a typo is an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    root: str = "datasets/monet2photo"
+    """Folder with trainA/ trainB/ (and optionally testA/ testB/)."""
+    dataset: Optional[str] = None
+    """Official CycleGAN dataset fetched into `root` if it is missing (e.g. monet2photo); null = never fetch."""
+    url: Optional[str] = None
+    """Where to fetch it from; default: the reference's server for `dataset`."""
+    preprocess: Literal["resize_and_crop", "scale_shortside_and_crop", "crop", "none"] = "resize_and_crop"
+    load_size: int = Field(286, gt=0)
+    crop_size: int = Field(256, gt=0)
+    flip: bool = True
+    num_workers: int = Field(4, ge=0)
+    max_dataset_size: Optional[int] = Field(None, gt=0)
+    """Use at most this many images of each domain (smoke runs, benchmarks)."""
+
+
+class ModelConfig(_Section):
+    ngf: int = Field(64, gt=0)
+    ndf: int = Field(64, gt=0)
+    n_blocks: int = Field(9, ge=0)
+    n_layers_D: int = Field(3, ge=1)
+    init_gain: float = Field(0.02, gt=0)
+
+
+class TrainConfig(_Section):
+    n_epochs: int = Field(100, ge=0)
+    """Epochs at the initial learning rate."""
+    n_epochs_decay: int = Field(100, ge=0)
+    """Epochs over which the learning rate decays linearly to ~0."""
+    batch_size: int = Field(1, gt=0)
+    """Per-process batch; the global batch is batch_size x world size."""
+    lr: float = Field(2e-4, gt=0)
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+    """How lr follows the global batch (relative to 1): none (as the reference), linear or sqrt."""
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    gan_mode: Literal["lsgan", "vanilla"] = "lsgan"
+    lambda_A: float = Field(10.0, ge=0)
+    lambda_B: float = Field(10.0, ge=0)
+    lambda_identity: float = Field(0.5, ge=0)
+    pool_size: int = Field(50, ge=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """auto = bf16 on CUDA devices that support it, else fp32."""
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N (under torchrun the local rank picks the GPU)."""
+    seed: int = 0
+    max_steps: Optional[int] = Field(None, gt=0)
+    """Stop after this many steps in total (smoke runs and benchmarks)."""
+
+
+class CheckpointConfig(_Section):
+    save_every: int = Field(10, ge=0)
+    """Also keep a numbered copy every N epochs (0 = only last.pt)."""
+
+
+class LoggingConfig(_Section):
+    log_every: int = Field(50, gt=0)
+    """Steps between scalar logs; also how often losses are checked for NaN/inf."""
+    image_every: int = Field(1000, ge=0)
+    """Steps between image panels (0 = only at epoch ends)."""
+    n_samples: int = Field(4, ge=0)
+    """Fixed validation images per domain shown in the panels."""
+    wandb: Literal["auto", "online", "offline", "disabled"] = "auto"
+    wandb_project: str = "gan_style"
+    wandb_entity: Optional[str] = None
+    log_artifacts: bool = False
+
+
+class EvalConfig(_Section):
+    every: int = Field(0, ge=0)
+    """Evaluate every N epochs during training (0 = never)."""
+    n_images: int = Field(100, gt=0)
+
+
+class Config(_Section):
+    name: str = "run"
+    """Run name: outputs go to <out_dir>/<name>/."""
+    out_dir: str = "runs"
+    resume: Optional[str] = None
+    """null, auto (resume <out_dir>/<name>/last.pt if present) or a checkpoint path."""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    logging: LoggingConfig = LoggingConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> "Config":
+        d = self.data
+        if d.preprocess in ("resize_and_crop", "scale_shortside_and_crop") and d.crop_size > d.load_size:
+            raise ValueError(
+                f"data.crop_size ({d.crop_size}) is larger than data.load_size ({d.load_size}): "
+                "set crop_size <= load_size"
+            )
+        if d.crop_size % 4:
+            raise ValueError(f"data.crop_size ({d.crop_size}) must be a multiple of 4 (the generator downsamples twice)")
+        if d.preprocess == "none" and self.train.batch_size > 1:
+            raise ValueError("data.preprocess=none keeps each image's size, so train.batch_size must be 1")
+        if self.train.n_epochs + self.train.n_epochs_decay == 0:
+            raise ValueError("train.n_epochs + train.n_epochs_decay is 0: nothing to train")
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name {self.name!r} must be a non-empty folder name without '/'")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys += _all_keys(ann, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, _all_keys(Config), n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(_all_keys(Config))}"
+        return f"{source}: unknown config key '{key}'{hint}"
+    msg = e["msg"].removeprefix("Value error, ")
+    if not key:  # a cross-field check: its message already names the keys
+        return f"{source}: {msg}"
+    return f"{source}: bad value for '{key}' ({e.get('input')!r}): {msg}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'train.lr=1e-4' -> (['train', 'lr'], 0.0001). Values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. train.lr=1e-4)")
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value != "" else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def _set_dotted(tree: dict, path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override: '{'.'.join(path)}' goes below '{part}', which is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Load a YAML config (or the defaults), apply ``key=value`` overrides, validate."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found (configs live in configs/<domain>.yaml)")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of config keys")
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    if overrides:
+        source += " + overrides"
+    return config_from_dict(tree, source)
+
+
+def config_from_dict(tree: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, source)) from None
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    tmp.replace(path)

@@ -1,0 +1,174 @@
+"""The CycleGAN training state and one optimisation step.
+
+``CycleGAN`` holds everything a checkpoint must restore to continue exactly: the four
+networks, both optimizers, both LR schedulers, the GradScaler and both image pools (the
+training loop adds epoch, step, RNG states and config). Names follow the reference and map to
+the paper: G_A = G (A->B), G_B = F (B->A), D_A = D_Y (real B vs G_A(A)), D_B = D_X.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from .config import Config
+from .losses import gan_loss
+from .models import PatchDiscriminator, ResnetGenerator, init_weights
+from .pool import ImagePool
+
+# Order of the per-step statistics vector returned by `CycleGAN.step` (logged as loss/<name>, D/<name>).
+LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+D_OUTPUT_NAMES = ("A_real", "A_fake", "B_real", "B_fake")
+STAT_NAMES = tuple(f"loss/{n}" for n in LOSS_NAMES) + tuple(f"D/{n}" for n in D_OUTPUT_NAMES)
+
+
+def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """The reference's linear rule: 1 for the first ``n_epochs`` epochs, then linearly to
+    1/(n_epochs_decay+1) at the last epoch (epoch is 0-based)."""
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+
+def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+class CycleGAN:
+    def __init__(self, cfg: Config, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
+        m, t = cfg.model, cfg.train
+        self.cfg, self.device, self.precision = cfg, device, precision
+        # ---- networks (plain modules; these are what checkpoints store) ----
+        torch.manual_seed(t.seed)  # same initial weights on every rank
+        self.G_A = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks), m.init_gain)
+        self.G_B = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks), m.init_gain)
+        self.D_A = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D), m.init_gain)
+        self.D_B = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D), m.init_gain)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        for net in self.nets.values():
+            net.to(device=device, memory_format=self.memory_format)
+        # ---- the modules the step calls: DDP-wrapped and/or compiled views of the same parameters ----
+        self.run = {name: self._wrap(net, world_size, device, t.compile) for name, net in self.nets.items()}
+        # In the generator pass the discriminators only judge (no gradients for them): no DDP needed.
+        self.judge = {name: torch.compile(net) if t.compile else net for name, net in (("D_A", self.D_A), ("D_B", self.D_B))}
+        # ---- optimisation ----
+        lr = t.lr * {"none": 1.0, "linear": t.batch_size * world_size, "sqrt": (t.batch_size * world_size) ** 0.5}[
+            t.lr_scaling
+        ]
+        fused = device.type == "cuda"  # fused Adam: one kernel for all parameters
+        adam = dict(lr=lr, betas=(t.beta1, t.beta2), fused=fused, foreach=None if fused else True)
+        self.opt_G = torch.optim.Adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()), **adam)
+        self.opt_D = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), **adam)
+        rule = lambda epoch: lr_factor(epoch, t.n_epochs, t.n_epochs_decay)  # noqa: E731
+        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, rule)
+        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, rule)
+        # One autocast context, one GradScaler that is only active for fp16.
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.autocast = lambda: torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        # Each rank keeps its own pool (seeded per rank): fakes never cross processes.
+        self.pool_A = ImagePool(t.pool_size, seed=t.seed * world_size + rank)  # fake B images, for D_A
+        self.pool_B = ImagePool(t.pool_size, seed=t.seed * world_size + rank + 7919)  # fake A images, for D_B
+
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        return {"G_A": self.G_A, "G_B": self.G_B, "D_A": self.D_A, "D_B": self.D_B}
+
+    @staticmethod
+    def _wrap(net: nn.Module, world_size: int, device: torch.device, compile: bool) -> nn.Module:
+        if world_size > 1:
+            net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+        return torch.compile(net) if compile else net
+
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor, measure_grads: bool = False) -> dict[str, torch.Tensor]:
+        """One iteration on a batch (N, 3, H, W) of each domain. Returns detached statistics
+        (a vector in STAT_NAMES order, plus grad norms if asked) without any host sync."""
+        t = self.cfg.train
+        G_A, G_B, D_A, D_B = (self.run[n] for n in ("G_A", "G_B", "D_A", "D_B"))
+        real_A = real_A.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        real_B = real_B.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        stats: dict[str, torch.Tensor] = {}
+
+        # ---- generators: G_A and G_B, discriminators frozen ----
+        set_requires_grad([self.D_A, self.D_B], False)
+        with self.autocast():
+            fake_B = G_A(real_A)  # G(A)
+            rec_A = G_B(fake_B)  # F(G(A)) ~ A
+            fake_A = G_B(real_B)  # F(B)
+            rec_B = G_A(fake_A)  # G(F(B)) ~ B
+            loss_G_A = gan_loss(self.judge["D_A"](fake_B), True, t.gan_mode)
+            loss_G_B = gan_loss(self.judge["D_B"](fake_A), True, t.gan_mode)
+            loss_cycle_A = F.l1_loss(rec_A.float(), real_A) * t.lambda_A
+            loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * t.lambda_B
+            if t.lambda_identity > 0:  # G_A should be the identity on B, G_B on A
+                loss_idt_A = F.l1_loss(G_A(real_B).float(), real_B) * t.lambda_B * t.lambda_identity
+                loss_idt_B = F.l1_loss(G_B(real_A).float(), real_A) * t.lambda_A * t.lambda_identity
+            else:
+                loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
+            loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+        self.opt_G.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_G).backward()
+        if measure_grads:
+            stats["grad_norm/G"] = self._grad_norm(self.opt_G)
+        self.scaler.step(self.opt_G)
+
+        # ---- discriminators: D_A on real B vs pooled G_A(A), D_B on real A vs pooled G_B(B) ----
+        set_requires_grad([self.D_A, self.D_B], True)
+        fake_B_pool = self.pool_A.query(fake_B.detach())
+        fake_A_pool = self.pool_B.query(fake_A.detach())
+        with self.autocast():
+            pred_A_real, pred_A_fake = D_A(real_B), D_A(fake_B_pool)
+            pred_B_real, pred_B_fake = D_B(real_A), D_B(fake_A_pool)
+            loss_D_A = 0.5 * (gan_loss(pred_A_real, True, t.gan_mode) + gan_loss(pred_A_fake, False, t.gan_mode))
+            loss_D_B = 0.5 * (gan_loss(pred_B_real, True, t.gan_mode) + gan_loss(pred_B_fake, False, t.gan_mode))
+        self.opt_D.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_D_A + loss_D_B).backward()
+        if measure_grads:
+            stats["grad_norm/D"] = self._grad_norm(self.opt_D)
+        self.scaler.step(self.opt_D)
+        self.scaler.update()
+
+        losses = (loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B, loss_D_A, loss_D_B)
+        outputs = (pred_A_real, pred_A_fake, pred_B_real, pred_B_fake)
+        stats["vector"] = torch.stack([x.detach().float() for x in losses] + [p.detach().float().mean() for p in outputs])
+        return stats
+
+    def _grad_norm(self, opt: torch.optim.Optimizer) -> torch.Tensor:
+        # Norm of the true (unscaled) gradients; for fp16 the scaler's factor is divided out.
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        return norm / self.scaler.get_scale() if self.scaler.is_enabled() else norm
+
+    @torch.no_grad()
+    def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sample panels: fake and reconstructed images for fixed inputs, in eval mode."""
+        real_A, real_B = real_A.to(self.device), real_B.to(self.device)
+        with self.autocast():
+            fake_B, fake_A = self.G_A(real_A), self.G_B(real_B)
+            rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
+        return {k: v.float().cpu() for k, v in dict(fake_B=fake_B, rec_A=rec_A, fake_A=fake_A, rec_B=rec_B).items()}
+
+    def state_dict(self) -> dict:
+        return {
+            "models": {name: net.state_dict() for name, net in self.nets.items()},
+            "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
+            "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
+            "scaler": self.scaler.state_dict(),
+            "pools": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, net in self.nets.items():
+            net.load_state_dict(state["models"][name])
+        self.opt_G.load_state_dict(state["optimizers"]["G"])
+        self.opt_D.load_state_dict(state["optimizers"]["D"])
+        self.sched_G.load_state_dict(state["schedulers"]["G"])
+        self.sched_D.load_state_dict(state["schedulers"]["D"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.pool_A.load_state_dict(state["pools"]["A"], self.device)
+        self.pool_B.load_state_dict(state["pools"]["B"], self.device)

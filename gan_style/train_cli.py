@@ -1,0 +1,52 @@
+"""``gan-style train``: load and validate the config at the boundary, then train.
+
+Errors a user can fix (config, data, checkpoint, download) are printed as one line, without a
+traceback; a signal or a non-finite loss exits non-zero with a message saying what was saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, load_config
+from .data import DataError
+from .download import DownloadError
+from .images import ImageReadError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="YAML config, e.g. configs/monet.yaml (default: built-in defaults)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="override config keys by dotted name, e.g. train.lr=1e-4 data.root=/data/monet2photo resume=auto",
+    )  # fmt: skip
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    from .train import TrainingStopped, train
+
+    try:
+        train(cfg)
+    except TrainingStopped as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return e.exit_code
+    except (ConfigError, DataError, CheckpointError, DownloadError, ImageReadError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: stopped without saving; the last saved checkpoint is intact", file=sys.stderr)
+        return 130
+    return 0
