@@ -25,7 +25,7 @@ else
               --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT) -m gan_style train
 endif
 
-.PHONY: help setup train test demo fetch clean
+.PHONY: help setup train test demo fetch translate export eval bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,15 @@ demo: setup  ## offline demo: toy dataset + tiny model, about 3 minutes on a CPU
 fetch: setup  ## download the dataset of DOMAIN without training
 	$(BIN)/python -c "from gan_style.config import load_config; from gan_style.download import fetch_cyclegan_dataset as f; \
 	c = load_config('$(CONFIG)', [$(if $(DATA_ROOT),'data.root=$(DATA_ROOT)')]); f(c.data.dataset, c.data.root, c.data.url)"
+
+# ---- translate / export (issue: translate & export) ----
+CKPT      ?=
+INPUT     ?=
+OUTPUT    ?=
+DIRECTION ?=
+FORMAT    ?= safetensors
+
+# ---- eval / bench ----
 
 clean:  ## remove the virtual environment (runs/ and datasets/ are kept)
 	rm -rf $(VENV)

@@ -14,6 +14,10 @@ import sys
 COMMANDS = {
     "train": ("gan_style.train_cli", "train a CycleGAN from a config (see configs/)"),
     "fetch": ("gan_style.fetch_cli", "download an official CycleGAN dataset"),
+    "translate": ("gan_style.translate_cli", "translate images with a trained, exported or pretrained generator"),
+    "export": ("gan_style.export_cli", "export a generator to safetensors, TorchScript or ONNX"),
+    "eval": ("gan_style.eval_cli", "measure FID, KID, MiFID and cycle/colour metrics"),
+    "bench": ("gan_style.bench", "benchmark training and translation speed"),
 }
 
 
