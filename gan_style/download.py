@@ -27,6 +27,9 @@ CYCLEGAN_DATASETS = (
 )  # fmt: skip
 
 
+LAYOUT_FIX = "put the images in <root>/trainA and <root>/trainB (see data/README.md), or point data.root elsewhere"
+
+
 class DownloadError(RuntimeError):
     """A failed fetch; the message says what to download by hand and where to put it."""
 
@@ -78,6 +81,10 @@ def fetch_cyclegan_dataset(name: str, root: Path, url: str | None = None) -> Pat
     root = Path(root)
     if (root / "trainA").is_dir() and (root / "trainB").is_dir():
         return root
+    if root.exists() and any(root.iterdir()):
+        raise DownloadError(
+            f"{root} exists but has no trainA/ and trainB/ folders: {LAYOUT_FIX}"
+        )
     if url is None:
         if name not in CYCLEGAN_DATASETS:
             raise DownloadError(
@@ -109,7 +116,7 @@ def fetch_cyclegan_dataset(name: str, root: Path, url: str | None = None) -> Pat
         raise DownloadError(f"{zip_path} holds no trainA/ and trainB/ folders: {manual}")
     root.parent.mkdir(parents=True, exist_ok=True)
     if root.exists():
-        root.rmdir()  # only an empty leftover folder may be replaced; rmdir refuses anything else
+        root.rmdir()  # an empty leftover folder (checked above)
     os.replace(inner, root)
     shutil.rmtree(staging, ignore_errors=True)
     zip_path.unlink(missing_ok=True)

@@ -1,0 +1,49 @@
+"""Shared fixtures: a generated toy dataset and the overrides of a tiny CPU model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gan_style.toydata import make_toy_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Keep tests independent of the developer's W&B login and of each other's threads.
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory) -> Path:
+    """trainA/trainB (8 images each) and testA/testB (2 each), 40x40 PNGs."""
+    return make_toy_dataset(tmp_path_factory.mktemp("toy"), n_train=8, n_test=2, size=40)
+
+
+def tiny_overrides(root: Path, out_dir: Path, **extra) -> list[str]:
+    """key=value overrides for a tiny, fast, deterministic CPU run."""
+    values = {
+        "name": "t",
+        "out_dir": str(out_dir),
+        "data.root": str(root),
+        "data.dataset": None,
+        "data.load_size": 36,
+        "data.crop_size": 32,
+        "data.num_workers": 0,
+        "model.ngf": 8,
+        "model.ndf": 8,
+        "model.n_blocks": 2,
+        "train.n_epochs": 1,
+        "train.n_epochs_decay": 1,
+        "train.precision": "fp32",
+        "train.device": "cpu",
+        "checkpoint.save_every": 0,
+        "logging.log_every": 2,
+        "logging.image_every": 0,
+        "logging.n_samples": 2,
+        "logging.wandb": "disabled",
+    }
+    values.update({k.replace("__", "."): v for k, v in extra.items()})
+    return [f"{k}={'null' if v is None else v}" for k, v in values.items()]
