@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     # extra="forbid": a typo is an error, not a silently ignored key.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class DataConfig(_Section):
@@ -32,20 +32,30 @@ class DataConfig(_Section):
     url: Optional[str] = None
     """Where to fetch it from; default: the reference's server for `dataset`."""
     preprocess: Literal["resize_and_crop", "scale_shortside_and_crop", "crop", "none"] = "resize_and_crop"
+    """resize_and_crop (the paper), scale_shortside_and_crop, crop, or none (see data/README.md)."""
     load_size: int = Field(286, gt=0)
+    """Images are resized to this size before the random crop."""
     crop_size: int = Field(256, gt=0)
+    """Training crop size in pixels (a multiple of 4)."""
     flip: bool = True
+    """Random horizontal flips."""
     num_workers: int = Field(4, ge=0)
+    """DataLoader worker processes per GPU/process (0 = load in the main process)."""
     max_dataset_size: Optional[int] = Field(None, gt=0)
     """Use at most this many images of each domain (smoke runs, benchmarks)."""
 
 
 class ModelConfig(_Section):
     ngf: int = Field(64, gt=0)
+    """Generator width: filters of the first conv layer."""
     ndf: int = Field(64, gt=0)
+    """Discriminator width: filters of the first conv layer."""
     n_blocks: int = Field(9, ge=0)
+    """Residual blocks in each generator (9 for 256 px in the paper, 6 for 128 px)."""
     n_layers_D: int = Field(3, ge=1)
+    """Stride-2 conv layers of the PatchGAN (3 = 70x70 patches)."""
     init_gain: float = Field(0.02, gt=0)
+    """Std of the normal weight init."""
 
 
 class TrainConfig(_Section):
@@ -56,22 +66,33 @@ class TrainConfig(_Section):
     batch_size: int = Field(1, gt=0)
     """Per-process batch; the global batch is batch_size x world size."""
     lr: float = Field(2e-4, gt=0)
+    """Adam learning rate for both generators and discriminators (at global batch 1)."""
     lr_scaling: Literal["none", "linear", "sqrt"] = "none"
     """How lr follows the global batch (relative to 1): none (as the reference), linear or sqrt."""
     beta1: float = Field(0.5, ge=0, lt=1)
+    """Adam beta1."""
     beta2: float = Field(0.999, ge=0, lt=1)
+    """Adam beta2."""
     gan_mode: Literal["lsgan", "vanilla"] = "lsgan"
+    """lsgan (least squares, the paper) or vanilla (BCE with logits)."""
     lambda_A: float = Field(10.0, ge=0)
+    """Weight of the cycle loss A -> B -> A."""
     lambda_B: float = Field(10.0, ge=0)
+    """Weight of the cycle loss B -> A -> B."""
     lambda_identity: float = Field(0.5, ge=0)
+    """Identity loss weight, relative to lambda_A/B (0 = off)."""
     pool_size: int = Field(50, ge=0)
+    """Image history pool per discriminator (0 = off)."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """auto = bf16 on CUDA devices that support it, else fp32."""
     channels_last: bool = False
+    """NHWC memory layout (faster convolutions on recent GPUs)."""
     compile: bool = False
+    """torch.compile the networks."""
     device: str = "auto"
     """auto, cpu, cuda or cuda:N (under torchrun the local rank picks the GPU)."""
     seed: int = 0
+    """Seed for weights, data order, augmentation and the pools."""
     max_steps: Optional[int] = Field(None, gt=0)
     """Stop after this many steps in total (smoke runs and benchmarks)."""
 
@@ -89,21 +110,27 @@ class LoggingConfig(_Section):
     n_samples: int = Field(4, ge=0)
     """Fixed validation images per domain shown in the panels."""
     wandb: Literal["auto", "online", "offline", "disabled"] = "auto"
+    """W&B: auto = online if logged in, else offline (`wandb sync` later); WANDB_MODE wins unless disabled."""
     wandb_project: str = "gan_style"
+    """W&B project (WANDB_PROJECT wins when set)."""
     wandb_entity: Optional[str] = None
+    """W&B user or team; null = your default entity (WANDB_ENTITY wins when set)."""
     log_artifacts: bool = False
+    """Upload the final checkpoint to W&B as a model artifact (large: off by default)."""
 
 
 class EvalConfig(_Section):
     every: int = Field(0, ge=0)
     """Evaluate every N epochs during training (0 = never)."""
     n_images: int = Field(100, gt=0)
+    """Images per domain used by the evaluation during training (a fixed subset)."""
 
 
 class Config(_Section):
     name: str = "run"
     """Run name: outputs go to <out_dir>/<name>/."""
     out_dir: str = "runs"
+    """Parent folder of run directories."""
     resume: Optional[str] = None
     """null, auto (resume <out_dir>/<name>/last.pt if present) or a checkpoint path."""
     data: DataConfig = DataConfig()
@@ -135,15 +162,20 @@ class Config(_Section):
         return self.model_dump(mode="json")
 
 
-def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    keys = []
-    for name, field in model.model_fields.items():
+def config_keys(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """Every leaf key as (dotted name, default, description), for errors, --help and docs."""
+    rows = []
+    for name, field in (model or Config).model_fields.items():
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            keys += _all_keys(ann, f"{prefix}{name}.")
+            rows += config_keys(ann, f"{prefix}{name}.")
         else:
-            keys.append(prefix + name)
-    return keys
+            rows.append((prefix + name, field.default, field.description or ""))
+    return rows
+
+
+def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    return [key for key, _, _ in config_keys(model, prefix)]
 
 
 def _format_error(err: ValidationError, source: str) -> str:

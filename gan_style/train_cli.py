@@ -17,6 +17,13 @@ from .images import ImageReadError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .config import config_keys
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    width = max(len(key) for key, _, _ in config_keys())
+    parser.epilog = "config keys (default) — set in the YAML file or as KEY=VALUE:\n" + "\n".join(
+        f"  {key:<{width}}  {default!s:<22} {desc}" for key, default, desc in config_keys()
+    )
     parser.add_argument("--config", "-c", help="YAML config, e.g. configs/monet.yaml (default: built-in defaults)")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
