@@ -1,0 +1,206 @@
+"""Export a generator for deployment: safetensors, TorchScript or ONNX, each verified.
+
+- safetensors: the weights plus ``GeneratorInfo`` (architecture, mean/std, multiple of 4,
+  direction, domain names) as metadata, so ``load_generator`` needs no other file. This is the
+  format ``gan-style translate`` prefers: it loads without unpickling anything.
+- TorchScript (``torch.jit.script``) and ONNX: a graph taking (N, 3, H, W) in [-1, 1] with H and
+  W multiples of 4 and returning the same shape in [-1, 1]; batch, height and width are dynamic.
+  ONNX uses opset 17 by default (onnxruntime >= 1.12, TensorRT >= 8.5, OpenVINO, ...).
+
+Every file is written to a temporary name, checked against the PyTorch model on a random input
+of another size than the one used for export (max abs difference below 1e-4 for fp32, 3e-2 for
+fp16, which is compared with the fp32 model), and only then moved into place.
+Imports nothing from the training code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import os
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .inference import load_generator
+from .weights import GeneratorInfo
+
+FORMATS = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
+DEFAULT_OPSET = 17
+TOLERANCE = {False: 1e-4, True: 3e-2}  # by half
+EXAMPLE_SHAPE = (1, 3, 64, 64)  # traced with this...
+CHECK_SHAPE = (2, 3, 72, 56)  # ...verified with this: proves batch, height and width are dynamic
+
+
+class ExportError(RuntimeError):
+    """An export that failed or did not match the PyTorch model; nothing was written."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    max_diff: float
+    tolerance: float
+    checked_with: str
+
+
+def default_name(info: GeneratorInfo, weights: str, half: bool) -> str:
+    """monet_BtoA, style_monet, or the weights file's stem (+ _fp16)."""
+    if info.run_name:
+        stem = f"{info.run_name}_{info.direction}"
+    elif weights.startswith("official:"):
+        stem = weights.removeprefix("official:")
+    else:
+        stem = Path(weights).name.split(".")[0]
+    return stem + ("_fp16" if half else "")
+
+
+def export_generator(
+    weights: str | Path,
+    fmt: str,
+    output: str | Path | None = None,
+    direction: str | None = None,
+    half: bool = False,
+    opset: int = DEFAULT_OPSET,
+) -> ExportResult:
+    """Export the generator in ``weights`` (anything ``load_generator`` reads) as ``fmt``.
+
+    ``output``: a file name, or a folder (default ``exports/``) to put ``<name><suffix>`` in.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+    gen = load_generator(weights, direction, device="cpu", precision="fp32")
+    info = gen.info
+    path = Path(output) if output is not None else Path("exports")
+    if not path.name.endswith(FORMATS[fmt]):
+        path = path / (default_name(info, str(weights), half) + FORMATS[fmt])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = {"safetensors": _safetensors, "torchscript": _torchscript, "onnx": _onnx}[fmt]
+    # Not mkstemp: its files are private (0600); this one gets the usual permissions.
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{FORMATS[fmt]}"
+    try:
+        diff, checked_with = writer(gen.net, info, Path(tmp), half, opset)
+        tolerance = TOLERANCE[half]
+        if not diff < tolerance:
+            raise ExportError(
+                f"{path}: the {fmt} model differs from PyTorch by {diff:.3g} (> {tolerance}); not written"
+            )
+        os.chmod(tmp, 0o666 & ~_umask())  # some writers (safetensors) create private files
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return ExportResult(path, diff, tolerance, checked_with)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _check_input() -> torch.Tensor:
+    return torch.rand(CHECK_SHAPE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+@torch.inference_mode()
+def _reference(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net(x).float()
+
+
+def _metadata_json(info: GeneratorInfo, half: bool) -> str:
+    meta = {k: json.loads(v) if k not in ("format", "format_version") else v for k, v in info.to_metadata().items()}
+    meta["dtype"] = "float16" if half else "float32"
+    meta["input"] = "(N, 3, H, W) RGB, (pixel/255 - mean)/std, i.e. in [-1, 1]; H and W multiples of 4"
+    meta["output"] = "(N, 3, H, W) RGB in [-1, 1]: pixel = (y + 1) * 127.5"
+    return json.dumps(meta)
+
+
+def _safetensors(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: int) -> tuple[float, str]:
+    from safetensors.torch import save_file
+
+    dtype = torch.float16 if half else torch.float32
+    state = {k: v.detach().to(dtype).contiguous() for k, v in net.state_dict().items()}
+    meta = info.to_metadata() | {"dtype": json.dumps("float16" if half else "float32")}
+    save_file(state, str(path), metadata=meta)
+    reloaded = load_generator(path, device="cpu", precision="fp32")  # the same route translate takes
+    x = _check_input()
+    return (_reference(reloaded.net, x) - _reference(net, x)).abs().max().item(), "load_generator"
+
+
+def _torchscript(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: int) -> tuple[float, str]:
+    model = copy.deepcopy(net).eval()
+    if half:
+        model = model.half()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream but still runs everywhere
+        scripted = torch.jit.script(model)
+        torch.jit.save(scripted, str(path), _extra_files={"gan_style.json": _metadata_json(info, half)})
+        loaded = torch.jit.load(str(path), map_location="cpu")
+    x = _check_input()
+    with torch.inference_mode():
+        y = loaded(x.half() if half else x).float()
+    return (y - _reference(net, x)).abs().max().item(), "torch.jit.load"
+
+
+def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: int) -> tuple[float, str]:
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError("ONNX export needs onnx and onnxruntime: pip install 'gan_style[export]'") from None
+    model = copy.deepcopy(net).eval()
+    if half:
+        model = model.half()
+    example = torch.zeros(EXAMPLE_SHAPE, dtype=torch.float16 if half else torch.float32)
+    _torch_onnx_export(model, example, path, opset)
+    proto = onnx.load(str(path))
+    proto.doc_string = "gan_style CycleGAN generator: image (N,3,H,W) in [-1,1], H and W multiples of 4 -> output"
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "gan_style", _metadata_json(info, half)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = _check_input()
+    feed = (x.half() if half else x).numpy()
+    y = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: feed})[0]).float()
+    return (y - _reference(net, x)).abs().max().item(), f"onnxruntime {ort.__version__}"
+
+
+def _torch_onnx_export(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    names = {"input_names": ["image"], "output_names": ["output"]}
+    dims = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation and tracer notes from torch.onnx, not actionable here
+        if opset < 18:
+            # Opsets below 18 come from the TorchScript-based exporter; the torch.export-based one
+            # starts at 18 and cannot convert the reflection Pad down to 17.
+            try:
+                torch.onnx.export(
+                    model,
+                    (example,),
+                    str(path),
+                    dynamo=False,
+                    opset_version=opset,
+                    dynamic_axes={"image": dims, "output": dims},
+                    **names,
+                )
+                return
+            except (TypeError, RuntimeError, torch.onnx.errors.OnnxExporterError) as e:
+                raise ExportError(f"ONNX opset {opset} export failed ({e}); try --opset 18") from None
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                opset_version=opset,
+                external_data=False,
+                dynamic_shapes={"x": dims},
+                **names,
+            )

@@ -1,0 +1,89 @@
+"""``gan-style export``: write a generator as safetensors, TorchScript or ONNX, verified.
+
+    gan-style export --weights runs/monet/last.pt --direction BtoA                 # exports/monet_BtoA.safetensors
+    gan-style export --weights runs/monet/last.pt --format onnx torchscript --half
+
+Imports nothing from the training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .checkpoint import CheckpointError
+from .download import DownloadError
+from .export import DEFAULT_OPSET, FORMATS, ExportError, export_generator
+from .weights import DIRECTIONS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "examples:\n"
+        "  gan-style export --weights runs/monet/last.pt --direction BtoA     # -> exports/monet_BtoA.safetensors\n"
+        "  gan-style export --weights official:style_monet --format onnx       # -> exports/style_monet.onnx\n"
+        "  gan-style export --weights runs/monet --format torchscript onnx --half\n"
+        "\nsee docs/translate.md for the exported files' inputs, outputs and metadata"
+    )
+    a = parser.add_argument
+    a(
+        "--weights",
+        "-w",
+        required=True,
+        help="training checkpoint (runs/NAME/last.pt or runs/NAME), exported .safetensors, reference .pth, "
+        "or official:NAME",
+    )
+    a(
+        "--direction",
+        "-d",
+        choices=DIRECTIONS,
+        help="generator of a training checkpoint: AtoB (G_A) or BtoA (G_B); default BtoA for *2photo datasets, else AtoB",
+    )
+    a(
+        "--format",
+        "-f",
+        nargs="+",
+        choices=list(FORMATS),
+        default=["safetensors"],
+        help="one or more of: safetensors (default; what translate prefers), torchscript, onnx",
+    )
+    a(
+        "--output",
+        "-o",
+        help=f"output file (one format; ends with {', '.join(FORMATS.values())}) or folder (default: exports/)",
+    )
+    a("--half", action="store_true", help="export fp16 weights (checked against the fp32 model to 3e-2)")
+    a(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset (default {DEFAULT_OPSET}, for the widest runtime support; 18+ uses torch's newer exporter)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    formats = list(dict.fromkeys(args.format))
+    if args.output and len(formats) > 1 and any(args.output.endswith(s) for s in FORMATS.values()):
+        print(
+            f"error: --output {args.output} is a file name but {len(formats)} formats were asked: pass a folder",
+            file=sys.stderr,
+        )
+        return 2
+    if args.opset < 11:
+        print(f"error: --opset {args.opset}: use 11 or higher (17 is the default)", file=sys.stderr)
+        return 2
+    for fmt in formats:
+        try:
+            result = export_generator(args.weights, fmt, args.output, args.direction, args.half, args.opset)
+        except (CheckpointError, DownloadError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except ExportError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print(
+            f"{fmt}: {result.path} (verified with {result.checked_with}: max abs difference "
+            f"{result.max_diff:.2g} < {result.tolerance:g})"
+        )
+    return 0

@@ -1,0 +1,187 @@
+"""Translate images with a generator: the Python API behind ``gan-style translate``.
+
+    from gan_style import load_generator, translate_image
+    G = load_generator("official:style_monet")          # or runs/monet/last.pt, an export...
+    painting = translate_image(G, Image.open("photo.jpg"))
+
+PIL in, PIL out, same size and orientation as the input (EXIF rotation applied). Inside, an
+image becomes a (1, 3, H, W) tensor in [-1, 1], is padded by reflection to a multiple of 4 (the
+generator downsamples twice), translated (in tiles when large, with the same result, see
+``tiling.py``) and cropped back.
+Imports nothing from the training code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .images import read_rgb, to_rgb
+from .models import ResnetGenerator
+from .tiling import translate_tiled
+from .weights import GeneratorInfo, read_generator
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTO_TILE = 1024  # tile size used when tile="auto" and an image is larger than AUTO_TILE_AREA
+AUTO_TILE_AREA = 2048 * 2048
+MIN_SIZE = 8  # below this the residual blocks' reflection padding (at H/4) has nothing to reflect
+
+
+@dataclass
+class Generator:
+    """A generator ready for inference: the network (eval mode, on ``device``) and what it does."""
+
+    net: ResnetGenerator
+    info: GeneratorInfo
+    device: torch.device
+    precision: str  # fp32, bf16 or fp16
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [-1, 1], H and W multiples of 4 -> (N, C_out, H, W) fp32 on the CPU."""
+        channels_last = self.device.type == "cuda"
+        x = x.to(self.device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            y = self.net(x)
+        return y.float().cpu()
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available here; use --device cpu")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """auto = bf16 on CUDA devices that support it, else fp32 (the same rule as training)."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision {name!r}: use one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device: use bf16 or fp32 on the CPU")
+    return name
+
+
+def load_generator(
+    weights: str | Path, direction: str | None = None, device: str | torch.device = "auto", precision: str = "auto"
+) -> Generator:
+    """Load a generator from a training checkpoint, an export, a reference .pth or ``official:NAME``.
+
+    ``direction`` (AtoB / BtoA) picks the generator of a training checkpoint (default: BtoA for
+    ``*2photo`` datasets, i.e. photo -> painting, else AtoB). Raises ``CheckpointError`` (or its
+    subclass ``WeightsError``) with a one-line message when the weights cannot be used.
+    """
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    state, info = read_generator(weights, direction)
+    net = ResnetGenerator(**info.arch)
+    net.load_state_dict(state, strict=True)
+    net.eval().requires_grad_(False).to(dev)
+    if dev.type == "cuda":
+        net.to(memory_format=torch.channels_last)
+    return Generator(net, info, dev, prec)
+
+
+# ---------------------------------------------------------------- images <-> tensors
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> (3, H, W) float tensor in [-1, 1] (mean 0.5, std 0.5 as in training)."""
+    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())  # (H, W, 3)
+    return arr.permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def to_image(t: torch.Tensor) -> Image.Image:
+    """(3, H, W) tensor in [-1, 1] -> RGB PIL image."""
+    arr = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return Image.fromarray(arr.permute(1, 2, 0).cpu().numpy(), mode="RGB")
+
+
+def resize_short_side(img: Image.Image, size: int | None) -> Image.Image:
+    """Resize so the shorter side is ``size`` pixels (aspect kept); None keeps the image."""
+    if not size:
+        return img
+    w, h = img.size
+    scale = size / min(w, h)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img if new == (w, h) else img.resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (N, C, H, W) on the bottom and right to multiples of ``multiple`` (and at least 8).
+
+    Reflection, like the generator's own padding; replication for sides too short to reflect.
+    Returns the padded tensor and the original (H, W) to crop back to.
+    """
+    h, w = x.shape[-2:]
+    th, tw = (max(MIN_SIZE, -(-d // multiple) * multiple) for d in (h, w))
+    if (th, tw) == (h, w):
+        return x, (h, w)
+    mode = "reflect" if th - h < h and tw - w < w else "replicate"
+    return F.pad(x, (0, tw - w, 0, th - h), mode=mode), (h, w)
+
+
+# ---------------------------------------------------------------- translation
+
+
+def resolve_tile(tile: int | str | None, h: int, w: int) -> int:
+    """Tile size for an H x W image: 0 = untiled. ``auto`` tiles images over 4 megapixels."""
+    if tile in (None, 0, "0"):
+        return 0
+    if tile == "auto":
+        return AUTO_TILE if h * w > AUTO_TILE_AREA else 0
+    tile = int(tile)
+    if tile < 32:
+        raise ValueError(f"tile {tile}: use at least 32 pixels (or 0 for no tiling)")
+    tile = tile // 4 * 4
+    return 0 if h <= tile and w <= tile else tile
+
+
+def translate_tensor(gen: Generator, x: torch.Tensor, tile: int | str | None = "auto") -> torch.Tensor:
+    """Translate a batch (N, 3, H, W) in [-1, 1] of any H, W; returns (N, 3, H, W) fp32 on the CPU.
+
+    ``tile``: tile size in pixels, 0/None = never, "auto" = only images over 4 megapixels. Tiled
+    output equals untiled output up to float rounding (see tiling.py).
+    """
+    padded, (h, w) = pad_to_multiple(x, gen.info.multiple)
+    size = resolve_tile(tile, *padded.shape[-2:])
+    if not size:
+        return gen(padded)[..., :h, :w]
+    with torch.inference_mode(), gen.autocast():
+        outs = [translate_tiled(gen.net, padded[i : i + 1], size, gen.device) for i in range(padded.shape[0])]
+    return torch.cat(outs)[..., :h, :w]
+
+
+def translate_image(
+    gen: Generator,
+    image: Image.Image | str | Path,
+    size: int | None = None,
+    tile: int | str | None = "auto",
+) -> Image.Image:
+    """Translate one image (a PIL image of any mode, or a path) and return an RGB PIL image.
+
+    The output has the input's size and upright orientation, or with ``size`` the input resized
+    so its shorter side is ``size`` pixels. Large images are tiled (see ``translate_tensor``).
+    """
+    img = read_rgb(image) if isinstance(image, (str, Path)) else to_rgb(image)
+    img = resize_short_side(img, size)
+    out = translate_tensor(gen, to_tensor(img)[None], tile=tile)
+    return to_image(out[0])

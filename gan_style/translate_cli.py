@@ -1,0 +1,381 @@
+"""``gan-style translate``: translate image files and folders with a generator.
+
+    gan-style translate --weights runs/monet/last.pt                 # its test photos -> results/monet_BtoA/
+    gan-style translate --weights official:style_monet --input photos/ --output paintings/
+
+Images are decoded in DataLoader workers, same-size images are batched, large ones tiled. A file
+that cannot be read or written is reported by name and skipped; the exit status is 1 if any
+failed, 2 if nothing could start (bad weights, no input). Existing outputs are kept unless
+``--overwrite``. Imports nothing from the training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError
+from .download import DownloadError
+from .images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
+from .inference import (
+    AUTO_TILE_AREA,
+    Generator,
+    load_generator,
+    resize_short_side,
+    to_image,
+    to_tensor,
+    translate_tensor,
+)
+from .weights import DIRECTIONS, OFFICIAL_MODELS
+
+KEEP_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # others are written as PNG
+SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
+
+
+class InputError(ValueError):
+    """Bad --input / --output; the message says what to pass instead."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "examples:\n"
+        "  gan-style translate --weights runs/monet/last.pt            # its testB photos -> results/monet_BtoA/\n"
+        "  gan-style translate --weights official:style_monet --input photos/ --output paintings/ --recursive\n"
+        "  gan-style translate --weights exports/monet_BtoA.safetensors --input 'trip/*.jpg' --size 512\n"
+        f"\nofficial models: {', '.join(OFFICIAL_MODELS)}\n"
+        "(downloaded once into $GAN_STYLE_CACHE or ~/.cache/gan_style; see docs/translate.md)"
+    )
+    a = parser.add_argument
+    a(
+        "--weights",
+        "-w",
+        required=True,
+        metavar="WEIGHTS",
+        help="training checkpoint (runs/NAME/last.pt or the run folder runs/NAME), exported .safetensors, "
+        "reference generator .pth (e.g. latest_net_G_A.pth), or official:NAME (e.g. official:style_monet)",
+    )
+    a(
+        "--input",
+        "-i",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders or quoted globs ('photos/*.jpg'); default for a training checkpoint: "
+        "the test folder of the source domain (<data.root>/testB for BtoA)",
+    )
+    a(
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="output folder (mirrors the input folders), or an image file name for a single input file "
+        "(default: results/<run>_<direction>/ or results/<weights name>/)",
+    )
+    a(
+        "--direction",
+        "-d",
+        choices=DIRECTIONS,
+        help="which generator of a training checkpoint: AtoB (G_A) or BtoA (G_B); default BtoA for *2photo "
+        "datasets (photo -> painting), else AtoB. Files holding one generator need no direction",
+    )
+    a("--recursive", "-r", action="store_true", help="also translate images in subfolders of input folders")
+    a(
+        "--size",
+        type=int,
+        metavar="N",
+        help="resize so the shorter side is N pixels before translating (the output has that size); "
+        "default: keep the input size",
+    )
+    a(
+        "--tile",
+        default="auto",
+        type=_tile_arg,
+        metavar="N|auto|0",
+        help="translate images in tiles of N pixels (bounded memory, same result as untiled); "
+        "auto (default): only images over 4 megapixels, in 1024 px tiles; 0: never",
+    )
+    a(
+        "--batch-size",
+        "-b",
+        type=int,
+        default=4,
+        metavar="N",
+        help="images per forward pass when they share a size (default 4)",
+    )
+    a(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="auto (default): bf16 on CUDA GPUs that support it, fp32 on the CPU",
+    )
+    a("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    a(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        metavar="N",
+        help="image decoding processes (default: up to 4)",
+    )
+    a(
+        "--ext",
+        choices=sorted(e.lstrip(".") for e in KEEP_EXTENSIONS),
+        help="output format (default: the input's, PNG for GIF/PPM/...)",
+    )
+    a("--overwrite", action="store_true", help="replace existing output files (default: skip them)")
+
+
+def _tile_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of pixels, auto or 0") from None
+    if value != 0 and value < 32:
+        raise argparse.ArgumentTypeError(f"{value}: tiles must be at least 32 pixels (or 0 for no tiling)")
+    return value
+
+
+# ---------------------------------------------------------------- planning: inputs -> outputs
+
+
+@dataclass
+class Job:
+    src: Path
+    dest: Path
+
+
+def _glob_base(pattern: str) -> Path:
+    # The folder part before the first wildcard: outputs mirror the structure below it.
+    parts = Path(pattern).parts
+    base = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        base.append(part)
+    return Path(*base) if base else Path(".")
+
+
+def find_inputs(inputs: list[str], recursive: bool, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """(image path, output path relative to the output folder) for each input image.
+
+    Images found in folders or by globs under ``exclude`` (the output folder) are left out.
+    """
+    several = len(inputs) > 1
+    found: list[tuple[Path, Path]] = []
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_file():
+            found.append((path, Path(path.name)))
+            continue
+        if path.is_dir():
+            prefix = Path(path.resolve().name) if several else Path()
+            listed = [(p, prefix / p.relative_to(path)) for p in list_images(path, recursive)]
+        elif glob.has_magic(text):
+            pattern = os.path.expanduser(text)
+            base = _glob_base(pattern)
+            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+            listed = [(p, p.relative_to(base)) for p in matches if p.is_file() and is_image_file(p)]
+        else:
+            raise InputError(f"{text}: no such file or folder")
+        found += [(p, rel) for p, rel in listed if exclude is None or not p.resolve().is_relative_to(exclude)]
+    return found
+
+
+def plan(found: list[tuple[Path, Path]], output: Path, single_file: bool, ext: str | None) -> list[Job]:
+    jobs = []
+    for src, rel in found:
+        if single_file:
+            dest = output
+        else:
+            suffix = f".{ext}" if ext else (rel.suffix.lower() if rel.suffix.lower() in KEEP_EXTENSIONS else ".png")
+            dest = output / rel.with_suffix(suffix)
+        jobs.append(Job(src, dest))
+    return jobs
+
+
+def default_input(gen: Generator) -> list[str]:
+    info = gen.info
+    if info.data_root is None or info.direction is None:
+        raise InputError(f"{info.origin}: pass --input (files, folders or globs) to translate")
+    folder = Path(info.data_root) / ("testA" if info.direction == "AtoB" else "testB")
+    if not folder.is_dir():
+        raise InputError(
+            f"no --input given and {folder} (the test images of the run's {info.source} domain) does not exist: "
+            "pass --input (INPUT=... with make)"
+        )
+    return [str(folder)]
+
+
+def default_output(gen: Generator, weights: str) -> Path:
+    info = gen.info
+    if info.run_name:
+        return Path("results") / f"{info.run_name}_{info.direction}"
+    name = weights.removeprefix("official:") if weights.startswith("official:") else Path(weights).stem
+    return Path("results") / name
+
+
+# ---------------------------------------------------------------- reading and writing
+
+
+class ImageFiles(Dataset):
+    """Decodes one image per item in a worker: (index, (3, H, W) tensor in [-1, 1] or None, error or None)."""
+
+    def __init__(self, paths: list[Path], size: int | None) -> None:
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            return i, to_tensor(resize_short_side(read_rgb(self.paths[i]), self.size)), None
+        except ImageReadError as e:
+            return i, None, str(e)
+        except (OSError, ValueError, MemoryError) as e:
+            return i, None, f"{self.paths[i]}: cannot read image ({e.__class__.__name__}: {e})"
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def save_image(img: Image.Image, dest: Path) -> None:
+    """Write ``img`` to ``dest`` atomically, in the format its extension names."""
+    fmt = Image.registered_extensions()[dest.suffix.lower()]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"  # not mkstemp: that makes it private (0600)
+    try:
+        with open(tmp, "xb") as f:
+            img.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    return [items[i : i + n] for i in range(0, len(items), n)]
+
+
+def translate_jobs(gen: Generator, jobs: list[Job], args: argparse.Namespace) -> tuple[int, list[str]]:
+    """Translate ``jobs``; returns (number written, failure messages)."""
+    data = ImageFiles([j.src for j in jobs], args.size)
+    # Worker processes pay off only when there is more than one batch to decode.
+    workers = max(0, min(args.workers, (len(jobs) - 1) // max(1, args.batch_size)))
+    loader = DataLoader(
+        data,
+        batch_size=max(1, args.batch_size),
+        num_workers=workers,
+        collate_fn=_as_list,
+        pin_memory=gen.device.type == "cuda",
+        persistent_workers=False,
+    )
+    failures: list[str] = []
+    pending: list[tuple[Future, Job]] = []
+    written = 0
+
+    def finish(fut: Future, job: Job) -> None:
+        nonlocal written
+        try:
+            fut.result()
+            written += 1
+        except (OSError, ValueError, KeyError) as e:
+            failures.append(f"{job.dest}: cannot write ({e.__class__.__name__}: {e})")
+
+    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(jobs), unit="img", desc="translate") as bar:
+        for batch in loader:
+            groups = defaultdict(list)  # same-size images go through the generator together
+            for i, tensor, error in batch:
+                if error is not None:
+                    failures.append(error)
+                    bar.update(1)
+                else:
+                    groups[tuple(tensor.shape)].append((i, tensor))
+            for shape, items in groups.items():
+                per_pass = max(1, min(args.batch_size, AUTO_TILE_AREA // (shape[1] * shape[2])))
+                for chunk in _chunks(items, per_pass):
+                    try:
+                        out = translate_tensor(gen, torch.stack([t for _, t in chunk]), tile=args.tile)
+                    except torch.OutOfMemoryError:
+                        names = ", ".join(str(jobs[i].src) for i, _ in chunk)
+                        failures.append(f"{names}: out of memory: use --tile 512, --batch-size 1 or --size")
+                        bar.update(len(chunk))
+                        continue
+                    for (i, _), y in zip(chunk, out):
+                        pending.append((pool.submit(save_image, to_image(y), jobs[i].dest), jobs[i]))
+                    bar.update(len(chunk))
+                while len(pending) > 8:  # bound the images waiting to be written
+                    finish(*pending.pop(0))
+        for fut, job in pending:
+            finish(fut, job)
+    return written, failures
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        gen = load_generator(args.weights, args.direction, args.device, args.precision)
+        inputs = args.input or default_input(gen)
+        output = Path(args.output) if args.output else default_output(gen, args.weights)
+        found = find_inputs(inputs, args.recursive, exclude=output.resolve())
+        single_file = len(found) == 1 and Path(inputs[0]).is_file() and output.suffix.lower() in IMAGE_EXTENSIONS
+        if output.suffix.lower() in IMAGE_EXTENSIONS and not single_file:
+            raise InputError(f"--output {output}: an image file name needs exactly one input file; pass a folder")
+        if args.size is not None and args.size < 1:
+            raise InputError(f"--size {args.size}: use a positive number of pixels")
+    except (CheckpointError, DownloadError, InputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not found:
+        print(
+            f"error: no images found in {' '.join(inputs)} (extensions: {' '.join(sorted(IMAGE_EXTENSIONS))})",
+            file=sys.stderr,
+        )
+        return 2
+    jobs, skipped, failures = [], 0, []
+    seen: dict[Path, Path] = {}
+    for job in plan(found, output, single_file, args.ext):
+        key = job.dest.resolve()
+        if key == job.src.resolve():
+            failures.append(f"{job.src}: the output would replace the input; choose another --output")
+        elif key in seen:
+            failures.append(f"{job.src}: same output {job.dest} as {seen[key]}; pass --ext or separate folders")
+        elif job.dest.exists() and not args.overwrite:
+            skipped += 1
+        else:
+            seen[key] = job.src
+            jobs.append(job)
+    print(
+        f"generator: {gen.info.label}, {gen.info.arch['n_blocks']} blocks, ngf {gen.info.arch['ngf']}, "
+        f"{gen.device} {gen.precision}",
+        file=sys.stderr,
+    )
+    start = time.perf_counter()
+    written, errors = translate_jobs(gen, jobs, args) if jobs else (0, [])
+    failures += errors
+    elapsed = time.perf_counter() - start
+    rate = f" in {elapsed:.1f} s ({written / elapsed:.2f} img/s)" if written else ""
+    print(f"translated {written} image(s) to {output}{rate}", file=sys.stderr)
+    if skipped:
+        print(f"skipped {skipped} existing output(s): pass --overwrite to replace them", file=sys.stderr)
+    if failures:
+        print(f"failed {len(failures)}:", file=sys.stderr)
+        for message in failures:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0

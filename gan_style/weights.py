@@ -1,0 +1,337 @@
+"""Find and read generator weights: our checkpoints, our exports, the reference's files.
+
+``read_generator(spec, direction)`` accepts
+
+- our training checkpoint (``runs/monet/last.pt``, or the run folder ``runs/monet``): both
+  generators are inside, ``direction`` picks G_A (AtoB) or G_B (BtoA);
+- our exported generator (``*.safetensors`` written by ``gan-style export``): weights plus
+  architecture, preprocessing and domain names as metadata;
+- a reference CycleGAN generator state_dict (``latest_net_G_A.pth``, the published
+  ``style_monet.pth``...), including old ones with stale InstanceNorm statistics;
+- ``official:NAME``: a published reference model, downloaded once into a cache folder.
+
+It returns a clean state_dict and a ``GeneratorInfo``; the architecture is always read from
+the tensors, never guessed. Everything is loaded with ``torch.load(weights_only=True)`` or
+safetensors, so no file can run code. Imports nothing from the training code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, load_safe
+from .download import download
+from .models import ResnetGenerator, generator_arch
+
+DIRECTIONS = ("AtoB", "BtoA")
+# The reference normalises images to [-1, 1] with mean 0.5 and std 0.5 per channel.
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
+MULTIPLE = 4  # two stride-2 convolutions: H and W must be multiples of 4
+
+OFFICIAL_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+# The reference's published CycleGAN generators (scripts/download_cyclegan_model.sh).
+OFFICIAL_MODELS = (
+    "apple2orange",
+    "orange2apple",
+    "summer2winter_yosemite",
+    "winter2summer_yosemite",
+    "horse2zebra",
+    "zebra2horse",
+    "monet2photo",
+    "style_monet",
+    "style_cezanne",
+    "style_ukiyoe",
+    "style_vangogh",
+    "sat2map",
+    "map2sat",
+    "cityscapes_photo2label",
+    "cityscapes_label2photo",
+    "facades_photo2label",
+    "facades_label2photo",
+    "iphone2dslr_flower",
+)
+EXPORT_FORMAT = "gan_style.generator"
+EXPORT_FORMAT_VERSION = 1
+
+
+class WeightsError(CheckpointError):
+    """Weights that cannot be used as a generator; the message names the file and the mismatch."""
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a generator does and how to feed it (stored as metadata in our exports)."""
+
+    arch: dict  # in_channels, out_channels, ngf, n_blocks
+    origin: str  # where the weights came from, for messages: "runs/monet/last.pt (G_B)"
+    direction: str | None = None  # AtoB / BtoA when known
+    source: str = "input"  # domain names, e.g. "photo" -> "monet"
+    target: str = "output"
+    mean: tuple = MEAN
+    std: tuple = STD
+    multiple: int = MULTIPLE
+    run_name: str | None = None  # training checkpoints only: for default output folders
+    data_root: str | None = None  # training checkpoints only: for the default input folder
+
+    @property
+    def label(self) -> str:
+        way = f"{self.direction}: " if self.direction else ""
+        return f"{self.origin} [{way}{self.source} -> {self.target}]"
+
+    def to_metadata(self) -> dict[str, str]:
+        # safetensors metadata is str -> str; JSON keeps the types.
+        fields = {k: v for k, v in asdict(self).items() if v is not None}
+        meta = {k: json.dumps(v) for k, v in fields.items()}
+        meta["format"] = EXPORT_FORMAT
+        meta["format_version"] = str(EXPORT_FORMAT_VERSION)
+        return meta
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], origin: str) -> GeneratorInfo:
+        known = {f for f in cls.__dataclass_fields__ if f != "origin"}
+        values = {k: json.loads(v) for k, v in meta.items() if k in known}
+        for key in ("mean", "std"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(origin=origin, **values)
+
+
+# ---------------------------------------------------------------- domain names and directions
+
+
+def domain_names(dataset: str | None) -> tuple[str, str]:
+    """('monet', 'photo') for 'monet2photo'; ('A', 'B') when the name says nothing."""
+    if dataset and "2" in dataset:
+        a, b = dataset.split("2", 1)
+        if a and b:
+            return a, b
+    return "A", "B"
+
+
+def default_direction(dataset: str | None) -> str:
+    """Style datasets (monet2photo, ...) are used to turn photos into paintings: BtoA. Else AtoB."""
+    return "BtoA" if domain_names(dataset)[1] == "photo" else "AtoB"
+
+
+def official_domains(name: str) -> tuple[str, str]:
+    """Source and target domains of a published model: style_monet = photo -> monet."""
+    if name.startswith("style_"):
+        return "photo", name.removeprefix("style_")
+    return domain_names(name)
+
+
+# ---------------------------------------------------------------- official downloads
+
+
+def cache_dir() -> Path:
+    """``$GAN_STYLE_CACHE`` or ``~/.cache/gan_style``."""
+    return Path(os.environ.get("GAN_STYLE_CACHE") or Path.home() / ".cache" / "gan_style")
+
+
+def official_weights(name: str) -> Path:
+    """Path of the published model ``name`` in the cache, downloading it the first time.
+
+    The server is ``$GAN_STYLE_WEIGHTS_URL`` if set (a mirror, or a local server in tests).
+    """
+    if name not in OFFICIAL_MODELS:
+        raise WeightsError(f"official:{name}: unknown model; published models are: {', '.join(OFFICIAL_MODELS)}")
+    path = cache_dir() / "pretrained" / f"{name}.pth"
+    if not path.is_file():
+        base = (os.environ.get("GAN_STYLE_WEIGHTS_URL") or OFFICIAL_URL).rstrip("/")
+        download(f"{base}/{name}.pth", path, desc=f"official:{name}")
+    return path
+
+
+# ---------------------------------------------------------------- reading files
+
+
+def _is_safetensors(path: Path) -> bool:
+    # A safetensors file starts with the little-endian u64 length of its JSON header, then '{'.
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < (1 << 30)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise WeightsError(f"{path}: not a readable safetensors file, truncated or corrupt? ({first})") from None
+    return tensors, meta
+
+
+def _is_tensor_dict(obj: object) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Make a generator state_dict from any known writer load into ``ResnetGenerator`` strictly.
+
+    - ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) prefixes are removed;
+    - InstanceNorm ``running_mean/running_var/num_batches_tracked`` of old reference checkpoints
+      are dropped (the norm has no running statistics, as the reference does when loading);
+    - residual blocks saved with dropout (``conv_block.6``) are renumbered to ``conv_block.5``:
+      dropout holds no weights and is off at inference.
+    """
+    out = {}
+    for key, value in state.items():
+        key = re.sub(r"^(module\.|_orig_mod\.)+", "", key)
+        if key.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked"):
+            continue
+        out[key] = value
+    if any(".conv_block.6." in k for k in out):
+        out = {re.sub(r"\.conv_block\.6\.", ".conv_block.5.", k): v for k, v in out.items()}
+    return out
+
+
+def check_state_dict(state: dict[str, torch.Tensor], origin: str) -> dict:
+    """Read the architecture from ``state`` and check every tensor against it; return the arch.
+
+    Raises ``WeightsError`` saying what does not match (missing, unexpected or mis-shaped keys).
+    """
+    try:
+        arch = generator_arch(state)
+    except (ValueError, KeyError, IndexError) as e:
+        raise WeightsError(f"{origin}: not a CycleGAN ResNet generator ({e})") from None
+    expected = ResnetGenerator(**arch).state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} is {tuple(state[k].shape)}, expected {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_few(unexpected)}")
+    if shapes:
+        problems.append(f"size mismatch: {_few(shapes)}")
+    if problems:
+        desc = ", ".join(f"{k}={v}" for k, v in arch.items())
+        raise WeightsError(f"{origin}: does not match a ResnetGenerator({desc}): {'; '.join(problems)}")
+    return arch
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def resolve_path(spec: str | Path) -> Path:
+    """``official:NAME`` -> cached download; a run folder -> its last.pt; else the path itself."""
+    text = str(spec)
+    if text.startswith("official:"):
+        return official_weights(text.removeprefix("official:"))
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if (path / "last.pt").is_file():
+            return path / "last.pt"
+        raise WeightsError(f"{path}: a folder without last.pt; pass a checkpoint or exported file")
+    if not path.is_file():
+        raise WeightsError(
+            f"{path}: weights file not found; pass a training checkpoint (runs/NAME/last.pt, from make train), "
+            "an export (*.safetensors), a reference .pth, or official:NAME (e.g. official:style_monet)"
+        )
+    return path
+
+
+def read_generator(spec: str | Path, direction: str | None = None) -> tuple[dict[str, torch.Tensor], GeneratorInfo]:
+    """Load generator weights from ``spec`` (see the module doc) as fp32 CPU tensors, checked.
+
+    ``direction`` (AtoB / BtoA) picks the generator of a training checkpoint; default: BtoA for
+    ``*2photo`` datasets (photo -> painting), else AtoB. For a file holding one generator it must
+    agree with the file's own direction when that is recorded.
+    """
+    if direction is not None and direction not in DIRECTIONS:
+        raise WeightsError(f"direction {direction!r}: use AtoB or BtoA")
+    path = resolve_path(spec)
+    name = str(spec) if str(spec).startswith("official:") else str(path)
+    if _is_safetensors(path):
+        state, meta = _read_safetensors(path)
+        info = _info_from_export(meta, name)
+    else:
+        try:
+            obj = load_safe(path)
+        except CheckpointError as e:
+            if name.startswith("official:"):  # a damaged cache entry: say how to refresh it
+                raise WeightsError(f"{e}; delete {path} to download it again") from None
+            raise
+        state, info = _unpack_torch(obj, name, direction)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in clean_state_dict(state).items()}
+    arch = check_state_dict(state, name)
+    if (arch["in_channels"], arch["out_channels"]) != (3, 3):
+        raise WeightsError(
+            f"{name}: a generator with {arch['in_channels']} input and {arch['out_channels']} output channels; "
+            "only RGB generators (3 and 3) are supported"
+        )
+    if info.arch and info.arch != arch:
+        raise WeightsError(f"{name}: metadata says architecture {info.arch} but the weights are {arch}")
+    if direction is not None and info.direction is not None and direction != info.direction:
+        raise WeightsError(
+            f"{name}: holds only the {info.direction} generator ({info.source} -> {info.target}), "
+            f"not {direction}: export the other direction from the training checkpoint"
+        )
+    return state, GeneratorInfo(**{**asdict(info), "arch": arch})
+
+
+def _info_from_export(meta: dict[str, str], name: str) -> GeneratorInfo:
+    if meta.get("format") != EXPORT_FORMAT:
+        return GeneratorInfo(arch={}, origin=name)  # a bare state_dict saved as safetensors
+    try:
+        return GeneratorInfo.from_metadata(meta, name)
+    except (ValueError, TypeError) as e:
+        raise WeightsError(f"{name}: unreadable gan_style metadata ({e})") from None
+
+
+def _unpack_torch(obj: object, name: str, direction: str | None) -> tuple[dict, GeneratorInfo]:
+    if isinstance(obj, dict) and isinstance(obj.get("models"), dict):  # our training checkpoint
+        return _from_training_checkpoint(obj, name, direction)
+    if isinstance(obj, dict) and _is_tensor_dict(obj.get("state_dict")):  # {"state_dict": ...} wrappers
+        obj = obj["state_dict"]
+    if _is_tensor_dict(obj):
+        if name.startswith("official:"):
+            source, target = official_domains(name.removeprefix("official:"))
+            return obj, GeneratorInfo(arch={}, origin=name, source=source, target=target)
+        return obj, GeneratorInfo(arch={}, origin=name)
+    raise WeightsError(
+        f"{name}: neither a gan_style checkpoint nor a generator state_dict "
+        f"(found {type(obj).__name__}{' with keys ' + _few(list(map(str, obj))) if isinstance(obj, dict) else ''})"
+    )
+
+
+def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None) -> tuple[dict, GeneratorInfo]:
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    dataset = data.get("dataset") or (Path(data["root"]).name if data.get("root") else None)
+    direction = direction or default_direction(dataset)
+    key = "G_A" if direction == "AtoB" else "G_B"
+    state = ckpt["models"].get(key)
+    if not _is_tensor_dict(state):
+        raise WeightsError(f"{name}: training checkpoint without generator {key} (has {_few(list(ckpt['models']))})")
+    a, b = domain_names(dataset)
+    source, target = (a, b) if direction == "AtoB" else (b, a)
+    info = GeneratorInfo(
+        arch={},
+        origin=f"{name} ({key})",
+        direction=direction,
+        source=source,
+        target=target,
+        run_name=config.get("name"),
+        data_root=data.get("root"),
+    )
+    return state, info
