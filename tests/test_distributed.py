@@ -1,0 +1,402 @@
+"""DDP on the CPU (gloo, 2 processes): same weights on all ranks, gradients averaged like one big
+batch, checkpoints that move between 1 and 2 processes, rank 0 alone writes, a hung rank stops
+the others within the process-group timeout, and torchrun's restart after a crash resumes.
+
+This file is also the worker script: ``python tests/test_distributed.py DUMP_DIR KEY=VALUE...``
+(run by torchrun, or by hand with RANK/WORLD_SIZE set) trains through ``gan-style train`` and then
+dumps, per rank, the final weights, the state after its first step and the files it wrote.
+"""
+
+from __future__ import annotations
+
+import copy
+import faulthandler
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[1]
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+FAULT_ENV = "GAN_STYLE_TEST_FAULT"  # "<hang|exit>:<step>": what rank 1 does at that step
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _record_writes(root: str, writes: list[str]) -> None:
+    """Audit hook: every file created, opened for writing, renamed or removed under ``root``."""
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = args
+            writing = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & write_flags)
+        elif event in ("os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.symlink"):
+            path, writing = args[0], True
+        else:
+            return
+        if writing and isinstance(path, (str, os.PathLike)) and os.path.abspath(path).startswith(root):
+            writes.append(f"{event} {os.fspath(path)}")
+
+    sys.addaudithook(hook)
+
+
+def worker(dump_dir: Path, overrides: list[str]) -> int:
+    import gan_style.train
+    from gan_style.cli import main
+
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid> prints where a stuck worker is
+    rank = int(os.environ.get("RANK", "0"))
+    models, first = [], {}
+    fault = os.environ.get(FAULT_ENV)
+
+    class Recorded(gan_style.train.CycleGAN):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            models.append(self)
+            self.steps = 0
+
+        def step(self, *args, **kwargs):
+            self.steps += 1
+            first_try = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"  # torchrun counts restarts
+            if fault and rank == 1 and self.steps == int(fault.split(":")[1]) and first_try:
+                if fault.startswith("hang"):  # a frozen process: no error, no exit, no more messages
+                    os.kill(os.getpid(), signal.SIGSTOP)
+                os._exit(17)  # a crash: the process vanishes
+            out = super().step(*args, **kwargs)
+            if self.steps == 1:  # the state after one step, Adam's moments included
+                optimizers = {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()}
+                first.update(copy.deepcopy({"models": self.state_dict()["models"], "optimizers": optimizers}))
+            return out
+
+    gan_style.train.CycleGAN = Recorded
+    writes: list[str] = []
+    _record_writes(str(dump_dir.parent), writes)
+    try:
+        code = main(["train", *overrides])
+    finally:
+        recorded = list(writes)  # freeze: the dump below is the test's own write
+        state = {name: net.state_dict() for name, net in models[0].nets.items()} if models else {}
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        name = f"rank{rank}.pt" if restart == 0 else f"rank{rank}_restart{restart}.pt"
+        torch.save({"models": state, "writes": recorded, "first": first}, dump_dir / name)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(worker(Path(sys.argv[1]), sys.argv[2:]))
+
+
+# --------------------------------------------------------------------------- test side
+
+from gan_style.checkpoint import load_safe  # noqa: E402
+from gan_style.config import load_config  # noqa: E402
+from gan_style.distributed import (  # noqa: E402
+    TIMEOUT_ENV,
+    DistEnv,
+    RankFailure,
+    init_distributed,
+    is_peer_failure,
+    timeout_from_env,
+)
+from gan_style.toydata import make_toy_dataset  # noqa: E402
+from gan_style.train import train  # noqa: E402
+
+def overrides(root: Path, out: Path, name: str, **extra) -> list[str]:
+    """A tiny deterministic run: no random crop, no flip, no pool, a log (and stop check) every step;
+    3 steps an epoch at a global batch of 2; lr high enough that each step moves the weights."""
+    values = {
+        "name": name, "out_dir": out, "data.root": root, "data.dataset": "null", "data.load_size": 32,
+        "data.crop_size": 32, "data.flip": "false", "data.num_workers": 0, "model.ngf": 8, "model.ndf": 8,
+        "model.n_blocks": 2, "train.n_epochs": 1, "train.n_epochs_decay": 2, "train.precision": "fp32",
+        "train.device": "cpu", "train.pool_size": 0, "train.batch_size": 1, "train.lr": 0.001,
+        "checkpoint.save_every": 0,
+        "logging.log_every": 1, "logging.image_every": 0, "logging.n_samples": 1, "logging.wandb": "disabled",
+    }  # fmt: skip
+    values.update({k.replace("__", "."): v for k, v in extra.items()})
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def single(root: Path, out: Path, name: str, **extra) -> Path:
+    """One process, in this interpreter: the plain path, no torchrun, no process group."""
+    path = train(load_config(None, overrides(root, out, name, **extra)))
+    assert not torch.distributed.is_initialized()
+    return path
+
+
+def torchrun(dump: Path, args: list[str], launch: tuple[str, ...] = (), env: dict | None = None,
+             timeout: float = 240) -> subprocess.CompletedProcess:
+    dump.mkdir(parents=True, exist_ok=True)
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", *launch, str(HERE), str(dump), *args]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)} | (env or {})
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    ckpt = load_safe(path)
+    return {f"{net}.{k}": v for net, sd in ckpt["models"].items() for k, v in sd.items()}
+
+
+def dumped(dump: Path, rank: int, restart: int = 0) -> dict:
+    name = f"rank{rank}.pt" if restart == 0 else f"rank{rank}_restart{restart}.pt"
+    return torch.load(dump / name, weights_only=True)
+
+
+def flat(models: dict) -> dict[str, torch.Tensor]:
+    return {f"{net}.{k}": v for net, sd in models.items() for k, v in sd.items()}
+
+
+def tiny_nets() -> dict[str, torch.nn.Module]:
+    from gan_style.models import PatchDiscriminator, ResnetGenerator
+
+    gen, disc = (lambda: ResnetGenerator(3, 3, 8, 2)), (lambda: PatchDiscriminator(3, 8, 3))
+    return {"G_A": gen(), "G_B": gen(), "D_A": disc(), "D_B": disc()}
+
+
+def noise_biases() -> set[str]:
+    """Biases of convolutions followed by InstanceNorm. The norm subtracts them again: their exact
+    gradient is 0 and what they get is rounding noise, whose sign Adam turns into full-size
+    steps (lr) that differ with the summation order. They change no output, so they are left
+    out of the weight comparison and covered by the output comparison."""
+    names = set()
+    for net_name, net in tiny_nets().items():
+        for seq_name, seq in net.named_modules():
+            if isinstance(seq, torch.nn.Sequential):
+                kids = list(seq.named_children())
+                for (name, conv), (_, norm) in zip(kids, kids[1:]):
+                    if isinstance(norm, torch.nn.InstanceNorm2d) and getattr(conv, "bias", None) is not None:
+                        names.add(f"{net_name}.{seq_name}.{name}.bias")
+    return names
+
+
+def assert_same_training(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """Same weights (within float tolerance) and the same networks, output for output."""
+    assert a.keys() == b.keys()
+    noise = noise_biases()
+    assert noise and noise < a.keys()
+    for k, x in a.items():
+        if k not in noise:  # one Adam step moves a weight by about lr = 1e-3: a tenth of that at most
+            assert (x - b[k]).abs().max().item() < 1e-4 and (x - b[k]).norm() <= 1e-4 * b[k].norm(), k
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for name, net in tiny_nets().items():
+        outputs = []
+        for w in (a, b):
+            net.load_state_dict({k.split(".", 1)[1]: v for k, v in w.items() if k.startswith(name + ".")})
+            outputs.append(net(x))
+        assert (outputs[0] - outputs[1]).abs().max().item() < 1e-4, name
+
+
+def g_param_names() -> list[str]:
+    """Names in the order of opt_G's parameters (G_A's, then G_B's)."""
+    nets = tiny_nets()
+    return [f"{g}.{k}" for g in ("G_A", "G_B") for k, _ in nets[g].named_parameters()]
+
+
+def d_param_names() -> list[str]:
+    nets = tiny_nets()
+    return [f"{d}.{k}" for d in ("D_A", "D_B") for k, _ in nets[d].named_parameters()]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """In-process runs use one thread, like each torchrun worker: 2 spinning threads per process
+    on a busy 2-core machine are many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """6 A images; B: 6 copies of one image, so B's per-rank random choice does not matter."""
+    root = make_toy_dataset(tmp_path_factory.mktemp("ddp") / "data", n_train=6, n_test=1, size=32)
+    for path in sorted((root / "trainB").iterdir())[1:]:
+        shutil.copyfile(root / "trainB" / "0000.png", path)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ddp_run(data) -> tuple[Path, Path]:
+    """2 ranks x batch 1 under torchrun, 4 steps: epoch_0001.pt after step 3, last.pt after step 4
+    (mid-epoch). Returns (run dir, dump dir)."""
+    out = data.parent / "runs"
+    proc = torchrun(data.parent / "dump_ddp", overrides(data, out, "ddp", train__max_steps=4, checkpoint__save_every=1))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out / "ddp", data.parent / "dump_ddp"
+
+
+def moved(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return max((a[k] - v).abs().max().item() for k, v in b.items())
+
+
+def test_ranks_hold_identical_weights(ddp_run):
+    run_dir, dump = ddp_run
+    w0, w1 = flat(dumped(dump, 0)["models"]), flat(dumped(dump, 1)["models"])
+    assert w0.keys() == w1.keys() and len(w0) > 0
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    # The checkpoint holds the same weights, saved from the plain modules (no DDP "module." prefix).
+    saved = weights(run_dir / "last.pt")
+    assert saved.keys() == w0.keys() and all(torch.equal(saved[k], w0[k]) for k in w0)
+
+
+def test_two_ranks_batch_1_equal_one_process_batch_2(ddp_run, data):
+    """One step from the same initial weights: the same update and the same Adam moments, so the
+    gradients are averaged over the ranks as over a batch (not summed, not left per rank)."""
+    run_dir, dump = ddp_run
+    solo = load_safe(single(data, data.parent / "runs", "solo1", train__batch_size=2, train__max_steps=1))
+    ddp = dumped(dump, 0)["first"]
+    assert_same_training(flat(ddp["models"]), flat(solo["models"]))
+    noise = noise_biases()
+    for opt, names in (("G", g_param_names()), ("D", d_param_names())):
+        for i, state in solo["optimizers"][opt]["state"].items():
+            if names[i] in noise:
+                continue
+            for moment in ("exp_avg", "exp_avg_sq"):  # (1 - beta1) g and (1 - beta2) g^2
+                a, b = state[moment], ddp["optimizers"][opt]["state"][i][moment]
+                assert (a - b).norm() <= 1e-3 * a.norm(), (names[i], moment)
+    info = json.loads((run_dir / "run_info.json").read_text())
+    assert (info["world_size"], info["global_batch"], info["config"]["train"]["batch_size"]) == (2, 2, 1)
+
+
+def test_only_rank_0_writes_files(ddp_run):
+    run_dir, dump = ddp_run
+    rank0, rank1 = dumped(dump, 0)["writes"], dumped(dump, 1)["writes"]
+    assert rank1 == []
+    assert any("last.pt" in w for w in rank0) and any("metrics.jsonl" in w for w in rank0)  # the hook sees writes
+    names = ["config.yaml", "epoch_0001.pt", "last.pt", "metrics.jsonl", "run_info.json", "samples"]
+    assert sorted(p.name for p in run_dir.iterdir()) == names
+
+
+def test_ddp_checkpoint_resumes_in_one_process(ddp_run, data):
+    run_dir, _ = ddp_run
+    # From the DDP state after step 3, one more step in one process = the DDP run's step 4.
+    resumed = single(data, data.parent / "runs", "ddp_then_solo", resume=run_dir / "epoch_0001.pt",
+                     train__batch_size=2, train__max_steps=4)
+    assert_same_training(weights(resumed), weights(run_dir / "last.pt"))
+    assert moved(weights(resumed), weights(run_dir / "epoch_0001.pt")) > 5e-4  # not vacuous
+
+
+def test_ddp_checkpoint_resumes_mid_epoch_on_the_right_images(ddp_run, data, monkeypatch):
+    """last.pt was saved after 1 of the 3 steps of epoch 2 (2 of its 6 images used). One process
+    with batch 1 (a global batch of 1, not 2) goes on with the images that ranks 0 and 1 would
+    have taken next, in the order of the shuffled epoch."""
+    import gan_style.train
+    from gan_style.data import UnpairedDataset, UnpairedSampler, build_transform
+
+    run_dir, _ = ddp_run
+    batches = []
+
+    class Recorder(gan_style.train.CycleGAN):
+        def step(self, real_A, real_B, **kwargs):
+            batches.append(real_A.clone())
+            return super().step(real_A, real_B, **kwargs)
+
+    monkeypatch.setattr(gan_style.train, "CycleGAN", Recorder)
+    resumed = single(data, data.parent / "runs", "ddp_mid", resume=run_dir / "last.pt",
+                     train__batch_size=1, train__max_steps=6)
+    ckpt = load_safe(resumed)
+    assert (ckpt["epoch"], ckpt["epoch_step"], ckpt["step"], ckpt["world_size"]) == (1, 4, 6, 1)
+    dataset = UnpairedDataset(data, build_transform("resize_and_crop", 32, 32, flip=False))
+    per_rank = []
+    for rank in (0, 1):
+        sampler = UnpairedSampler(6, 6, seed=0, rank=rank, world_size=2)
+        sampler.set_epoch(1)
+        per_rank.append([dataset[key]["A"] for key in sampler])  # this rank's 3 images of epoch 2
+    assert len(batches) == 2
+    assert torch.equal(batches[0][0], per_rank[0][1]) and torch.equal(batches[1][0], per_rank[1][1])  # 2nd step
+    assert not torch.equal(per_rank[0][1], per_rank[1][0])  # not vacuous: rank 1's 1st image differs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_hung_rank_stops_the_others_within_the_timeout(data):
+    """Rank 1 freezes (no exit, no error: as a stuck GPU or file system would). Without a torchrun
+    agent to kill the survivors (as on another node), rank 0 must exit by itself with a one-line
+    error once the process-group timeout (4 s here) has passed."""
+    out, dump = data.parent / "runs_hang", data.parent / "dump_hang"
+    dump.mkdir()
+    env = os.environ | {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2",
+                        "OMP_NUM_THREADS": "1", TIMEOUT_ENV: "4", FAULT_ENV: "hang:2"}
+    cmd = [sys.executable, str(HERE), str(dump), *overrides(data, out, "f", train__max_steps=50)]
+    procs = [subprocess.Popen(cmd, env=env | {"RANK": str(r), "LOCAL_RANK": str(r)}, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    try:
+        _, err = procs[0].communicate(timeout=180)  # mostly start-up time; without the timeout: forever
+        assert procs[0].returncode == 4, err[-3000:]
+        assert f"rank 0: lost contact with the other processes (one died, hung or was killed; {TIMEOUT_ENV}=4)" in err
+        assert "Traceback" not in err
+        assert procs[1].poll() is None  # the hung one is still there
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+
+
+def test_one_process_checkpoint_resumes_under_ddp_and_torchrun_restarts_after_a_crash(data):
+    """A one-process run stopped after step 2 (mid-epoch) is continued by 2 ranks under
+    ``torchrun --max-restarts=1`` with resume=auto: their step 3 must equal one more one-process
+    step. Rank 1 then dies at its 2nd step (step 4), after last.pt was saved at the end of epoch 1:
+    torchrun stops rank 0, starts both again, and resume=auto goes on from step 3 to the end."""
+    out = data.parent / "runs"
+    start = single(data, out, "elastic", train__batch_size=2, train__max_steps=2)
+    before = weights(start)
+    expected = single(data, out, "solo3", train__batch_size=2, train__max_steps=3)
+    dump = data.parent / "dump_elastic"
+    proc = torchrun(dump, overrides(data, out, "elastic", resume="auto", train__max_steps=5),
+                    launch=("--max-restarts=1",), env={FAULT_ENV: "exit:2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "exitcode: 17" in proc.stderr  # the crash did happen
+    # First attempt: every rank loaded the one-process checkpoint (or rank 0's step would differ).
+    after_resume = flat(dumped(dump, 0)["first"]["models"])
+    assert_same_training(after_resume, weights(expected))
+    assert moved(after_resume, before) > 5e-4  # not vacuous
+    # Second attempt: from last.pt of step 3, so each step was trained (and logged) once.
+    steps = [json.loads(line)["step"] for line in (out / "elastic" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+    ckpt = load_safe(start)  # same path: last.pt was overwritten by the DDP runs
+    assert (ckpt["epoch"], ckpt["epoch_step"], ckpt["step"], ckpt["world_size"]) == (1, 2, 5, 2)
+    w0, w1 = flat(dumped(dump, 0, restart=1)["models"]), flat(dumped(dump, 1, restart=1)["models"])
+    assert all(torch.equal(v, w1[k]) for k, v in w0.items())
+
+
+def test_single_process_needs_no_process_group(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert init_distributed("cpu") == DistEnv()
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun --nproc_per_node=1: still no process group
+    assert init_distributed("cpu") == DistEnv() and not torch.distributed.is_initialized()
+
+
+def test_bad_settings_are_one_line_errors(monkeypatch):
+    monkeypatch.setenv(TIMEOUT_ENV, "soon")
+    with pytest.raises(ValueError, match=f"{TIMEOUT_ENV}='soon' is not a positive number"):
+        timeout_from_env()
+    monkeypatch.setenv(TIMEOUT_ENV, "90")
+    assert timeout_from_env() == 90.0
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="train.device=cuda:1 cannot be used with 2 processes"):
+        init_distributed("cuda:1")
+
+
+def test_peer_failures_are_recognised():
+    assert is_peer_failure(RuntimeError("[gloo/transport/tcp/pair.cc:545] Read error: Connection reset by peer"))
+    assert is_peer_failure(torch.distributed.DistBackendError("NCCL watchdog timeout"))
+    assert not is_peer_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert issubclass(RankFailure, ValueError)  # printed by the CLI as a one-line error
