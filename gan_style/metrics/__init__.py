@@ -1,0 +1,16 @@
+"""Translation-quality metrics: FID, KID and MiFID on Inception features, plus network-free
+cycle (L1 / PSNR / SSIM) and colour-distribution metrics.
+
+One job per module, imported on demand (``import gan_style.metrics`` stays cheap):
+
+- ``stats``     FID / KID / MiFID from feature matrices, in float64 (numpy only)
+- ``inception`` the standard FID Inception network: locate, verify the checksum, load, resize
+- ``features``  Inception features of image folders, with an on-disk cache keyed by content
+- ``cycle``     L1 / PSNR / SSIM between image batches (cycle reconstruction)
+- ``colour``    colour histograms and distances between them
+- ``generate``  run a generator over a folder (used by ``gan-style eval --weights``)
+- ``training``  the cheap per-epoch evaluation used by ``eval.every`` in training
+- ``registry``  the metric registries (plain dicts: name -> function)
+
+See docs/metrics.md for definitions, conventions and reference numbers.
+"""
