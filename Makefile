@@ -15,14 +15,19 @@ NNODES      ?= 1
 NODE_RANK   ?= 0
 MASTER_ADDR ?= 127.0.0.1
 MASTER_PORT ?= 29500
+MAX_RESTARTS ?= 0
 PYTEST_ARGS ?=
 
-TRAIN_ARGS = -c $(CONFIG) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(ARGS)
-ifeq ($(GPUS)$(NNODES),11)
+# torchrun restarts all workers after a failure (MAX_RESTARTS > 0): they must continue from last.pt.
+TRAIN_ARGS = -c $(CONFIG) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(if $(filter-out 0,$(MAX_RESTARTS)),resume=auto) $(ARGS)
+ifeq ($(GPUS)$(NNODES)$(MAX_RESTARTS),110)
   TRAIN_CMD = $(BIN)/gan-style train
+else ifeq ($(NNODES),1)
+  # One machine: --standalone picks a free port, so two jobs on one host do not collide.
+  TRAIN_CMD = $(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) --max_restarts=$(MAX_RESTARTS) -m gan_style train
 else
   TRAIN_CMD = $(BIN)/torchrun --nproc_per_node=$(GPUS) --nnodes=$(NNODES) --node_rank=$(NODE_RANK) \
-              --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT) -m gan_style train
+              --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT) --max_restarts=$(MAX_RESTARTS) -m gan_style train
 endif
 
 .PHONY: help setup train test demo fetch translate export eval bench clean
@@ -37,7 +42,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install gan_style with all extras
 
-train: setup  ## train DOMAIN (configs/$(DOMAIN).yaml); DATA_ROOT=..., ARGS="key=value ...", GPUS=N
+train: setup  ## train DOMAIN (configs/$(DOMAIN).yaml); DATA_ROOT=..., ARGS="key=value ...", GPUS=N NNODES= NODE_RANK= MASTER_ADDR= MAX_RESTARTS=
 	$(TRAIN_CMD) $(TRAIN_ARGS)
 
 test: setup  ## run the whole test suite (CPU)
@@ -58,8 +63,31 @@ INPUT     ?=
 OUTPUT    ?=
 DIRECTION ?=
 FORMAT    ?= safetensors
+WEIGHTS    = $(if $(CKPT),$(CKPT),runs/$(DOMAIN)/last.pt)
+
+translate: setup  ## translate DOMAIN's run (or CKPT=) on its test photos -> results/; INPUT=file|dir OUTPUT=dir DIRECTION=BtoA
+	$(BIN)/gan-style translate --weights $(WEIGHTS) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) \
+	  $(if $(DIRECTION),--direction $(DIRECTION)) $(ARGS)
+
+export: setup  ## export DOMAIN's (or CKPT=) generator -> exports/; DIRECTION=BtoA FORMAT="safetensors onnx torchscript"
+	$(BIN)/gan-style export --weights $(WEIGHTS) --format $(FORMAT) $(if $(DIRECTION),--direction $(DIRECTION)) \
+	  $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
 # ---- eval / bench ----
+# make eval DOMAIN=monet                 translate the test set with runs/$(DOMAIN)/last.pt (or CKPT=...)
+# make eval FAKE=dir REAL=dir            compare two image folders
+# make eval HALVES=dir                   two halves of one folder: the "same distribution" values
+REAL   ?=
+FAKE   ?=
+HALVES ?=
+EVAL_WHAT = $(if $(HALVES),--halves $(HALVES),$(if $(FAKE),--fake $(FAKE),--weights $(or $(CKPT),runs/$(DOMAIN)/last.pt)))
+
+eval: setup  ## FID/KID/MiFID + colour/cycle metrics: DOMAIN=monet, CKPT=..., FAKE=dir REAL=dir, HALVES=dir; ARGS=...
+	$(BIN)/gan-style eval $(EVAL_WHAT) $(if $(REAL),--real $(REAL)) $(if $(INPUT),--input $(INPUT)) \
+	  $(if $(DIRECTION),--direction $(DIRECTION)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(ARGS)
+
+bench: setup  ## speed of training, data and translation: table + bench_results/*.json; ARGS="--preset gpu ..."
+	$(BIN)/gan-style bench $(ARGS)
 
 clean:  ## remove the virtual environment (runs/ and datasets/ are kept)
 	rm -rf $(VENV)

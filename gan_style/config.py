@@ -116,7 +116,7 @@ class LoggingConfig(_Section):
     wandb_entity: Optional[str] = None
     """W&B user or team; null = your default entity (WANDB_ENTITY wins when set)."""
     log_artifacts: bool = False
-    """Upload the final checkpoint to W&B as a model artifact (large: off by default)."""
+    """Upload the final checkpoint and the exported generators to W&B as model artifacts (large: off by default)."""
 
 
 class EvalConfig(_Section):
@@ -124,6 +124,8 @@ class EvalConfig(_Section):
     """Evaluate every N epochs during training (0 = never)."""
     n_images: int = Field(100, gt=0)
     """Images per domain used by the evaluation during training (a fixed subset)."""
+    fid: bool = False
+    """Also compute FID/KID with the Inception network (needs gan_style[metrics]; slow on a CPU)."""
 
 
 class Config(_Section):

@@ -22,7 +22,8 @@ from .checkpoint import FORMAT_VERSION, CheckpointError, load_safe, save_atomic
 from .config import Config, config_from_dict, save_config
 from .cyclegan import LOSS_NAMES, STAT_NAMES, CycleGAN
 from .data import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
-from .distributed import DistEnv, any_rank, barrier, cleanup, init_distributed
+from .distributed import DistEnv, any_rank, cleanup, from_main, init_distributed, is_peer_failure, mean_over_ranks
+from .distributed import peer_failure_message
 from .download import fetch_cyclegan_dataset
 from .monitor import Monitor, NullMonitor
 
@@ -72,7 +73,7 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if torch.cuda.is_available() and state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])  # saved on a bigger machine
     random.setstate((3, tuple(state["python"]), None))
     np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
 
@@ -107,6 +108,10 @@ def train(cfg: Config) -> Path:
     env: DistEnv = init_distributed(cfg.train.device)
     try:
         return _train(cfg, env)
+    except RuntimeError as e:
+        if env.enabled and is_peer_failure(e):  # another rank died or hung: one line, not a traceback
+            raise TrainingStopped(peer_failure_message(e, env), 4) from None
+        raise
     finally:
         cleanup(env)
 
@@ -115,7 +120,9 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     t = cfg.train
     precision = resolve_precision(t.precision, env.device)
     run_dir = Path(cfg.out_dir) / cfg.name
-    resume_path = resolve_resume(cfg, run_dir)
+    # Rank 0 decides (other nodes may not see run_dir) and tells the others, as a string.
+    resume = from_main(env, lambda: str(resolve_resume(cfg, run_dir) or ""))
+    resume_path = Path(resume) if resume else None
     random.seed(t.seed + env.rank)
     np.random.seed(t.seed + env.rank)
     if env.device.type == "cuda":
@@ -124,9 +131,8 @@ def _train(cfg: Config, env: DistEnv) -> Path:
 
     # ---- data: fetched by rank 0 if missing, then a sampler that shards A over ranks ----
     root = Path(cfg.data.root)
-    if cfg.data.dataset and env.is_main:
-        fetch_cyclegan_dataset(cfg.data.dataset, root, cfg.data.url)
-    barrier(env)
+    if cfg.data.dataset:  # rank 0 fetches (maybe for minutes); a failure there stops every rank
+        from_main(env, lambda: fetch_cyclegan_dataset(cfg.data.dataset, root, cfg.data.url) and None, long=True)
     transform = build_transform(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size, cfg.data.flip)
     dataset = UnpairedDataset(root, transform, cfg.data.max_dataset_size)
     sampler = UnpairedSampler(len(dataset.paths["A"]), len(dataset.paths["B"]), t.seed, env.rank, env.world_size)
@@ -155,9 +161,9 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     epoch, epoch_step, step = 0, 0, 0
     monitor_state: dict = {}
 
-    # ---- resume: every rank loads the same file; exact continuation ----
+    # ---- resume: rank 0 reads the file and sends it to every rank; exact continuation ----
     if resume_path is not None:
-        ckpt = load_safe(resume_path, map_location="cpu")
+        ckpt = from_main(env, lambda: load_safe(resume_path, map_location="cpu"))  # read by rank 0, sent to all
         if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
             raise CheckpointError(f"{resume_path}: not a gan_style training checkpoint (format {FORMAT_VERSION})")
         try:
@@ -169,6 +175,9 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 f"but was trained with {saved.model_dump()}: set the same model.* keys ({str(e).splitlines()[0]})"
             ) from None
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
+        # The position in the epoch, in samples, carries over to another number of processes or batch size.
+        saved_batch = ckpt["config"]["train"]["batch_size"] * ckpt.get("world_size", 1)
+        epoch_step = epoch_step * saved_batch // (t.batch_size * env.world_size)
         set_rng_state(ckpt["rng"])
         monitor_state = ckpt.get("monitor", {})
         if epoch_step >= steps_per_epoch:  # saved at the very end of an epoch on another world size
@@ -179,8 +188,14 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
-        monitor = Monitor(run_dir)
+        monitor = Monitor(run_dir, cfg.logging, name=cfg.name, state=monitor_state, step=step)  # same W&B run on resume
         monitor.start(run_info(cfg, model, dataset, env, precision, steps_per_epoch))
+    # ---- per-epoch evaluation (eval.every): rank 0, on a fixed subset, see metrics/training.py ----
+    evaluator = None
+    if env.is_main and cfg.eval.every:
+        from .metrics.training import EpochEvaluator
+
+        evaluator = EpochEvaluator(root, cfg.eval.n_images, cfg.data.crop_size, env.device, cfg.eval.fid)
 
     def save(path: Path) -> None:
         if not env.is_main:
@@ -194,7 +209,7 @@ def _train(cfg: Config, env: DistEnv) -> Path:
             "rng": rng_state(),
             "config": cfg.to_dict(),
             "world_size": env.world_size,
-            "monitor": {"run_id": monitor.run_id} if monitor.run_id else monitor_state,
+            "monitor": monitor_state | monitor.state(),
         }
         save_atomic(state, path)
 
@@ -231,7 +246,7 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 step_time += time.perf_counter() - tick
                 tick = time.perf_counter()
                 if log_now:
-                    scalars = check_and_average(window, step)  # the one host sync every log_every steps
+                    scalars = check_and_average(window, step, env)  # the one host sync every log_every steps
                     scalars |= {k: float(v) for k, v in stats.items() if k != "vector"}
                     scalars |= {"lr/G": model.opt_G.param_groups[0]["lr"], "lr/D": model.opt_D.param_groups[0]["lr"],
                                 "epoch": epoch + epoch_step / steps_per_epoch,
@@ -252,7 +267,7 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 if (log_now or not env.enabled) and any_rank(stop.signum is not None, env):
                     break
             bar.close()
-            check_and_average(window, step)  # never save non-finite weights
+            check_and_average(window, step, env)  # never save non-finite weights
             window = []
             if epoch_step >= steps_per_epoch:  # ---- end of epoch: decay LR, save, samples ----
                 epoch, epoch_step = epoch + 1, 0
@@ -263,6 +278,8 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 if cfg.checkpoint.save_every and epoch % cfg.checkpoint.save_every == 0:
                     save(run_dir / f"epoch_{epoch:04d}.pt")
                 log_samples(f"epoch_{epoch:04d}")
+                if evaluator is not None and epoch % cfg.eval.every == 0:
+                    evaluator.log(model.G_A, model.G_B, model.autocast, monitor, step)
             if any_rank(stop.signum is not None, env):
                 if saved_step != step:
                     save(run_dir / "last.pt")
@@ -274,9 +291,10 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 if saved_step != step:
                     save(run_dir / "last.pt")
                 break
+        monitor.log_artifacts({"checkpoint": run_dir / "last.pt"})  # only if logging.log_artifacts
     finally:
         stop.restore()
-        monitor.finish()
+        monitor.finish()  # marks the W&B run failed when an exception is on its way out
     elapsed = time.perf_counter() - start_time
     n_img = (step - start_step) * img_per_step
     if env.is_main:
@@ -287,20 +305,25 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     return run_dir / "last.pt"
 
 
-def check_and_average(window: list[torch.Tensor], step: int) -> dict[str, float]:
-    """Mean of each statistic over the window; stop with a message naming the loss and step
-    at the first non-finite value (before anything is saved)."""
+def check_and_average(window: list[torch.Tensor], step: int, env: DistEnv = DistEnv()) -> dict[str, float]:
+    """Mean of each statistic over the window (and the ranks); stop with a message naming the
+    loss and step at the first non-finite value (before anything is saved), on every rank."""
     if not window:
         return {}
     values = torch.stack(window).cpu()  # (steps, len(STAT_NAMES))
     bad = ~torch.isfinite(values)
+    # Under DDP one all-reduce gives the mean over ranks and whether any rank saw a non-finite value.
+    summary = mean_over_ranks(torch.cat([values.mean(0), bad.any().float().view(1)]), env)
+    if summary[-1] > 0 and not bad.any():
+        raise TrainingStopped(f"a loss became non-finite on another rank by step {step}: training stopped and the "
+                              "last good checkpoint was left intact; try train.precision=fp32 or a lower train.lr", 3)
     if bad.any():
         row, col = (int(i) for i in bad.nonzero()[0])
         bad_step = step - len(window) + row + 1
         raise TrainingStopped(
             f"{STAT_NAMES[col]} became {values[row, col].item()} at step {bad_step}: training stopped and the last "
             "good checkpoint was left intact; try train.precision=fp32 or a lower train.lr", 3)
-    return dict(zip(STAT_NAMES, values.mean(0).tolist()))
+    return dict(zip(STAT_NAMES, summary[:-1].tolist()))
 
 
 def report_skipped(skipped: list[str], monitor_state: dict) -> None:

@@ -43,6 +43,9 @@ def test_smoke_run_writes_full_checkpoint(toy_root, tmp_path):
     assert (ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]) == (2, 0, 16)
     assert ckpt["config"]["model"]["ngf"] == 8
     assert ckpt["pools"]["A"]["images"].shape == (16, 3, 32, 32)  # pool filled with the 16 fakes seen
+    mask = os.umask(0)
+    os.umask(mask)
+    assert last.stat().st_mode & 0o777 == 0o666 & ~mask  # permissions like any new file, not mkstemp's 0600
     assert (run_dir / "config.yaml").is_file()
     assert load_config(run_dir / "config.yaml").model.n_blocks == 2  # saved config reloads
     assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == [
