@@ -42,6 +42,7 @@ class CycleGAN:
     def __init__(self, cfg: Config, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
         m, t = cfg.model, cfg.train
         self.cfg, self.device, self.precision = cfg, device, precision
+        self.rank = rank
         # ---- networks (plain modules; these are what checkpoints store) ----
         torch.manual_seed(t.seed)  # same initial weights on every rank
         self.G_A = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks), m.init_gain)
@@ -59,8 +60,10 @@ class CycleGAN:
         lr = t.lr * {"none": 1.0, "linear": t.batch_size * world_size, "sqrt": (t.batch_size * world_size) ** 0.5}[
             t.lr_scaling
         ]
-        fused = device.type == "cuda"  # fused Adam: one kernel for all parameters
-        adam = dict(lr=lr, betas=(t.beta1, t.beta2), fused=fused, foreach=None if fused else True)
+        # Fused Adam: one pass over each tensor. On the CPU it is also 3-5x faster than foreach and the
+        # for-loop (docs/benchmarks.md). Other devices (meta, for FLOP counting) take PyTorch's default.
+        fused = device.type in ("cuda", "cpu")
+        adam = dict(lr=lr, betas=(t.beta1, t.beta2), fused=fused or None)
         self.opt_G = torch.optim.Adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()), **adam)
         self.opt_D = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), **adam)
         rule = lambda epoch: lr_factor(epoch, t.n_epochs, t.n_epochs_decay)  # noqa: E731
@@ -81,7 +84,8 @@ class CycleGAN:
     @staticmethod
     def _wrap(net: nn.Module, world_size: int, device: torch.device, compile: bool) -> nn.Module:
         if world_size > 1:
-            net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+            # Averages gradients over ranks in backward; the networks have no buffers to synchronise.
+            net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
         return torch.compile(net) if compile else net
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor, measure_grads: bool = False) -> dict[str, torch.Tensor]:
@@ -95,20 +99,25 @@ class CycleGAN:
 
         # ---- generators: G_A and G_B, discriminators frozen ----
         set_requires_grad([self.D_A, self.D_B], False)
+        n = real_A.shape[0]
         with self.autocast():
-            fake_B = G_A(real_A)  # G(A)
+            # Independent passes through the same network run as one batch of 2N images: fewer,
+            # larger kernels (measured in docs/benchmarks.md). InstanceNorm and the PatchGAN work
+            # per image, so this equals separate passes up to float rounding.
+            if t.lambda_identity > 0:  # G_A should be the identity on B, G_B on A
+                fake_B, idt_A = G_A(torch.cat([real_A, real_B])).split(n)  # G(A), G(B): (N, 3, H, W) each
+                fake_A, idt_B = G_B(torch.cat([real_B, real_A])).split(n)  # F(B), F(A)
+                loss_idt_A = F.l1_loss(idt_A.float(), real_B) * t.lambda_B * t.lambda_identity
+                loss_idt_B = F.l1_loss(idt_B.float(), real_A) * t.lambda_A * t.lambda_identity
+            else:
+                fake_B, fake_A = G_A(real_A), G_B(real_B)
+                loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
             rec_A = G_B(fake_B)  # F(G(A)) ~ A
-            fake_A = G_B(real_B)  # F(B)
             rec_B = G_A(fake_A)  # G(F(B)) ~ B
             loss_G_A = gan_loss(self.judge["D_A"](fake_B), True, t.gan_mode)
             loss_G_B = gan_loss(self.judge["D_B"](fake_A), True, t.gan_mode)
             loss_cycle_A = F.l1_loss(rec_A.float(), real_A) * t.lambda_A
             loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * t.lambda_B
-            if t.lambda_identity > 0:  # G_A should be the identity on B, G_B on A
-                loss_idt_A = F.l1_loss(G_A(real_B).float(), real_B) * t.lambda_B * t.lambda_identity
-                loss_idt_B = F.l1_loss(G_B(real_A).float(), real_A) * t.lambda_A * t.lambda_identity
-            else:
-                loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
             loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_G).backward()
@@ -118,11 +127,12 @@ class CycleGAN:
 
         # ---- discriminators: D_A on real B vs pooled G_A(A), D_B on real A vs pooled G_B(B) ----
         set_requires_grad([self.D_A, self.D_B], True)
-        fake_B_pool = self.pool_A.query(fake_B.detach())
-        fake_A_pool = self.pool_B.query(fake_A.detach())
+        # The pool returns NCHW tensors: back to the networks' memory format before joining real images.
+        fake_B_pool = self.pool_A.query(fake_B.detach()).contiguous(memory_format=self.memory_format)
+        fake_A_pool = self.pool_B.query(fake_A.detach()).contiguous(memory_format=self.memory_format)
         with self.autocast():
-            pred_A_real, pred_A_fake = D_A(real_B), D_A(fake_B_pool)
-            pred_B_real, pred_B_fake = D_B(real_A), D_B(fake_A_pool)
+            pred_A_real, pred_A_fake = D_A(torch.cat([real_B, fake_B_pool])).split(n)  # (N, 1, h, w) each
+            pred_B_real, pred_B_fake = D_B(torch.cat([real_A, fake_A_pool])).split(n)
             loss_D_A = 0.5 * (gan_loss(pred_A_real, True, t.gan_mode) + gan_loss(pred_A_fake, False, t.gan_mode))
             loss_D_B = 0.5 * (gan_loss(pred_B_real, True, t.gan_mode) + gan_loss(pred_B_fake, False, t.gan_mode))
         self.opt_D.zero_grad(set_to_none=True)
@@ -172,3 +182,6 @@ class CycleGAN:
             self.scaler.load_state_dict(state["scaler"])
         self.pool_A.load_state_dict(state["pools"]["A"], self.device)
         self.pool_B.load_state_dict(state["pools"]["B"], self.device)
+        if self.rank:  # checkpoints hold rank 0's pools: the other ranks go on with their own random streams
+            for pool in (self.pool_A, self.pool_B):
+                pool.generator.manual_seed(int(torch.randint(2**62, (1,), generator=pool.generator)) + self.rank)
