@@ -256,8 +256,10 @@ class Monitor(NullMonitor):
         sync_dir = getattr(getattr(run, "settings", None), "sync_dir", None)
         if not sync_dir:
             return "<the offline-run-* folders in wandb/>"
-        parts = list(Path(sync_dir).parent.glob(f"offline-run-*-{self.run_id}"))
-        return short(Path(sync_dir).parent) + f"/offline-run-*-{self.run_id}" if len(parts) > 1 else short(sync_dir)
+        # W&B appends -1, -2 ... when a resumed part starts within the same second as the last one.
+        pattern = f"offline-run-*-{self.run_id}*"
+        parts = list(Path(sync_dir).parent.glob(pattern))
+        return short(Path(sync_dir).parent) + f"/{pattern}" if len(parts) > 1 else short(sync_dir)
 
 
 # ---- helpers ----
