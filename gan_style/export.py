@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import usual_permissions
 from .inference import load_generator
 from .weights import GeneratorInfo
 
@@ -91,17 +92,11 @@ def export_generator(
             raise ExportError(
                 f"{path}: the {fmt} model differs from PyTorch by {diff:.3g} (> {tolerance}); not written"
             )
-        os.chmod(tmp, 0o666 & ~_umask())  # some writers (safetensors) create private files
+        usual_permissions(tmp)  # some writers (safetensors) create private files
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return ExportResult(path, diff, tolerance, checked_with)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _check_input() -> torch.Tensor:

@@ -29,6 +29,8 @@ from PIL import Image
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
+from .atomic import write_atomic
+
 if TYPE_CHECKING:
     from .config import LoggingConfig
 
@@ -315,23 +317,11 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def save_png_atomic(image: np.ndarray, path: Path) -> None:
-    _write_atomic(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
+    write_atomic(path, lambda f: Image.fromarray(image).save(f, format="PNG"), binary=True)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    _write_atomic(path, lambda f: f.write(text.encode()))
-
-
-def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    # Not mkstemp: its files are private (0600); these get the usual permissions (umask).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: f.write(text))
 
 
 def drop_rows_after(path: Path, step: int) -> None:

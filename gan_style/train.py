@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import __version__
 from .checkpoint import FORMAT_VERSION, CheckpointError, load_safe, save_atomic
 from .config import Config, config_from_dict, save_config
-from .cyclegan import LOSS_NAMES, STAT_NAMES, CycleGAN
+from .cyclegan import STAT_NAMES, CycleGAN
 from .data import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
 from .distributed import DistEnv, any_rank, cleanup, from_main, init_distributed, is_peer_failure, mean_over_ranks
 from .distributed import peer_failure_message

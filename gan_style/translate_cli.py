@@ -16,7 +16,6 @@ import glob
 import os
 import sys
 import time
-import uuid
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from .atomic import write_atomic
 from .checkpoint import CheckpointError
 from .download import DownloadError
 from .images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
@@ -256,14 +256,7 @@ def save_image(img: Image.Image, dest: Path) -> None:
     """Write ``img`` to ``dest`` atomically, in the format its extension names."""
     fmt = Image.registered_extensions()[dest.suffix.lower()]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"  # not mkstemp: that makes it private (0600)
-    try:
-        with open(tmp, "xb") as f:
-            img.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(dest, lambda f: img.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {})), binary=True)
 
 
 # ---------------------------------------------------------------- the loop

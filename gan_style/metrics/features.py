@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ..images import ImageReadError, list_images, read_rgb
-from .atomic import write_atomic
+from ..atomic import write_atomic
 from .colour import ColourHistogram
 from .stats import MetricError
 
