@@ -55,7 +55,8 @@ class CycleGAN:
         # ---- the modules the step calls: DDP-wrapped and/or compiled views of the same parameters ----
         self.run = {name: self._wrap(net, world_size, device, t.compile) for name, net in self.nets.items()}
         # In the generator pass the discriminators only judge (no gradients for them): no DDP needed.
-        self.judge = {name: torch.compile(net) if t.compile else net for name, net in (("D_A", self.D_A), ("D_B", self.D_B))}
+        self.judge = {name: torch.compile(net, dynamic=False) if t.compile else net
+                      for name, net in (("D_A", self.D_A), ("D_B", self.D_B))}
         # ---- optimisation ----
         lr = t.lr * {"none": 1.0, "linear": t.batch_size * world_size, "sqrt": (t.batch_size * world_size) ** 0.5}[
             t.lr_scaling
@@ -86,7 +87,9 @@ class CycleGAN:
         if world_size > 1:
             # Averages gradients over ranks in backward; the networks have no buffers to synchronise.
             net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-        return torch.compile(net) if compile else net
+        # Static shapes: each network sees at most two input shapes (N and 2N images): one
+        # specialised graph for each rather than one with a symbolic batch size.
+        return torch.compile(net, dynamic=False) if compile else net
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor, measure_grads: bool = False) -> dict[str, torch.Tensor]:
         """One iteration on a batch (N, 3, H, W) of each domain. Returns detached statistics
