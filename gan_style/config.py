@@ -14,6 +14,8 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .atomic import write_atomic
+
 
 class ConfigError(ValueError):
     """A config problem, reported to the user in one line."""
@@ -247,6 +249,4 @@ def config_from_dict(tree: dict[str, Any], source: str = "config") -> Config:
 
 def save_config(cfg: Config, path: Path) -> None:
     """Write the resolved config as YAML, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    tmp.replace(path)
+    write_atomic(path, lambda f: f.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))

@@ -126,17 +126,6 @@ def _long_wait_group() -> Any:
     return dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=LONG_WAIT_S))
 
 
-def barrier(env: DistEnv, long: bool = False) -> None:
-    """Wait for all ranks. ``long``: the wait may take hours (rank 0 downloading a dataset), longer
-    than the process group's timeout: it goes through a gloo group made for it, all ranks at once."""
-    if not env.enabled:
-        return
-    group = _long_wait_group() if long else None
-    dist.barrier(group=group)
-    if group is not None:
-        dist.destroy_process_group(group)
-
-
 def any_rank(flag: bool, env: DistEnv) -> bool:
     """True if ``flag`` is true on any rank (e.g. a stop signal seen by one process)."""
     if not env.enabled:
