@@ -49,12 +49,12 @@ test: setup  ## run the whole test suite (CPU)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: setup  ## offline demo: toy dataset + tiny model, about 3 minutes on a CPU
-	$(BIN)/python -m gan_style.toydata datasets/toy
+	$(BIN)/python -m gan_style.data.toydata datasets/toy
 	$(BIN)/gan-style train -c configs/tiny.yaml resume=auto $(ARGS)
 	@echo "samples: runs/tiny/samples/ (rows: real | translated | reconstructed)"
 
 fetch: setup  ## download the dataset of DOMAIN without training
-	$(BIN)/python -c "from gan_style.config import load_config; from gan_style.download import fetch_cyclegan_dataset as f; \
+	$(BIN)/python -c "from gan_style.config import load_config; from gan_style.data.fetch import fetch_cyclegan_dataset as f; \
 	c = load_config('$(CONFIG)', [$(if $(DATA_ROOT),'data.root=$(DATA_ROOT)')]); f(c.data.dataset, c.data.root, c.data.url)"
 
 # ---- translate / export (issue: translate & export) ----

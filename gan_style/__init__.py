@@ -8,7 +8,7 @@ training code::
 
 __version__ = "0.1.0"
 
-_LAZY = {"load_generator": "inference", "translate_image": "inference"}
+_LAZY = {"load_generator": "inference.translate", "translate_image": "inference.translate"}
 
 
 def __getattr__(name: str):

@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .atomic import write_atomic
+from .io.atomic import write_atomic
 
 
 class ConfigError(ValueError):

@@ -31,13 +31,13 @@ $PY -c "import pydantic, yaml" || { echo "error: pydantic and PyYAML are needed:
 
 # ---- stage 1 (~2 min): eager ladder at 256 px (reference -> our step -> channels_last -> bf16, fp16),
 # batches 4/8/16 with the fastest eager settings, a profile, the data pipeline, translation ----
-timeout 270 $PY -m gan_style.bench --preset gpu --compile off --batch-sizes 4,8,16 --profile \
+timeout 270 $PY -m gan_style.cli.bench --preset gpu --compile off --batch-sizes 4,8,16 --profile \
   --out "$DIR/gpu_eager.json" ${BENCH_ARGS:-} 2>&1 | tee "$DIR/gpu_eager.txt"
 
 # ---- stage 2 (~5 min): the ladder again (no reference, no fp16) with torch.compile added to the
 # fastest eager settings, at batch 1 and 16 ----
 # (each new batch size compiles anew: about a minute or two each)
-timeout 330 $PY -m gan_style.bench --preset gpu --no-reference --precisions bf16 --compile on --batch-sizes 16 \
+timeout 330 $PY -m gan_style.cli.bench --preset gpu --no-reference --precisions bf16 --compile on --batch-sizes 16 \
   --only train --out "$DIR/gpu_compiled.json" ${BENCH_ARGS:-} 2>&1 | tee "$DIR/gpu_compiled.txt"
 
 echo "gpu_bench.sh: done in $(( $(date +%s) - start )) s; results in $DIR/"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_style.toydata import make_toy_dataset
+from gan_style.data.toydata import make_toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_style.data import DataError, UnpairedDataset, UnpairedSampler, build_transform, find_images
-from gan_style.images import ImageReadError, read_rgb
+from gan_style.data.dataset import DataError, UnpairedDataset, UnpairedSampler, build_transform, find_images
+from gan_style.io.images import ImageReadError, read_rgb
 
 
 def gradient(w: int, h: int) -> np.ndarray:

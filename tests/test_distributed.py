@@ -51,8 +51,8 @@ def _record_writes(root: str, writes: list[str]) -> None:
 
 
 def worker(dump_dir: Path, overrides: list[str]) -> int:
-    import gan_style.train
-    from gan_style.checkpoint import save_atomic
+    import gan_style.training.loop
+    from gan_style.io.checkpoint import save_atomic
     from gan_style.cli import main
 
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid> prints where a stuck worker is
@@ -60,7 +60,7 @@ def worker(dump_dir: Path, overrides: list[str]) -> int:
     models, first = [], {}
     fault = os.environ.get(FAULT_ENV)
 
-    class Recorded(gan_style.train.CycleGAN):
+    class Recorded(gan_style.training.loop.CycleGAN):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             models.append(self)
@@ -83,7 +83,7 @@ def worker(dump_dir: Path, overrides: list[str]) -> int:
                     save_atomic(first, dump_dir / f"first_rank{rank}.pt")
             return out
 
-    gan_style.train.CycleGAN = Recorded
+    gan_style.training.loop.CycleGAN = Recorded
     writes: list[str] = []
     _record_writes(str(dump_dir.parent), writes)
     try:
@@ -103,9 +103,9 @@ if __name__ == "__main__":
 
 # --------------------------------------------------------------------------- test side
 
-from gan_style.checkpoint import load_safe  # noqa: E402
+from gan_style.io.checkpoint import load_safe  # noqa: E402
 from gan_style.config import load_config  # noqa: E402
-from gan_style.distributed import (  # noqa: E402
+from gan_style.training.distributed import (  # noqa: E402
     TIMEOUT_ENV,
     DistEnv,
     RankFailure,
@@ -113,8 +113,8 @@ from gan_style.distributed import (  # noqa: E402
     is_peer_failure,
     timeout_from_env,
 )
-from gan_style.toydata import make_toy_dataset  # noqa: E402
-from gan_style.train import train  # noqa: E402
+from gan_style.data.toydata import make_toy_dataset  # noqa: E402
+from gan_style.training.loop import train  # noqa: E402
 
 def overrides(root: Path, out: Path, name: str, **extra) -> list[str]:
     """A tiny deterministic run: no random crop, no flip, no pool, a log (and stop check) every step;
@@ -161,7 +161,7 @@ def flat(models: dict) -> dict[str, torch.Tensor]:
 
 
 def tiny_nets() -> dict[str, torch.nn.Module]:
-    from gan_style.models import PatchDiscriminator, ResnetGenerator
+    from gan_style.nets import PatchDiscriminator, ResnetGenerator
 
     gen, disc = (lambda: ResnetGenerator(3, 3, 8, 2)), (lambda: PatchDiscriminator(3, 8, 3))
     return {"G_A": gen(), "G_B": gen(), "D_A": disc(), "D_B": disc()}
@@ -295,18 +295,18 @@ def test_ddp_checkpoint_resumes_mid_epoch_on_the_right_images(ddp_run, data, mon
     """last.pt was saved after 1 of the 3 steps of epoch 2 (2 of its 6 images used). One process
     with batch 1 (a global batch of 1, not 2) goes on with the images that ranks 0 and 1 would
     have taken next, in the order of the shuffled epoch."""
-    import gan_style.train
-    from gan_style.data import UnpairedDataset, UnpairedSampler, build_transform
+    import gan_style.training.loop
+    from gan_style.data.dataset import UnpairedDataset, UnpairedSampler, build_transform
 
     run_dir, _ = ddp_run
     batches = []
 
-    class Recorder(gan_style.train.CycleGAN):
+    class Recorder(gan_style.training.loop.CycleGAN):
         def step(self, real_A, real_B, **kwargs):
             batches.append(real_A.clone())
             return super().step(real_A, real_B, **kwargs)
 
-    monkeypatch.setattr(gan_style.train, "CycleGAN", Recorder)
+    monkeypatch.setattr(gan_style.training.loop, "CycleGAN", Recorder)
     resumed = single(data, data.parent / "runs", "ddp_mid", resume=run_dir / "last.pt",
                      train__batch_size=1, train__max_steps=6)
     ckpt = load_safe(resumed)

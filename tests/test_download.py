@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gan_style.download import DownloadError, download, fetch_cyclegan_dataset
-from gan_style.toydata import make_toy_dataset
+from gan_style.data.fetch import fetch_cyclegan_dataset
+from gan_style.io.download import DownloadError, download
+from gan_style.data.toydata import make_toy_dataset
 
 
 @pytest.fixture()

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from gan_style import load_generator, translate_image
-from gan_style.checkpoint import CheckpointError, save_atomic
+from gan_style.io.checkpoint import CheckpointError, save_atomic
 from gan_style.cli import main as cli_main
-from gan_style.export import export_generator
-from gan_style.models import PatchDiscriminator, ResnetGenerator, init_weights
-from gan_style.weights import WeightsError
+from gan_style.inference.export import export_generator
+from gan_style.nets import PatchDiscriminator, ResnetGenerator, init_weights
+from gan_style.inference.weights import WeightsError
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -15,12 +15,12 @@ import torch
 from PIL import Image
 
 from gan_style import load_generator, translate_image
-from gan_style.checkpoint import CheckpointError, save_atomic
+from gan_style.io.checkpoint import CheckpointError, save_atomic
 from gan_style.cli import main as cli_main
-from gan_style.download import DownloadError
-from gan_style.inference import Generator, pad_to_multiple, to_tensor, translate_tensor
-from gan_style.models import PatchDiscriminator, ResnetGenerator, init_weights
-from gan_style.weights import GeneratorInfo, WeightsError
+from gan_style.io.download import DownloadError
+from gan_style.inference.translate import Generator, pad_to_multiple, to_tensor, translate_tensor
+from gan_style.nets import PatchDiscriminator, ResnetGenerator, init_weights
+from gan_style.inference.weights import GeneratorInfo, WeightsError
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -354,9 +354,9 @@ def test_cli_single_file_glob_and_bad_input(tmp_path, capsys):
 def test_inference_imports_no_training_code():
     code = (
         "import sys; from gan_style import load_generator, translate_image; "
-        "import gan_style.translate_cli, gan_style.export_cli, gan_style.export; "
-        "bad = [m for m in ('train', 'cyclegan', 'config', 'data', 'losses', 'pool', 'monitor', 'distributed') "
-        "if 'gan_style.' + m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+        "import gan_style.cli.translate, gan_style.cli.export, gan_style.inference.export; "
+        "bad = [m for m in sys.modules if m.split('.')[:2] in (['gan_style', p] for p in "
+        "('training', 'methods', 'data', 'config'))]; print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

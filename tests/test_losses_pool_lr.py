@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gan_style.config import load_config
-from gan_style.cyclegan import CycleGAN, lr_factor
-from gan_style.losses import gan_loss
-from gan_style.pool import ImagePool
+from gan_style.methods.cyclegan import CycleGAN, lr_factor
+from gan_style.methods.losses import gan_loss
+from gan_style.methods.pool import ImagePool
 
 
 def test_lsgan_loss_values():

@@ -17,7 +17,7 @@ from PIL import Image
 from conftest import tiny_overrides
 from gan_style.metrics import colour, cycle, features, inception, stats
 from gan_style.metrics.colour import ColourHistogram
-from gan_style.models import ResnetGenerator
+from gan_style.nets import ResnetGenerator
 
 
 def gaussian(n: int, d: int, seed: int, mean: float = 0.0) -> np.ndarray:
@@ -351,7 +351,7 @@ def test_eval_a_checkpoint_end_to_end(toy_root, tmp_path, run_cli):
 
 def test_eval_in_memory_fakes_equal_saved_translations(toy_root, tmp_path):
     """The evaluated fakes are exactly what `translate` would save (8-bit PNG)."""
-    from gan_style.inference import load_generator, translate_image
+    from gan_style.inference.translate import load_generator, translate_image
     from gan_style.metrics.generate import translate_and_measure
 
     ckpt = make_checkpoint(tmp_path / "last.pt", toy_root)
@@ -406,7 +406,7 @@ def test_eval_refuses_wrong_inception_weights(toy_root, tmp_path, run_cli):
 
 
 def test_epoch_evaluator_closed_forms(toy_root):
-    from gan_style.metrics.training import EpochEvaluator, summary
+    from gan_style.training.evaluation import EpochEvaluator, summary
 
     ev = EpochEvaluator(toy_root, n_images=2, size=32, device=torch.device("cpu"))
     same = ev(torch.nn.Identity(), torch.nn.Identity())  # perfect reconstruction, fakes = inputs
@@ -420,7 +420,7 @@ def test_epoch_evaluator_closed_forms(toy_root):
 
 def test_training_logs_eval_metrics_every_n_epochs(toy_root, tmp_path):
     from gan_style.config import load_config
-    from gan_style.train import train
+    from gan_style.training.loop import train
 
     cfg = load_config(None, tiny_overrides(toy_root, tmp_path, eval__every=2, eval__n_images=2,
                                            data__max_dataset_size=2, train__n_epochs=1, train__n_epochs_decay=1))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gan_style.models import PatchDiscriminator, ResnetGenerator, generator_arch, init_weights
+from gan_style.nets import PatchDiscriminator, ResnetGenerator, generator_arch, init_weights
 
 
 def n_params(net: torch.nn.Module) -> int:

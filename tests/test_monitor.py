@@ -17,10 +17,10 @@ import torch
 from PIL import Image
 
 from conftest import tiny_overrides
-from gan_style.checkpoint import load_safe
+from gan_style.io.checkpoint import load_safe
 from gan_style.config import load_config
-from gan_style.monitor import Monitor, has_wandb_credentials, resolve_wandb_mode
-from gan_style.train import TrainingStopped, train
+from gan_style.training.monitor import Monitor, has_wandb_credentials, resolve_wandb_mode
+from gan_style.training.loop import TrainingStopped, train
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -297,12 +297,12 @@ def test_finish_marks_a_stopped_run_failed(tmp_path, monkeypatch):
 
 
 def test_artifacts_fall_back_to_the_checkpoint_when_export_fails(tmp_path, monkeypatch, capsys):
-    import gan_style.export
+    import gan_style.inference.export
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("no exporter")
 
-    monkeypatch.setattr(gan_style.export, "export_generator", broken_export)
+    monkeypatch.setattr(gan_style.inference.export, "export_generator", broken_export)
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setitem(sys.modules, "wandb", fake := fake_wandb(fail="none"))
     cfg = load_config(None, ["logging.wandb=online", "logging.log_artifacts=true"]).logging

@@ -1,6 +1,6 @@
 """Each speed-up gives the same training as the plain path, within its precision's tolerance.
 
-The plain path is ``gan_style.bench.ReferenceStep``: the reference implementation's iteration
+The plain path is ``gan_style.cli.bench.ReferenceStep``: the reference implementation's iteration
 (six separate generator passes, separate discriminator backwards, default Adam, fp32, NCHW).
 Tiny models on the CPU. Adam's first step moves every weight by about +-lr whatever the size of
 its gradient, so rounding noise in near-zero gradients becomes lr-sized weight changes: the
@@ -16,9 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_style import bench
+from gan_style.cli import bench
 from gan_style.config import load_config
-from gan_style.cyclegan import STAT_NAMES, CycleGAN
+from gan_style.methods.cyclegan import STAT_NAMES, CycleGAN
 
 CPU = torch.device("cpu")
 

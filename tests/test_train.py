@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import gan_style.cyclegan
+import gan_style.methods.cyclegan
 from conftest import REPO, tiny_overrides
-from gan_style.checkpoint import load_safe
+from gan_style.io.checkpoint import load_safe
 from gan_style.config import load_config
-from gan_style.train import TrainingStopped, train
+from gan_style.training.loop import TrainingStopped, train
 
 
 def run(root, out, **extra):
@@ -102,14 +102,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(toy_root, tmp_path, monke
     run(toy_root, tmp_path, train__n_epochs=2, train__max_steps=8)  # one good epoch saved
     last = tmp_path / "t" / "last.pt"
     before = last.read_bytes()
-    real_loss, calls = gan_style.cyclegan.gan_loss, {"n": 0}
+    real_loss, calls = gan_style.methods.cyclegan.gan_loss, {"n": 0}
 
     def poisoned(prediction, target_is_real, mode):
         calls["n"] += 1
         loss = real_loss(prediction, target_is_real, mode)
         return loss * float("nan") if calls["n"] > 6 * 3 else loss  # 6 gan_loss calls per step: NaN from step 4
 
-    monkeypatch.setattr(gan_style.cyclegan, "gan_loss", poisoned)
+    monkeypatch.setattr(gan_style.methods.cyclegan, "gan_loss", poisoned)
     with pytest.raises(TrainingStopped, match=r"loss/G_A became nan at step 12") as e:
         run(toy_root, tmp_path, train__n_epochs=2, resume="auto")
     assert "last good checkpoint" in str(e.value)

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..images import ImageReadError, list_images, read_rgb
-from ..atomic import write_atomic
+from ..io.images import ImageReadError, list_images, read_rgb
+from ..io.atomic import write_atomic
 from .colour import ColourHistogram
 from .stats import MetricError
 

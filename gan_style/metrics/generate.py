@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..images import ImageReadError, read_rgb
-from ..inference import Generator, to_tensor, translate_tensor
+from ..io.images import ImageReadError, read_rgb
+from ..inference.translate import Generator, to_tensor, translate_tensor
 from .colour import ColourHistogram, to_uint8
 from .cycle import to_unit
 from .registry import PAIR_METRICS

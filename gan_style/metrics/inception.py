@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..atomic import write_atomic
+from ..io.atomic import write_atomic
 
 KNOWN_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 KNOWN_SIZE = 87_335_461

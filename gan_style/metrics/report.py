@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from ..atomic import write_atomic
+from ..io.atomic import write_atomic
 
 # (key, row label, format); rows appear in this order when present.
 ROWS = (

@@ -22,7 +22,7 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from .images import ImageReadError, list_images, read_rgb
+from ..io.images import ImageReadError, list_images, read_rgb
 
 LAYOUT_HELP = "expected <root>/trainA and <root>/trainB folders of images (see data/README.md)"
 

@@ -12,18 +12,18 @@ import importlib
 import sys
 
 COMMANDS = {
-    "train": ("gan_style.train_cli", "train a CycleGAN from a config (see configs/)"),
-    "fetch": ("gan_style.fetch_cli", "download an official CycleGAN dataset"),
-    "translate": ("gan_style.translate_cli", "translate images with a trained, exported or pretrained generator"),
-    "export": ("gan_style.export_cli", "export a generator to safetensors, TorchScript or ONNX"),
-    "eval": ("gan_style.eval_cli", "measure FID, KID, MiFID and cycle/colour metrics"),
-    "bench": ("gan_style.bench", "benchmark training and translation speed"),
+    "train": ("gan_style.cli.train", "train a CycleGAN from a config (see configs/)"),
+    "fetch": ("gan_style.cli.fetch", "download an official CycleGAN dataset"),
+    "translate": ("gan_style.cli.translate", "translate images with a trained, exported or pretrained generator"),
+    "export": ("gan_style.cli.export", "export a generator to safetensors, TorchScript or ONNX"),
+    "eval": ("gan_style.cli.eval", "measure FID, KID, MiFID and cycle/colour metrics"),
+    "bench": ("gan_style.cli.bench", "benchmark training and translation speed"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gan-style", description="Unpaired image-to-image translation with CycleGAN.")
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"gan_style {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

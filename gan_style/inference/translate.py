@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .images import read_rgb, to_rgb
-from .models import ResnetGenerator
+from ..io.images import read_rgb, to_rgb
+from ..nets import ResnetGenerator
 from .tiling import translate_tiled
 from .weights import GeneratorInfo, read_generator
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import usual_permissions
-from .inference import load_generator
+from ..io.atomic import usual_permissions
+from .translate import load_generator
 from .weights import GeneratorInfo
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import ResnetBlock
+from ..nets import ResnetBlock
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
 

@@ -29,10 +29,10 @@ from PIL import Image
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
-from .atomic import write_atomic
+from ..io.atomic import write_atomic
 
 if TYPE_CHECKING:
-    from .config import LoggingConfig
+    from ..config import LoggingConfig
 
 STEP_KEY = "step"  # the training step, logged with every row: the x-axis of every chart
 # What the columns of each panel show (train.py's log_samples builds them in this order).
@@ -173,7 +173,7 @@ class Monitor(NullMonitor):
     def _export_generators(self, checkpoint: Path) -> list[Path]:
         """G_A and G_B as verified safetensors files; [] (and one line) if the export fails."""
         try:
-            from .export import export_generator
+            from ..inference.export import export_generator
 
             out = self.run_dir / "export"
             return [export_generator(checkpoint, "safetensors", out / f"{self.name}_{d}.safetensors", direction=d).path

@@ -21,11 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def _instance_norm(channels: int) -> nn.InstanceNorm2d:
-    # The reference uses InstanceNorm without affine parameters and without running stats,
-    # so the norm layers contribute no state_dict entries.
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+from .layers import instance_norm
 
 
 class ResnetBlock(nn.Module):
@@ -37,11 +33,11 @@ class ResnetBlock(nn.Module):
         self.conv_block = nn.Sequential(
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3, bias=True),
-            _instance_norm(channels),
+            instance_norm(channels),
             nn.ReLU(inplace=True),
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3, bias=True),
-            _instance_norm(channels),
+            instance_norm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,13 +62,13 @@ class ResnetGenerator(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, kernel_size=7, bias=True),
-            _instance_norm(ngf),
+            instance_norm(ngf),
             nn.ReLU(inplace=True),
         ]
         for mult in (1, 2):  # downsample: ngf -> 2ngf -> 4ngf, halving H and W each time
             layers += [
                 nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=True),
-                _instance_norm(ngf * mult * 2),
+                instance_norm(ngf * mult * 2),
                 nn.ReLU(inplace=True),
             ]
         layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
@@ -81,7 +77,7 @@ class ResnetGenerator(nn.Module):
                 nn.ConvTranspose2d(
                     ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=True
                 ),
-                _instance_norm(ngf * mult // 2),
+                instance_norm(ngf * mult // 2),
                 nn.ReLU(inplace=True),
             ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, kernel_size=7), nn.Tanh()]
@@ -89,53 +85,6 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
-
-
-class PatchDiscriminator(nn.Module):
-    """The 70x70 PatchGAN discriminator (the reference's ``NLayerDiscriminator``).
-
-    Input (N, in_channels, H, W) -> a map of raw scores (N, 1, H/8 - 2, W/8 - 2);
-    256x256 gives 30x30, each score judging one 70x70 patch. No sigmoid: the GAN loss
-    works on raw outputs (LSGAN) or logits (vanilla, BCE-with-logits).
-    """
-
-    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3) -> None:
-        super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, ndf, kernel_size=4, stride=2, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
-        ]
-        mult = 1
-        for n in range(1, n_layers):  # stride-2 convs, doubling channels up to 8*ndf
-            prev, mult = mult, min(2**n, 8)
-            layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1, bias=True),
-                _instance_norm(ndf * mult),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
-        prev, mult = mult, min(2**n_layers, 8)
-        layers += [
-            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=True),
-            _instance_norm(ndf * mult),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1),
-        ]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-
-def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
-    """The reference's 'normal' init: conv weights ~ N(0, gain), biases 0. Returns ``net``."""
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return net
 
 
 def generator_arch(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:

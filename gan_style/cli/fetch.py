@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .download import CYCLEGAN_DATASETS, DownloadError, fetch_cyclegan_dataset
+from ..io.download import DownloadError
+from ..data.fetch import CYCLEGAN_DATASETS, fetch_cyclegan_dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

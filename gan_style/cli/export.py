@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checkpoint import CheckpointError
-from .download import DownloadError
-from .export import DEFAULT_OPSET, FORMATS, ExportError, export_generator
-from .weights import DIRECTIONS
+from ..io.checkpoint import CheckpointError
+from ..io.download import DownloadError
+from ..inference.export import DEFAULT_OPSET, FORMATS, ExportError, export_generator
+from ..inference.weights import DIRECTIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

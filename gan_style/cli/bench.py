@@ -38,11 +38,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import __version__
-from .atomic import write_atomic
-from .config import Config, ConfigError, config_from_dict, load_config
-from .cyclegan import STAT_NAMES, CycleGAN, set_requires_grad
-from .losses import gan_loss
+from .. import __version__
+from ..io.atomic import write_atomic
+from ..config import Config, ConfigError, config_from_dict, load_config
+from ..methods.cyclegan import STAT_NAMES, CycleGAN, set_requires_grad
+from ..methods.losses import gan_loss
 
 # Option defaults per preset. "auto" picks gpu when CUDA is available.
 PRESETS = {
@@ -328,7 +328,7 @@ def generator_flops(base: Config, size: int) -> int:
     """FLOPs of one generator forward pass on one (3, size, size) image."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .models import ResnetGenerator
+    from ..nets import ResnetGenerator
 
     m = base.model
     net = ResnetGenerator(3, 3, m.ngf, m.n_blocks).to("meta")
@@ -444,7 +444,7 @@ def _run_case(base: Config, case: TrainCase, device: torch.device, args, peaks: 
 def bench_optimizer(base: Config, device: torch.device, args) -> list[dict]:
     """Adam's step alone on the four networks' parameters: the for-loop (PyTorch's default on the
     CPU, the reference's), foreach (ours on the CPU) and fused (ours on CUDA) implementations."""
-    from .models import PatchDiscriminator, ResnetGenerator
+    from ..nets import PatchDiscriminator, ResnetGenerator
 
     m = base.model
     nets = [
@@ -513,7 +513,7 @@ def profile_step(base: Config, case: TrainCase, device: torch.device, steps: int
 def bench_data(base: Config, args) -> dict:
     """Decode + augmentation throughput of the training pipeline, per DataLoader worker count."""
     try:
-        from .data import UnpairedDataset, UnpairedSampler, build_transform
+        from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform
     except ImportError as e:
         return {"skipped": f"the data pipeline needs albumentations ({e}); install gan_style's dependencies"}
     d = base.data
@@ -561,7 +561,7 @@ def _jpeg_toy_dataset(root: Path, n: int, size: int) -> Path:
     """The toy dataset as JPEGs (the official datasets are JPEG), ``size`` px square."""
     from PIL import Image
 
-    from .toydata import make_toy_dataset
+    from ..data.toydata import make_toy_dataset
 
     make_toy_dataset(root, n_train=n, n_test=0, size=size)
     for png in root.glob("train*/*.png"):
@@ -575,7 +575,7 @@ def _bench_decoders(paths: list[Path]) -> dict:
     """Milliseconds per image to decode files to an RGB array with each available decoder."""
     import numpy as np
 
-    from .images import read_rgb
+    from ..io.images import read_rgb
 
     decoders = {"PIL (read_rgb, used now)": lambda p: np.asarray(read_rgb(p))}
     with contextlib.suppress(ImportError):
@@ -608,9 +608,9 @@ def bench_translate(base: Config, device: torch.device, args) -> dict:
     """Translation as ``gan-style translate`` runs it (``gan_style.inference``: CPU image tensor in,
     CPU tensor out): images/s at each size and precision (batch 1, untiled), then a large image
     translated in tiles and whole, with the peak memory of each."""
-    from .inference import Generator, translate_tensor
-    from .models import ResnetGenerator, init_weights
-    from .weights import GeneratorInfo
+    from ..inference.translate import Generator, translate_tensor
+    from ..nets import ResnetGenerator, init_weights
+    from ..inference.weights import GeneratorInfo
 
     m = base.model
     arch = dict(in_channels=3, out_channels=3, ngf=m.ngf, n_blocks=m.n_blocks)

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .metrics.registry import FEATURE_METRICS, GROUPS
+from ..metrics.registry import FEATURE_METRICS, GROUPS
 
 DIRECTIONS = ("AtoB", "BtoA", "both")
 
@@ -78,11 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .checkpoint import CheckpointError
-    from .download import DownloadError
-    from .images import ImageReadError
-    from .metrics.inception import InceptionError
-    from .metrics.stats import MetricError
+    from ..io.checkpoint import CheckpointError
+    from ..io.download import DownloadError
+    from ..io.images import ImageReadError
+    from ..metrics.inception import InceptionError
+    from ..metrics.stats import MetricError
 
     try:
         return _run(args)
@@ -122,12 +122,12 @@ def _run(args: argparse.Namespace) -> int:
         columns = {f"{Path(args.fake).name} vs {Path(args.real).name}": _eval_folders(ctx, Path(args.fake))}
     else:
         columns = {f"{Path(args.halves).name}: half 1 vs half 2": _eval_halves(ctx, Path(args.halves))}
-    from .metrics.report import format_table, write_json
+    from ..metrics.report import format_table, write_json
 
     print(format_table(columns))
     label = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "_", k).strip("_") for k in columns)
     path = Path(args.json) if args.json else Path("results/eval") / f"{label}.json"
-    from . import __version__
+    from .. import __version__
 
     write_json(path, {
         "gan_style_version": __version__, "arguments": {k: v for k, v in vars(args).items() if k != "command"},
@@ -145,8 +145,8 @@ class _Context:
         self.feature_names = [m for m in metrics if m in FEATURE_METRICS]
         self.extractor = None
         if self.feature_names:
-            from .inference import resolve_device
-            from .metrics.inception import cache_dir, load_inception
+            from ..inference.translate import resolve_device
+            from ..metrics.inception import cache_dir, load_inception
 
             self.cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else cache_dir()
             self.device = resolve_device(args.device)
@@ -162,26 +162,26 @@ class _Context:
         return s
 
     def features(self, folder: Path):
-        from .metrics.features import folder_features
+        from ..metrics.features import folder_features
 
         return folder_features(folder, self.extractor, self.cache, self.args.limit, self.args.batch_size,
                                self.args.workers, progress=not self.args.quiet)
 
     def distribution(self, gen, real, train=None) -> dict:
-        from .metrics.registry import feature_metrics
+        from ..metrics.registry import feature_metrics
 
         return feature_metrics(self.feature_names, gen, real, train, kid_subsets=self.args.kid_subsets,
                                kid_subset_size=self.args.kid_subset_size, seed=self.args.seed)
 
 
 def _colours(gen_hist, real_hist) -> dict:
-    from .metrics.registry import COLOUR_METRICS
+    from ..metrics.registry import COLOUR_METRICS
 
     return {name: fn(gen_hist, real_hist) for name, fn in COLOUR_METRICS.items()}
 
 
 def _eval_folders(ctx: _Context, fake: Path) -> dict:
-    from .metrics.features import folder_colours
+    from ..metrics.features import folder_colours
 
     args, out = ctx.args, {}
     real = Path(args.real)
@@ -199,8 +199,8 @@ def _eval_folders(ctx: _Context, fake: Path) -> dict:
 
 
 def _eval_halves(ctx: _Context, folder: Path) -> dict:
-    from .images import list_images
-    from .metrics.features import folder_colours
+    from ..io.images import list_images
+    from ..metrics.features import folder_colours
 
     args, out = ctx.args, {}
     if ctx.extractor is not None:
@@ -223,7 +223,7 @@ def _domain_folder(root: Path, domain: str, prefer_test: bool) -> Path:
 
 
 def _eval_weights(ctx: _Context) -> dict:
-    from .inference import load_generator
+    from ..inference.translate import load_generator
 
     args = ctx.args
     directions = ["AtoB", "BtoA"] if args.direction == "both" else [args.direction]
@@ -238,10 +238,10 @@ def _eval_weights(ctx: _Context) -> dict:
 
 
 def _eval_generator(ctx: _Context, gen) -> dict:
-    from .images import list_images
-    from .inference import load_generator
-    from .metrics.features import folder_colours
-    from .metrics.generate import translate_and_measure
+    from ..io.images import list_images
+    from ..inference.translate import load_generator
+    from ..metrics.features import folder_colours
+    from ..metrics.generate import translate_and_measure
 
     args, info = ctx.args, gen.info
     src, dst = ("A", "B") if info.direction == "AtoB" else ("B", "A")

@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checkpoint import CheckpointError
-from .config import ConfigError, load_config
-from .data import DataError
-from .download import DownloadError
-from .images import ImageReadError
+from ..io.checkpoint import CheckpointError
+from ..config import ConfigError, load_config
+from ..data.dataset import DataError
+from ..io.download import DownloadError
+from ..io.images import ImageReadError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .config import config_keys
+    from ..config import config_keys
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     width = max(len(key) for key, _, _ in config_keys())
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    from .train import TrainingStopped, train
+    from ..training.loop import TrainingStopped, train
 
     try:
         train(cfg)

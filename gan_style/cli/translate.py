@@ -26,11 +26,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .atomic import write_atomic
-from .checkpoint import CheckpointError
-from .download import DownloadError
-from .images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
-from .inference import (
+from ..io.atomic import write_atomic
+from ..io.checkpoint import CheckpointError
+from ..io.download import DownloadError
+from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
+from ..inference.translate import (
     AUTO_TILE_AREA,
     Generator,
     load_generator,
@@ -39,7 +39,7 @@ from .inference import (
     to_tensor,
     translate_tensor,
 )
-from .weights import DIRECTIONS, OFFICIAL_MODELS
+from ..inference.weights import DIRECTIONS, OFFICIAL_MODELS
 
 KEEP_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # others are written as PNG
 SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}

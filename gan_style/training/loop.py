@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__
-from .checkpoint import FORMAT_VERSION, CheckpointError, load_safe, save_atomic
-from .config import Config, config_from_dict, save_config
-from .cyclegan import STAT_NAMES, CycleGAN
-from .data import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
+from .. import __version__
+from ..io.checkpoint import FORMAT_VERSION, CheckpointError, load_safe, save_atomic
+from ..config import Config, config_from_dict, save_config
+from ..methods.cyclegan import STAT_NAMES, CycleGAN
+from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
 from .distributed import DistEnv, any_rank, cleanup, from_main, init_distributed, is_peer_failure, mean_over_ranks
 from .distributed import peer_failure_message
-from .download import fetch_cyclegan_dataset
+from ..data.fetch import fetch_cyclegan_dataset
 from .monitor import Monitor, NullMonitor
 
 
@@ -193,7 +193,7 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     # ---- per-epoch evaluation (eval.every): rank 0, on a fixed subset, see metrics/training.py ----
     evaluator = None
     if env.is_main and cfg.eval.every:
-        from .metrics.training import EpochEvaluator
+        from .evaluation import EpochEvaluator
 
         evaluator = EpochEvaluator(root, cfg.eval.n_images, cfg.data.crop_size, env.device, cfg.eval.fid)
 

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .config import Config
+from ..config import Config
 from .losses import gan_loss
-from .models import PatchDiscriminator, ResnetGenerator, init_weights
+from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
 from .pool import ImagePool
 
 # Order of the per-step statistics vector returned by `CycleGAN.step` (logged as loss/<name>, D/<name>).

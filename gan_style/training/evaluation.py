@@ -23,10 +23,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..data import load_fixed_images
-from .colour import ColourHistogram, to_uint8
-from .cycle import to_unit
-from .registry import COLOUR_METRICS, PAIR_METRICS
+from ..data.dataset import load_fixed_images
+from ..metrics.colour import ColourHistogram, to_uint8
+from ..metrics.cycle import to_unit
+from ..metrics.registry import COLOUR_METRICS, PAIR_METRICS
 
 BATCH = 8
 
@@ -41,8 +41,8 @@ class EpochEvaluator:
         self.colours = {d: ColourHistogram().add(to_uint8(x)) for d, x in self.real.items() if len(x)}
         self.extractor, self.real_features = None, {}
         if fid:
-            from .features import folder_features
-            from .inception import cache_dir, load_inception
+            from ..metrics.features import folder_features
+            from ..metrics.inception import cache_dir, load_inception
 
             cache = cache if cache is not None else cache_dir()
             self.extractor = load_inception(device=device, cache=cache)
@@ -88,7 +88,7 @@ class EpochEvaluator:
     def _fid(self, feats: list, dst: str) -> dict[str, float]:
         import numpy as np
 
-        from .stats import MetricError, fid, kid
+        from ..metrics.stats import MetricError, fid, kid
 
         gen = np.concatenate(feats)
         try:

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_safe
-from .download import download
-from .models import ResnetGenerator, generator_arch
+from ..io.checkpoint import CheckpointError, load_safe
+from ..io.download import download
+from ..nets import ResnetGenerator, generator_arch
 
 DIRECTIONS = ("AtoB", "BtoA")
 # The reference normalises images to [-1, 1] with mean 0.5 and std 0.5 per channel.

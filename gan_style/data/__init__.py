@@ -1,0 +1,1 @@
+"""Training data: the unpaired dataset and sampler, dataset download, toy data."""

@@ -1,0 +1,45 @@
+"""The 70x70 PatchGAN discriminator (D_A = D_Y judges B images, D_B = D_X judges A images)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import instance_norm
+
+
+class PatchDiscriminator(nn.Module):
+    """The 70x70 PatchGAN discriminator (the reference's ``NLayerDiscriminator``).
+
+    Input (N, in_channels, H, W) -> a map of raw scores (N, 1, H/8 - 2, W/8 - 2);
+    256x256 gives 30x30, each score judging one 70x70 patch. No sigmoid: the GAN loss
+    works on raw outputs (LSGAN) or logits (vanilla, BCE-with-logits).
+    """
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, ndf, kernel_size=4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        mult = 1
+        for n in range(1, n_layers):  # stride-2 convs, doubling channels up to 8*ndf
+            prev, mult = mult, min(2**n, 8)
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1, bias=True),
+                instance_norm(ndf * mult),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+        prev, mult = mult, min(2**n_layers, 8)
+        layers += [
+            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=True),
+            instance_norm(ndf * mult),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1),
+        ]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
