@@ -45,6 +45,8 @@ class DataConfig(_Section):
     """DataLoader worker processes per GPU/process (0 = load in the main process)."""
     max_dataset_size: Optional[int] = Field(None, gt=0)
     """Use at most this many images of each domain (smoke runs, benchmarks)."""
+    direction: Optional[Literal["AtoB", "BtoA"]] = None
+    """CUT/FastCUT: the one way G translates (BtoA = B -> A); CycleGAN: the default way to translate and evaluate. null = BtoA for *2photo datasets (photo -> painting), else AtoB."""
 
 
 class ModelConfig(_Section):
@@ -57,7 +59,13 @@ class ModelConfig(_Section):
     n_layers_D: int = Field(3, ge=1)
     """Stride-2 conv layers of the PatchGAN (3 = 70x70 patches)."""
     init_gain: float = Field(0.02, gt=0)
-    """Std of the normal weight init."""
+    """Gain of the weight init (std for normal)."""
+    init_type: Optional[Literal["normal", "xavier"]] = None
+    """Weight init; null = the method's: normal (cyclegan, as the reference), xavier (cut, fastcut)."""
+    antialias: Optional[bool] = None
+    """Antialiased downsampling (blur + subsample) in G and D; null = the method's: off (cyclegan), on (cut, fastcut)."""
+    antialias_up: Optional[bool] = None
+    """Blur upsampling + conv instead of transposed convs in G (no checkerboard); null = same as model.antialias."""
 
 
 class TrainConfig(_Section):
@@ -99,6 +107,42 @@ class TrainConfig(_Section):
     """Stop after this many steps in total (smoke runs and benchmarks)."""
 
 
+class CutConfig(_Section):
+    """CUT / FastCUT (Park et al., ECCV 2020); null values take the method's default."""
+
+    lambda_GAN: float = Field(1.0, ge=0)
+    """Weight of the GAN loss of G(X)."""
+    lambda_NCE: Optional[float] = Field(None, ge=0)
+    """Weight of the PatchNCE loss; null = 1 (cut), 10 (fastcut)."""
+    nce_idt: Optional[bool] = None
+    """Also the identity PatchNCE loss on G(Y) vs Y (total NCE = mean of both); null = on (cut), off (fastcut)."""
+    flip_equivariance: Optional[bool] = None
+    """Flip half of the batches before G, flip the query features back; null = off (cut), on (fastcut)."""
+    nce_layers: list[int] = [0, 4, 8, 12, 16]
+    """Indices of the generator's layers whose features enter PatchNCE (the official choice)."""
+    num_patches: int = Field(256, gt=0)
+    """Patch locations sampled per NCE layer and image."""
+    nce_T: float = Field(0.07, gt=0)
+    """Temperature of the PatchNCE softmax."""
+    netF_nc: int = Field(256, gt=0)
+    """Output width of the patch sampler's MLPs (netF)."""
+
+
+# What each method fills in for the keys left null (see Config._resolve_method_defaults).
+METHOD_DEFAULTS = {
+    "cyclegan": {"model": {"init_type": "normal", "antialias": False}},
+    "cut": {"model": {"init_type": "xavier", "antialias": True},
+            "cut": {"lambda_NCE": 1.0, "nce_idt": True, "flip_equivariance": False}},
+    "fastcut": {"model": {"init_type": "xavier", "antialias": True},
+                "cut": {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}},
+}
+# Keys that one method uses and the others ignore: setting them to another value is an error.
+METHOD_ONLY_KEYS = {
+    "train.lambda_A": ("cyclegan",), "train.lambda_B": ("cyclegan",), "train.lambda_identity": ("cyclegan",),
+    "train.pool_size": ("cyclegan",), "cut": ("cut", "fastcut"),
+}
+
+
 class CheckpointConfig(_Section):
     save_every: int = Field(10, ge=0)
     """Also keep a numbered copy every N epochs (0 = only last.pt)."""
@@ -131,6 +175,8 @@ class EvalConfig(_Section):
 
 
 class Config(_Section):
+    method: Literal["cyclegan", "cut", "fastcut"] = "cyclegan"
+    """cyclegan (two generators, cycle loss), cut or fastcut (one generator, PatchNCE); see docs/methods.md."""
     name: str = "run"
     """Run name: outputs go to <out_dir>/<name>/."""
     out_dir: str = "runs"
@@ -140,6 +186,7 @@ class Config(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    cut: CutConfig = CutConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     logging: LoggingConfig = LoggingConfig()
     eval: EvalConfig = EvalConfig()
@@ -160,7 +207,38 @@ class Config(_Section):
             raise ValueError("train.n_epochs + train.n_epochs_decay is 0: nothing to train")
         if not self.name or "/" in self.name:
             raise ValueError(f"name {self.name!r} must be a non-empty folder name without '/'")
+        self._check_method_keys()
+        self._resolve_method_defaults()
         return self
+
+    def _check_method_keys(self) -> None:
+        """A key that the chosen method ignores may stay at its default, never be set otherwise."""
+        for key, methods in METHOD_ONLY_KEYS.items():
+            if self.method in methods:
+                continue
+            section, _, field = key.partition(".")
+            node = getattr(self, section)
+            fields = [field] if field else sorted(node.model_fields_set)
+            for name in fields:
+                default = type(node).model_fields[name].default
+                if name in node.model_fields_set and getattr(node, name) != default:
+                    full = f"{section}.{name}"
+                    raise ValueError(f"{full}={getattr(node, name)!r} does not apply to method={self.method} "
+                                     f"(only to {' / '.join(methods)}): remove it, or choose method={methods[0]}")
+
+    def _resolve_method_defaults(self) -> None:
+        # Fill the null keys with this method's values, so the saved config says what ran.
+        for section, values in METHOD_DEFAULTS[self.method].items():
+            node = getattr(self, section)
+            for name, value in values.items():
+                if getattr(node, name) is None:
+                    setattr(node, name, value)
+        if self.model.antialias_up is None:
+            self.model.antialias_up = self.model.antialias
+        if self.method in ("cut", "fastcut"):
+            layers = self.cut.nce_layers
+            if not layers or layers != sorted(set(layers)) or layers[0] < 0:
+                raise ValueError(f"cut.nce_layers {layers}: give distinct layer indices in ascending order, e.g. [0, 4, 8, 12, 16]")
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

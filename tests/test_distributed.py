@@ -60,30 +60,34 @@ def worker(dump_dir: Path, overrides: list[str]) -> int:
     models, first = [], {}
     fault = os.environ.get(FAULT_ENV)
 
-    class Recorded(gan_style.training.loop.CycleGAN):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            models.append(self)
-            self.steps = 0
+    def recorded(method_class):
+        class Recorded(method_class):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                models.append(self)
+                self.steps = 0
 
-        def step(self, *args, **kwargs):
-            self.steps += 1
-            first_try = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"  # torchrun counts restarts
-            if fault and rank == 1 and self.steps == int(fault.split(":")[1]) and first_try:
-                if fault.startswith("hang"):  # a frozen process: no error, no exit, no more messages
-                    os.kill(os.getpid(), signal.SIGSTOP)
-                os._exit(17)  # a crash: the process vanishes
-            out = super().step(*args, **kwargs)
-            if self.steps == 1:  # the state after one step, Adam's moments included
-                optimizers = {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()}
-                first.update(copy.deepcopy({"models": self.state_dict()["models"], "optimizers": optimizers}))
-                if fault and rank == 0 and first_try:
-                    # Written now: torchrun may kill this rank (after the fault) before its final dump.
-                    # Rank 1 cannot reach its faulty step before rank 0 is past the epoch-end collectives.
-                    save_atomic(first, dump_dir / f"first_rank{rank}.pt")
-            return out
+            def step(self, *args, **kwargs):
+                self.steps += 1
+                first_try = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"  # torchrun counts restarts
+                if fault and rank == 1 and self.steps == int(fault.split(":")[1]) and first_try:
+                    if fault.startswith("hang"):  # a frozen process: no error, no exit, no more messages
+                        os.kill(os.getpid(), signal.SIGSTOP)
+                    os._exit(17)  # a crash: the process vanishes
+                out = super().step(*args, **kwargs)
+                if self.steps == 1:  # the state after one step, Adam's moments included
+                    optimizers = {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()}
+                    first.update(copy.deepcopy({"models": self.state_dict()["models"], "optimizers": optimizers}))
+                    if fault and rank == 0 and first_try:
+                        # Written now: torchrun may kill this rank (after the fault) before its final dump.
+                        # Rank 1 cannot reach its faulty step before rank 0 is past the epoch-end collectives.
+                        save_atomic(first, dump_dir / f"first_rank{rank}.pt")
+                return out
 
-    gan_style.training.loop.CycleGAN = Recorded
+        return Recorded
+
+    for name, cls in list(gan_style.training.loop.METHODS.items()):  # every method records
+        gan_style.training.loop.METHODS[name] = recorded(cls)
     writes: list[str] = []
     _record_writes(str(dump_dir.parent), writes)
     try:
@@ -301,12 +305,12 @@ def test_ddp_checkpoint_resumes_mid_epoch_on_the_right_images(ddp_run, data, mon
     run_dir, _ = ddp_run
     batches = []
 
-    class Recorder(gan_style.training.loop.CycleGAN):
+    class Recorder(gan_style.training.loop.METHODS["cyclegan"]):
         def step(self, real_A, real_B, **kwargs):
             batches.append(real_A.clone())
             return super().step(real_A, real_B, **kwargs)
 
-    monkeypatch.setattr(gan_style.training.loop, "CycleGAN", Recorder)
+    monkeypatch.setitem(gan_style.training.loop.METHODS, "cyclegan", Recorder)
     resumed = single(data, data.parent / "runs", "ddp_mid", resume=run_dir / "last.pt",
                      train__batch_size=1, train__max_steps=6)
     ckpt = load_safe(resumed)

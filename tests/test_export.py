@@ -53,7 +53,8 @@ def test_safetensors_export_is_self_describing(checkpoint, tmp_path):
     assert result.path == tmp_path / "out" / "monet_BtoA.safetensors" and result.max_diff == 0
     gen = load_generator(result.path, device="cpu")  # no other file needed
     info = gen.info
-    assert info.arch == {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 2}
+    assert info.arch == {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 2, "antialias": False,
+                         "antialias_up": False}
     assert (info.direction, info.source, info.target) == ("BtoA", "photo", "monet")
     assert (info.mean, info.std, info.multiple) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 4)
     x = torch.rand(1, 3, 36, 28) * 2 - 1

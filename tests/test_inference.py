@@ -32,7 +32,8 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-ARCH = {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 3}  # not the default 9: must be read from the file
+ARCH = {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 3,  # not the default 9: must be read from the file
+        "antialias": False, "antialias_up": False}
 
 
 def tiny_generator(seed: int = 0, **arch) -> ResnetGenerator:

@@ -409,13 +409,16 @@ def test_epoch_evaluator_closed_forms(toy_root):
     from gan_style.training.evaluation import EpochEvaluator, summary
 
     ev = EpochEvaluator(toy_root, n_images=2, size=32, device=torch.device("cpu"))
-    same = ev(torch.nn.Identity(), torch.nn.Identity())  # perfect reconstruction, fakes = inputs
+    same = ev({"AtoB": torch.nn.Identity(), "BtoA": torch.nn.Identity()})  # perfect reconstruction, fakes = inputs
     for d in "AB":
         assert same[f"eval/cycle_{d}_l1"] == 0.0 and same[f"eval/cycle_{d}_ssim"] == pytest.approx(1.0)
         assert same[f"eval/cycle_{d}_psnr"] == pytest.approx(100.0)
     a_vs_b = colour.colour_w1(ev.colours["A"], ev.colours["B"])
     assert same["eval/colour_w1_B"] == pytest.approx(a_vs_b) and same["eval/colour_w1_A"] == pytest.approx(a_vs_b)
     assert "cycle A L1 0.0000" in summary(same)
+    one_way = ev({"BtoA": torch.nn.Identity()})  # a CUT run: one generator, no cycle
+    assert not any("cycle" in k for k in one_way) and "eval/colour_w1_B" not in one_way
+    assert one_way["eval/colour_w1_A"] == pytest.approx(a_vs_b)
 
 
 def test_training_logs_eval_metrics_every_n_epochs(toy_root, tmp_path):

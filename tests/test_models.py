@@ -68,7 +68,11 @@ def test_init_weights_normal_002_and_zero_bias():
 
 def test_generator_arch_is_read_from_state_dict():
     sd = ResnetGenerator(3, 1, ngf=16, n_blocks=4).state_dict()
-    assert generator_arch(sd) == {"in_channels": 3, "out_channels": 1, "ngf": 16, "n_blocks": 4}
+    plain = {"in_channels": 3, "out_channels": 1, "ngf": 16, "n_blocks": 4, "antialias": False, "antialias_up": False}
+    assert generator_arch(sd) == plain
+    for down, up in ((True, True), (True, False), (False, True)):  # CUT's layout and the two half-way ones
+        sd = ResnetGenerator(3, 1, ngf=16, n_blocks=4, antialias=down, antialias_up=up).state_dict()
+        assert generator_arch(sd) == plain | {"antialias": down, "antialias_up": up}
     with pytest.raises(ValueError, match="model.1.weight"):
         generator_arch({"foo": torch.zeros(1)})
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nets import ResnetBlock
+from ..nets import BlurDownsample, BlurUpsample, ResnetBlock
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
 
@@ -100,18 +100,64 @@ class ReflectPad(Node):
         return x[..., cy : cy + r[1] - r[0], cx : cx + r[3] - r[2]]
 
 
-class Conv(Node):
-    """nn.Conv2d with zero padding: the padding exists only at the image border."""
+class ReplicatePad(Node):
+    """Replication padding: rows outside the image repeat its first or last row (BlurUpsample)."""
 
-    def __init__(self, src: Node, conv: nn.Conv2d) -> None:
+    def __init__(self, src: Node, pad: tuple[int, int, int, int]) -> None:  # (left, right, top, bottom)
+        self.inputs, self.pad = (src,), pad
+        self.channels, self.scale = src.channels, src.scale
+        self.height, self.width = src.height + pad[2] + pad[3], src.width + pad[0] + pad[1]
+
+    @staticmethod
+    def _span(r0: int, r1: int, pad: int, n: int) -> tuple[int, int, int, int, int]:
+        s0, s1 = r0 - pad, r1 - pad  # wanted source rows; outside [0, n) they repeat the edge row
+        a, b = min(max(s0, 0), n - 1), max(min(s1, n), 1)
+        b = max(b, a + 1)
+        before, after = max(0, a - s0), max(0, s1 - b)
+        return a, b, before, after, s0 - (a - before)
+
+    def pull(self, r: Region) -> torch.Tensor:
+        y0, y1, top, bottom, cy = self._span(r[0], r[1], self.pad[2], self.inputs[0].height)
+        x0, x1, left, right, cx = self._span(r[2], r[3], self.pad[0], self.inputs[0].width)
+        x = self.inputs[0].pull((y0, y1, x0, x1))
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom), mode="replicate")
+        return x[..., cy : cy + r[1] - r[0], cx : cx + r[3] - r[2]]
+
+
+class Crop(Node):
+    """Rows and columns [start, start + size) of its input (BlurUpsample's exact 2x crop)."""
+
+    def __init__(self, src: Node, start: int, height: int, width: int) -> None:
+        self.inputs, self.start = (src,), start
+        self.channels, self.height, self.width, self.scale = src.channels, height, width, src.scale
+
+    def pull(self, r: Region) -> torch.Tensor:
+        o = self.start
+        return self.inputs[0].pull((r[0] + o, r[1] + o, r[2] + o, r[3] + o))
+
+
+class Conv(Node):
+    """A convolution with zero padding: the padding exists only at the image border.
+
+    ``weight`` (C_out, C_in / groups, k, k): an nn.Conv2d's (see ``of``) or a fixed blur filter.
+    """
+
+    def __init__(self, src: Node, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
+                 groups: int = 1) -> None:
+        self.inputs, self.weight, self.bias, self.groups = (src,), weight, bias, groups
+        self.k, self.s, self.p = weight.shape[-1], stride, padding
+        self.channels, self.scale = weight.shape[0], src.scale / self.s
+        self.height, self.width = ((n + 2 * self.p - self.k) // self.s + 1 for n in (src.height, src.width))
+
+    @classmethod
+    def of(cls, src: Node, conv: nn.Conv2d) -> Conv:
         if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError(f"tiling does not support {conv}")
-        self.inputs, self.conv = (src,), conv
-        (self.k, kw), (self.s, sw), (self.p, pw) = conv.kernel_size, conv.stride, conv.padding
-        if (kw, sw, pw) != (self.k, self.s, self.p):
+        (k, kw), (s, sw), (p, pw) = conv.kernel_size, conv.stride, conv.padding
+        if (kw, sw, pw) != (k, s, p):
             raise ValueError(f"tiling needs square kernels, strides and padding: {conv}")
-        self.channels, self.scale = conv.out_channels, src.scale / self.s
-        self.height, self.width = ((n + 2 * self.p - self.k) // self.s + 1 for n in (src.height, src.width))
+        return cls(src, conv.weight, conv.bias, s, p)
 
     def pull(self, r: Region) -> torch.Tensor:
         src, k, s, p = self.inputs[0], self.k, self.s, self.p
@@ -121,24 +167,29 @@ class Conv(Node):
         pad = (have[2] - want[2], want[3] - have[3], have[0] - want[0], want[1] - have[1])
         if any(pad):  # only at the image border
             x = F.pad(x, pad)
-        return F.conv2d(x, self.conv.weight, self.conv.bias, stride=s)
+        return F.conv2d(x, self.weight.to(x.dtype) if self.groups > 1 else self.weight, self.bias, stride=s,
+                        groups=self.groups)
 
 
 class ConvTranspose(Node):
-    """nn.ConvTranspose2d: output rows [o0, o1) receive from the input rows whose kernels reach them."""
+    """A transposed convolution: output rows [o0, o1) receive from the input rows whose kernels reach them.
 
-    def __init__(self, src: Node, conv: nn.ConvTranspose2d) -> None:
+    ``weight`` (C_in, C_out / groups, k, k): an nn.ConvTranspose2d's (see ``of``) or a fixed blur filter.
+    """
+
+    def __init__(self, src: Node, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
+                 output_padding: int = 0, groups: int = 1) -> None:
+        self.inputs, self.weight, self.bias, self.groups = (src,), weight, bias, groups
+        self.k, self.s, self.p = weight.shape[-1], stride, padding
+        self.channels, self.scale = weight.shape[1] * groups, src.scale * self.s
+        self.height, self.width = ((n - 1) * self.s - 2 * self.p + self.k + output_padding
+                                   for n in (src.height, src.width))
+
+    @classmethod
+    def of(cls, src: Node, conv: nn.ConvTranspose2d) -> ConvTranspose:
         if conv.groups != 1 or conv.dilation != (1, 1):
             raise ValueError(f"tiling does not support {conv}")
-        self.inputs, self.conv = (src,), conv
-        (self.k, _), (self.s, _), (self.p, _), (op, _) = (
-            conv.kernel_size,
-            conv.stride,
-            conv.padding,
-            conv.output_padding,
-        )
-        self.channels, self.scale = conv.out_channels, src.scale * self.s
-        self.height, self.width = ((n - 1) * self.s - 2 * self.p + self.k + op for n in (src.height, src.width))
+        return cls(src, conv.weight, conv.bias, conv.stride[0], conv.padding[0], conv.output_padding[0])
 
     def _span(self, o0: int, o1: int, n: int) -> tuple[int, int, int, int]:
         # In "full" coordinates f = o + p, input i covers [i*s, i*s + k).
@@ -150,12 +201,13 @@ class ConvTranspose(Node):
         src = self.inputs[0]
         y0, y1, cy0, cy1 = self._span(r[0], r[1], src.height)
         x0, x1, cx0, cx1 = self._span(r[2], r[3], src.width)
-        x, w, b = src.pull((y0, y1, x0, x1)), self.conv.weight, self.conv.bias
+        x, w, b, g = src.pull((y0, y1, x0, x1)), self.weight, self.bias, self.groups
+        w = w.to(x.dtype) if g > 1 else w  # a blur buffer follows the activations' dtype, as BlurUpsample does
         h, wd = (y1 - y0 - 1) * self.s + self.k, (x1 - x0 - 1) * self.s + self.k  # the result's size
         if cy1 <= h and cx1 <= wd:
-            return F.conv_transpose2d(x, w, b, stride=self.s)[..., cy0:cy1, cx0:cx1]
+            return F.conv_transpose2d(x, w, b, stride=self.s, groups=g)[..., cy0:cy1, cx0:cx1]
         # Rows/cols past the last input's reach (output_padding) hold only the bias.
-        y = F.conv_transpose2d(x, w, None, stride=self.s)
+        y = F.conv_transpose2d(x, w, None, stride=self.s, groups=g)
         y = F.pad(y, (0, max(cx1 - wd, 0), 0, max(cy1 - h, 0)))[..., cy0:cy1, cx0:cx1]
         return y if b is None else y + b.view(1, -1, 1, 1).to(y.dtype)
 
@@ -280,9 +332,15 @@ def build(modules: list[nn.Module], src: Node, tile: int) -> Node:
         if isinstance(m, nn.ReflectionPad2d):
             node = ReflectPad(node, tuple(m.padding))
         elif isinstance(m, nn.Conv2d):
-            node = Conv(node, m)
+            node = Conv.of(node, m)
         elif isinstance(m, nn.ConvTranspose2d):
-            node = ConvTranspose(node, m)
+            node = ConvTranspose.of(node, m)
+        elif isinstance(m, BlurDownsample):  # reflect-pad 1, depthwise 3x3 blur, stride 2
+            node = Conv(ReflectPad(node, (1, 1, 1, 1)), m.filt, None, stride=2, padding=0, groups=node.channels)
+        elif isinstance(m, BlurUpsample):  # replicate-pad 1, depthwise 4x4 transposed blur, crop to 2x
+            up = ConvTranspose(ReplicatePad(node, (1, 1, 1, 1)), m.filt, None, stride=2, padding=2,
+                               groups=node.channels)
+            node = Crop(up, 1, up.height - 2, up.width - 2)
         elif isinstance(m, nn.InstanceNorm2d):
             node = Norm(Cache(node, tile) if node.scale <= 0.25 else node, m, tile)
         elif isinstance(m, nn.ReLU):

@@ -8,7 +8,10 @@
   architecture, preprocessing and domain names as metadata;
 - a reference CycleGAN generator state_dict (``latest_net_G_A.pth``, the published
   ``style_monet.pth``...), including old ones with stale InstanceNorm statistics;
-- ``official:NAME``: a published reference model, downloaded once into a cache folder.
+- a CUT generator (``latest_net_G.pth`` of the official CUT code), antialiased or not, and our
+  CUT / FastCUT training checkpoints (one generator, one direction);
+- ``official:NAME``: a published CycleGAN or CUT model, downloaded once into a cache folder
+  (see zoo.py).
 
 It returns a clean state_dict and a ``GeneratorInfo``; the architecture is always read from
 the tensors, never guessed. Everything is loaded with ``torch.load(weights_only=True)`` or
@@ -27,42 +30,21 @@ from pathlib import Path
 import torch
 
 from ..io.checkpoint import CheckpointError, load_safe
-from ..io.download import download
+from ..domains import DIRECTIONS, default_direction, domain_names
 from ..nets import ResnetGenerator, generator_arch
+from .zoo import OFFICIAL_MODELS, ZooError, official_direction, official_domains, official_weights
 
-DIRECTIONS = ("AtoB", "BtoA")
+
 # The reference normalises images to [-1, 1] with mean 0.5 and std 0.5 per channel.
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 MULTIPLE = 4  # two stride-2 convolutions: H and W must be multiples of 4
 
-OFFICIAL_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
-# The reference's published CycleGAN generators (scripts/download_cyclegan_model.sh).
-OFFICIAL_MODELS = (
-    "apple2orange",
-    "orange2apple",
-    "summer2winter_yosemite",
-    "winter2summer_yosemite",
-    "horse2zebra",
-    "zebra2horse",
-    "monet2photo",
-    "style_monet",
-    "style_cezanne",
-    "style_ukiyoe",
-    "style_vangogh",
-    "sat2map",
-    "map2sat",
-    "cityscapes_photo2label",
-    "cityscapes_label2photo",
-    "facades_photo2label",
-    "facades_label2photo",
-    "iphone2dslr_flower",
-)
 EXPORT_FORMAT = "gan_style.generator"
 EXPORT_FORMAT_VERSION = 1
 
 
-class WeightsError(CheckpointError):
+class WeightsError(ZooError):
     """Weights that cannot be used as a generator; the message names the file and the mismatch."""
 
 
@@ -102,52 +84,6 @@ class GeneratorInfo:
             if key in values:
                 values[key] = tuple(values[key])
         return cls(origin=origin, **values)
-
-
-# ---------------------------------------------------------------- domain names and directions
-
-
-def domain_names(dataset: str | None) -> tuple[str, str]:
-    """('monet', 'photo') for 'monet2photo'; ('A', 'B') when the name says nothing."""
-    if dataset and "2" in dataset:
-        a, b = dataset.split("2", 1)
-        if a and b:
-            return a, b
-    return "A", "B"
-
-
-def default_direction(dataset: str | None) -> str:
-    """Style datasets (monet2photo, ...) are used to turn photos into paintings: BtoA. Else AtoB."""
-    return "BtoA" if domain_names(dataset)[1] == "photo" else "AtoB"
-
-
-def official_domains(name: str) -> tuple[str, str]:
-    """Source and target domains of a published model: style_monet = photo -> monet."""
-    if name.startswith("style_"):
-        return "photo", name.removeprefix("style_")
-    return domain_names(name)
-
-
-# ---------------------------------------------------------------- official downloads
-
-
-def cache_dir() -> Path:
-    """``$GAN_STYLE_CACHE`` or ``~/.cache/gan_style``."""
-    return Path(os.environ.get("GAN_STYLE_CACHE") or Path.home() / ".cache" / "gan_style")
-
-
-def official_weights(name: str) -> Path:
-    """Path of the published model ``name`` in the cache, downloading it the first time.
-
-    The server is ``$GAN_STYLE_WEIGHTS_URL`` if set (a mirror, or a local server in tests).
-    """
-    if name not in OFFICIAL_MODELS:
-        raise WeightsError(f"official:{name}: unknown model; published models are: {', '.join(OFFICIAL_MODELS)}")
-    path = cache_dir() / "pretrained" / f"{name}.pth"
-    if not path.is_file():
-        base = (os.environ.get("GAN_STYLE_WEIGHTS_URL") or OFFICIAL_URL).rstrip("/")
-        download(f"{base}/{name}.pth", path, desc=f"official:{name}")
-    return path
 
 
 # ---------------------------------------------------------------- reading files
@@ -236,7 +172,10 @@ def resolve_path(spec: str | Path) -> Path:
     """``official:NAME`` -> cached download; a run folder -> its last.pt; else the path itself."""
     text = str(spec)
     if text.startswith("official:"):
-        return official_weights(text.removeprefix("official:"))
+        try:
+            return official_weights(text.removeprefix("official:"))
+        except ZooError as e:
+            raise WeightsError(str(e)) from None
     path = Path(text).expanduser()
     if path.is_dir():
         if (path / "last.pt").is_file():
@@ -279,7 +218,8 @@ def read_generator(spec: str | Path, direction: str | None = None) -> tuple[dict
             f"{name}: a generator with {arch['in_channels']} input and {arch['out_channels']} output channels; "
             "only RGB generators (3 and 3) are supported"
         )
-    if info.arch and info.arch != arch:
+    # Exports written before antialiasing existed record no flags: they were plain generators.
+    if info.arch and {"antialias": False, "antialias_up": False} | info.arch != arch:
         raise WeightsError(f"{name}: metadata says architecture {info.arch} but the weights are {arch}")
     if direction is not None and info.direction is not None and direction != info.direction:
         raise WeightsError(
@@ -305,8 +245,10 @@ def _unpack_torch(obj: object, name: str, direction: str | None) -> tuple[dict, 
         obj = obj["state_dict"]
     if _is_tensor_dict(obj):
         if name.startswith("official:"):
-            source, target = official_domains(name.removeprefix("official:"))
-            return obj, GeneratorInfo(arch={}, origin=name, source=source, target=target)
+            model = name.removeprefix("official:")
+            source, target = official_domains(model)
+            return obj, GeneratorInfo(arch={}, origin=name, direction=official_direction(model), source=source,
+                                      target=target)
         return obj, GeneratorInfo(arch={}, origin=name)
     raise WeightsError(
         f"{name}: neither a gan_style checkpoint nor a generator state_dict "
@@ -318,8 +260,15 @@ def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None) -> t
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     dataset = data.get("dataset") or (Path(data["root"]).name if data.get("root") else None)
-    direction = direction or default_direction(dataset)
-    key = "G_A" if direction == "AtoB" else "G_B"
+    if "G" in ckpt["models"]:  # CUT / FastCUT: one generator, trained in one direction
+        trained = data.get("direction") or default_direction(dataset)
+        if direction not in (None, trained):
+            raise WeightsError(f"{name}: a {config.get('method', 'cut')} checkpoint holds one generator, {trained}; "
+                               f"it cannot translate {direction} (train another run with data.direction={direction})")
+        direction, key = trained, "G"
+    else:
+        direction = direction or default_direction(dataset)
+        key = "G_A" if direction == "AtoB" else "G_B"
     state = ckpt["models"].get(key)
     if not _is_tensor_dict(state):
         raise WeightsError(f"{name}: training checkpoint without generator {key} (has {_few(list(ckpt['models']))})")

@@ -8,17 +8,17 @@ the paper: G_A = G (A->B), G_B = F (B->A), D_A = D_Y (real B vs G_A(A)), D_B = D
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..config import Config
-from .losses import gan_loss
 from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
+from .base import Precision, adam, grad_norm, linear_decay, lr_factor, parameters, scaled_lr, set_requires_grad, wrap
+from .losses import gan_loss
 from .pool import ImagePool
+
+__all__ = ["CycleGAN", "STAT_NAMES", "lr_factor", "set_requires_grad"]
 
 # Order of the per-step statistics vector returned by `CycleGAN.step` (logged as loss/<name>, D/<name>).
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
@@ -26,54 +26,41 @@ D_OUTPUT_NAMES = ("A_real", "A_fake", "B_real", "B_fake")
 STAT_NAMES = tuple(f"loss/{n}" for n in LOSS_NAMES) + tuple(f"D/{n}" for n in D_OUTPUT_NAMES)
 
 
-def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
-    """The reference's linear rule: 1 for the first ``n_epochs`` epochs, then linearly to
-    1/(n_epochs_decay+1) at the last epoch (epoch is 0-based)."""
-    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
-
-
-def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
-
-
 class CycleGAN:
+    stat_names = STAT_NAMES
+    progress_keys = ("loss/G_A", "loss/G_B", "loss/cycle_A", "loss/D_A", "loss/D_B")
+    panel_columns = {
+        "A": "real A | G_A(A): A as B | G_B(G_A(A)): reconstructed A",
+        "B": "real B | G_B(B): B as A | G_A(G_B(B)): reconstructed B",
+    }
+
     def __init__(self, cfg: Config, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
         m, t = cfg.model, cfg.train
         self.cfg, self.device, self.precision = cfg, device, precision
         self.rank = rank
         # ---- networks (plain modules; these are what checkpoints store) ----
         torch.manual_seed(t.seed)  # same initial weights on every rank
-        self.G_A = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks), m.init_gain)
-        self.G_B = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks), m.init_gain)
-        self.D_A = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D), m.init_gain)
-        self.D_B = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D), m.init_gain)
+        arch = dict(ngf=m.ngf, n_blocks=m.n_blocks, antialias=m.antialias, antialias_up=m.antialias_up)
+        init = dict(gain=m.init_gain, init_type=m.init_type)
+        self.G_A = init_weights(ResnetGenerator(3, 3, **arch), **init)
+        self.G_B = init_weights(ResnetGenerator(3, 3, **arch), **init)
+        self.D_A = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D, m.antialias), **init)
+        self.D_B = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D, m.antialias), **init)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         for net in self.nets.values():
             net.to(device=device, memory_format=self.memory_format)
         # ---- the modules the step calls: DDP-wrapped and/or compiled views of the same parameters ----
-        self.run = {name: self._wrap(net, world_size, device, t.compile) for name, net in self.nets.items()}
+        self.run = {name: wrap(net, world_size, device, t.compile) for name, net in self.nets.items()}
         # In the generator pass the discriminators only judge (no gradients for them): no DDP needed.
         self.judge = {name: torch.compile(net, dynamic=False) if t.compile else net
                       for name, net in (("D_A", self.D_A), ("D_B", self.D_B))}
         # ---- optimisation ----
-        lr = t.lr * {"none": 1.0, "linear": t.batch_size * world_size, "sqrt": (t.batch_size * world_size) ** 0.5}[
-            t.lr_scaling
-        ]
-        # Fused Adam: one pass over each tensor. On the CPU it is also 3-5x faster than foreach and the
-        # for-loop (docs/benchmarks.md). Other devices (meta, for FLOP counting) take PyTorch's default.
-        fused = device.type in ("cuda", "cpu")
-        adam = dict(lr=lr, betas=(t.beta1, t.beta2), fused=fused or None)
-        self.opt_G = torch.optim.Adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()), **adam)
-        self.opt_D = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), **adam)
-        rule = lambda epoch: lr_factor(epoch, t.n_epochs, t.n_epochs_decay)  # noqa: E731
-        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, rule)
-        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, rule)
-        # One autocast context, one GradScaler that is only active for fp16.
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        self.autocast = lambda: torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
-        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        lr = scaled_lr(cfg, world_size)
+        self.opt_G = adam(parameters(self.G_A, self.G_B), cfg, lr, device)
+        self.opt_D = adam(parameters(self.D_A, self.D_B), cfg, lr, device)
+        self.sched_G, self.sched_D = linear_decay(self.opt_G, cfg), linear_decay(self.opt_D, cfg)
+        amp = Precision(device, precision)
+        self.autocast, self.scaler = amp.autocast, amp.scaler
         # Each rank keeps its own pool (seeded per rank): fakes never cross processes.
         self.pool_A = ImagePool(t.pool_size, seed=t.seed * world_size + rank)  # fake B images, for D_A
         self.pool_B = ImagePool(t.pool_size, seed=t.seed * world_size + rank + 7919)  # fake A images, for D_B
@@ -81,15 +68,6 @@ class CycleGAN:
     @property
     def nets(self) -> dict[str, nn.Module]:
         return {"G_A": self.G_A, "G_B": self.G_B, "D_A": self.D_A, "D_B": self.D_B}
-
-    @staticmethod
-    def _wrap(net: nn.Module, world_size: int, device: torch.device, compile: bool) -> nn.Module:
-        if world_size > 1:
-            # Averages gradients over ranks in backward; the networks have no buffers to synchronise.
-            net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-        # Static shapes: each network sees at most two input shapes (N and 2N images): one
-        # specialised graph for each rather than one with a symbolic batch size.
-        return torch.compile(net, dynamic=False) if compile else net
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor, measure_grads: bool = False) -> dict[str, torch.Tensor]:
         """One iteration on a batch (N, 3, H, W) of each domain. Returns detached statistics
@@ -125,7 +103,7 @@ class CycleGAN:
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_G).backward()
         if measure_grads:
-            stats["grad_norm/G"] = self._grad_norm(self.opt_G)
+            stats["grad_norm/G"] = grad_norm(self.opt_G, self.scaler)
         self.scaler.step(self.opt_G)
 
         # ---- discriminators: D_A on real B vs pooled G_A(A), D_B on real A vs pooled G_B(B) ----
@@ -141,7 +119,7 @@ class CycleGAN:
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(loss_D_A + loss_D_B).backward()
         if measure_grads:
-            stats["grad_norm/D"] = self._grad_norm(self.opt_D)
+            stats["grad_norm/D"] = grad_norm(self.opt_D, self.scaler)
         self.scaler.step(self.opt_D)
         self.scaler.update()
 
@@ -150,23 +128,29 @@ class CycleGAN:
         stats["vector"] = torch.stack([x.detach().float() for x in losses] + [p.detach().float().mean() for p in outputs])
         return stats
 
-    def _grad_norm(self, opt: torch.optim.Optimizer) -> torch.Tensor:
-        # Norm of the true (unscaled) gradients; for fp16 the scaler's factor is divided out.
-        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-        return norm / self.scaler.get_scale() if self.scaler.is_enabled() else norm
+    def end_epoch(self) -> None:
+        self.sched_G.step()
+        self.sched_D.step()
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]}
+
+    def generators(self) -> dict[str, nn.Module]:
+        return {"AtoB": self.G_A, "BtoA": self.G_B}
 
     @torch.no_grad()
-    def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Sample panels: fake and reconstructed images for fixed inputs, in eval mode."""
-        real_A, real_B = real_A.to(self.device), real_B.to(self.device)
+    def sample_panels(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Panels for fixed inputs (n, 3, H, W): rows of real | translated | reconstructed."""
+        x_A, x_B = real_A.to(self.device), real_B.to(self.device)
         with self.autocast():
-            fake_B, fake_A = self.G_A(real_A), self.G_B(real_B)
+            fake_B, fake_A = self.G_A(x_A), self.G_B(x_B)
             rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
-        return {k: v.float().cpu() for k, v in dict(fake_B=fake_B, rec_A=rec_A, fake_A=fake_A, rec_B=rec_B).items()}
+        cpu = lambda *xs: [x.float().cpu() for x in xs]  # noqa: E731
+        return {"A": torch.stack(cpu(real_A, fake_B, rec_A), dim=1), "B": torch.stack(cpu(real_B, fake_A, rec_B), dim=1)}
 
     def state_dict(self) -> dict:
         return {
+            "method": "cyclegan",
             "models": {name: net.state_dict() for name, net in self.nets.items()},
             "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
             "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},

@@ -1,4 +1,4 @@
-"""GAN losses, as in the reference's ``GANLoss``: LSGAN (MSE to 1/0) and vanilla (BCE with logits)."""
+"""Losses: GAN (the reference's ``GANLoss``: LSGAN = MSE to 1/0, vanilla = BCE with logits) and CUT's PatchNCE."""
 
 from __future__ import annotations
 
@@ -18,3 +18,24 @@ def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str) -> torch
     if mode == "vanilla":
         return F.binary_cross_entropy_with_logits(prediction, target)
     raise ValueError(f"unknown gan_mode {mode!r}: use lsgan or vanilla")
+
+
+def patch_nce(query: torch.Tensor, key: torch.Tensor, n_images: int, temperature: float) -> torch.Tensor:
+    """PatchNCE (Park et al., 2020, eq. 2) for one layer: mean over patches of the cross-entropy
+    of "which key is my positive?", with the positive at index 0.
+
+    ``query``, ``key``: (N * P, C) unit vectors, image-major (P patches per image, the same
+    locations in both). Each query's positive is the key at its own location; its negatives are
+    the other P - 1 keys of the same image only. Keys carry no gradient (as in the paper's code).
+    The similarity of a query with its own location among the negatives is set to -10 before the
+    temperature (effectively excluded, as the official code does).
+    """
+    q, k = query.float(), key.detach().float()
+    positives = (q * k).sum(dim=1, keepdim=True)  # (N*P, 1)
+    q, k = q.view(n_images, -1, q.shape[1]), k.view(n_images, -1, k.shape[1])  # (N, P, C)
+    negatives = torch.bmm(q, k.transpose(1, 2))  # (N, P, P)
+    eye = torch.eye(q.shape[1], device=q.device, dtype=torch.bool)
+    negatives = negatives.masked_fill(eye, -10.0).flatten(0, 1)  # (N*P, P)
+    logits = torch.cat([positives, negatives], dim=1) / temperature  # (N*P, 1 + P)
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)

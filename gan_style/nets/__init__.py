@@ -5,7 +5,12 @@ CUT's G, D and F (the patch sampler netF).
 """
 
 from .discriminator import PatchDiscriminator
-from .generator import ResnetBlock, ResnetGenerator, generator_arch
-from .init import init_weights
+from .generator import ResnetBlock, ResnetGenerator, WithFeatures, generator_arch
+from .init import INIT_TYPES, init_weights
+from .layers import BlurDownsample, BlurUpsample
+from .patch_sampler import PatchSampler, nce_channels
 
-__all__ = ["PatchDiscriminator", "ResnetBlock", "ResnetGenerator", "generator_arch", "init_weights"]
+__all__ = [
+    "INIT_TYPES", "BlurDownsample", "BlurUpsample", "PatchDiscriminator", "PatchSampler", "ResnetBlock",
+    "ResnetGenerator", "WithFeatures", "generator_arch", "init_weights", "nce_channels",
+]

@@ -1,15 +1,25 @@
-"""Weight initialisation, as the reference does it."""
+"""Weight initialisation, as the official codes do it: CycleGAN 'normal', CUT 'xavier' (both gain 0.02)."""
 
 from __future__ import annotations
 
 from torch import nn
 
+INIT_TYPES = ("normal", "xavier")
 
-def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
-    """The reference's 'normal' init: conv weights ~ N(0, gain), biases 0. Returns ``net``."""
+
+def init_weights(net: nn.Module, gain: float = 0.02, init_type: str = "normal") -> nn.Module:
+    """Conv and linear weights ~ N(0, gain) ('normal') or xavier-normal with ``gain``; biases 0.
+
+    Blur filters are buffers, not weights: they keep their fixed values. Returns ``net``.
+    """
+    if init_type not in INIT_TYPES:
+        raise ValueError(f"init_type {init_type!r}: use one of {', '.join(INIT_TYPES)}")
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, gain)
+            if init_type == "normal":
+                nn.init.normal_(m.weight, 0.0, gain)
+            else:
+                nn.init.xavier_normal_(m.weight, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return net

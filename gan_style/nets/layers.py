@@ -1,7 +1,15 @@
-"""Layers shared by the generators and discriminators."""
+"""Layers shared by the generators and discriminators: InstanceNorm as the reference uses it, and
+the fixed blur filters of antialiased down- and upsampling (Zhang, "Making Convolutional Networks
+Shift-Invariant Again", ICML 2019), as the official CUT code lays them out.
+
+The blur kernels are registered buffers named ``filt``, so they appear in the state_dict exactly
+where the official CUT checkpoints have them (e.g. ``model.7.filt`` of an antialiased generator).
+"""
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -9,3 +17,48 @@ def instance_norm(channels: int) -> nn.InstanceNorm2d:
     # The reference uses InstanceNorm without affine parameters and without running stats,
     # so the norm layers contribute no state_dict entries.
     return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+def _binomial_2d(taps: tuple[float, ...]) -> torch.Tensor:
+    """Outer product of a binomial row with itself, normalised to sum 1: (k, k)."""
+    row = torch.tensor(taps, dtype=torch.float32)
+    kernel = row[:, None] * row[None, :]
+    return kernel / kernel.sum()
+
+
+class BlurDownsample(nn.Module):
+    """Blur with [1, 2, 1] x [1, 2, 1] / 16, then keep every other pixel.
+
+    (N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2)); reflection padding by 1 on each side, so the
+    border is blurred with mirrored neighbours. Replaces a stride-2 convolution's aliasing.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        # (C, 1, 3, 3): one depthwise kernel per channel, a buffer (saved, never trained).
+        self.register_buffer("filt", _binomial_2d((1.0, 2.0, 1.0))[None, None].repeat(channels, 1, 1, 1))
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self.pad(x), self.filt.to(x.dtype), stride=2, groups=x.shape[1])
+
+
+class BlurUpsample(nn.Module):
+    """Insert zeros between pixels and blur with [1, 3, 3, 1] x [1, 3, 3, 1] (x 4 / 64).
+
+    (N, C, H, W) -> (N, C, 2H, 2W). Written as a depthwise transposed convolution of the
+    replication-padded input, cropped to the exact 2x size: unlike a learnt 3x3 transposed
+    convolution with stride 2, every output pixel gets the same total weight, so no checkerboard.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        # The kernel sums to 4 = stride**2: each output pixel sees a quarter of the taps.
+        kernel = _binomial_2d((1.0, 3.0, 3.0, 1.0)) * 4
+        self.register_buffer("filt", kernel[None, None].repeat(channels, 1, 1, 1))  # (C, 1, 4, 4)
+        self.pad = nn.ReplicationPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Padded (H+2) -> transposed conv: 2(H+2) - 2 - 4 + 4 = 2H + 2 rows; drop the first and last.
+        y = F.conv_transpose2d(self.pad(x), self.filt.to(x.dtype), stride=2, padding=2, groups=x.shape[1])
+        return y[:, :, 1:-1, 1:-1]

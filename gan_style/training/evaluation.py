@@ -4,9 +4,13 @@ Runs on rank 0 at the end of every ``eval.every``-th epoch, on a fixed subset (t
 ``eval.n_images`` images of testA / testB, else trainA / trainB, resized to ``data.crop_size``),
 so its cost is bounded and its values are comparable from epoch to epoch. Logged keys:
 
-    eval/cycle_A_l1, eval/cycle_A_psnr, eval/cycle_A_ssim    A -> B -> A vs A (and the same for B)
+    eval/cycle_A_l1, eval/cycle_A_psnr, eval/cycle_A_ssim    A -> B -> A vs A (and the same for B);
+                                                             CycleGAN only: it needs both generators
     eval/colour_w1_B, eval/colour_tv_B                       G_A(A) vs real B colours (and _A)
     eval/fid_B, eval/kid_B                                   only with eval.fid: true (Inception)
+
+A CUT run has one generator, so it gets the metrics of its one direction (e.g. colour_w1_A and
+fid_A for B -> A) and no cycle metrics.
 
 FID and KID compare the ``n_images`` fakes with all of train<target> (features cached on disk):
 with few fakes FID is biased upwards, so compare values at a fixed ``n_images`` only.
@@ -50,12 +54,14 @@ class EpochEvaluator:
                                   for d in "AB"}
 
     @torch.no_grad()
-    def __call__(self, G_A: nn.Module, G_B: nn.Module, autocast: Callable = contextlib.nullcontext) -> dict[str, float]:
-        """Metrics of the current generators (eval mode is not needed: no dropout, no running stats)."""
+    def __call__(self, generators: dict[str, nn.Module], autocast: Callable = contextlib.nullcontext) -> dict[str, float]:
+        """Metrics of the current generators, direction ("AtoB"/"BtoA") -> network (eval mode is not
+        needed: no dropout, no running stats). Cycle metrics need both directions."""
         out: dict[str, float] = {}
-        for src, dst, forward, backward in (("A", "B", G_A, G_B), ("B", "A", G_B, G_A)):
+        for src, dst in (("A", "B"), ("B", "A")):
+            forward, backward = generators.get(f"{src}to{dst}"), generators.get(f"{dst}to{src}")
             real = self.real[src]
-            if len(real) == 0 or dst not in self.colours:
+            if forward is None or len(real) == 0 or dst not in self.colours:
                 continue
             per_image = {k: [] for k in PAIR_METRICS}
             colours, feats = ColourHistogram(), []
@@ -63,24 +69,26 @@ class EpochEvaluator:
                 x = real[start : start + BATCH].to(self.device)
                 with autocast():
                     fake = forward(x)
-                    rec = backward(fake)
-                fake, rec = fake.float().cpu(), rec.float().cpu()
+                    rec = backward(fake) if backward is not None else None
+                fake = fake.float().cpu()
                 for key, fn in PAIR_METRICS.items():
-                    per_image[key].append(fn(to_unit(rec), to_unit(x.cpu())))
+                    if rec is not None:
+                        per_image[key].append(fn(to_unit(rec.float().cpu()), to_unit(x.cpu())))
                 colours.add(to_uint8(fake))
                 if self.extractor is not None:
                     feats.append(self.extractor(list(to_uint8(fake))))
             for key, values in per_image.items():
-                out[f"eval/cycle_{src}_{key}"] = float(torch.cat(values).mean())
+                if values:
+                    out[f"eval/cycle_{src}_{key}"] = float(torch.cat(values).mean())
             for key, fn in COLOUR_METRICS.items():
                 out[f"eval/{key}_{dst}"] = fn(colours, self.colours[dst])
             if self.extractor is not None:
                 out |= self._fid(feats, dst)
         return out
 
-    def log(self, G_A: nn.Module, G_B: nn.Module, autocast: Callable, monitor, step: int) -> dict[str, float]:
+    def log(self, generators: dict[str, nn.Module], autocast: Callable, monitor, step: int) -> dict[str, float]:
         """Evaluate, log the scalars (metrics.jsonl, W&B) and print one line."""
-        metrics = self(G_A, G_B, autocast)
+        metrics = self(generators, autocast)
         monitor.log(step, metrics)
         tqdm.write(summary(metrics))
         return metrics

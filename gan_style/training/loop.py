@@ -1,4 +1,4 @@
-"""The CycleGAN training loop. Reads top to bottom: setup, data, model, resume, loop, save.
+"""The one training loop, for every method. Reads top to bottom: setup, data, model, resume, loop, save.
 
 Run with ``gan-style train`` (or ``python -m gan_style train``), one process per GPU under
 torchrun for DDP. See README.md for the config keys.
@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..io.checkpoint import FORMAT_VERSION, CheckpointError, load_safe, save_atomic
 from ..config import Config, config_from_dict, save_config
-from ..methods.cyclegan import STAT_NAMES, CycleGAN
+from ..methods import METHODS
 from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
 from .distributed import DistEnv, any_rank, cleanup, from_main, init_distributed, is_peer_failure, mean_over_ranks
 from .distributed import peer_failure_message
@@ -155,8 +155,8 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
     fixed = {d: load_fixed_images(root / f"{split}{d}", cfg.logging.n_samples, cfg.data.crop_size) for d in "AB"}
 
-    # ---- model, optimizers, schedulers, scaler, pools ----
-    model = CycleGAN(cfg, env.device, precision, env.world_size, env.rank)
+    # ---- the method's training state: networks, optimizers, schedulers, scaler, pools / random streams ----
+    model = METHODS[cfg.method](cfg, env.device, precision, env.world_size, env.rank)
     total_epochs = t.n_epochs + t.n_epochs_decay
     epoch, epoch_step, step = 0, 0, 0
     monitor_state: dict = {}
@@ -216,11 +216,7 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     def log_samples(tag: str) -> None:
         if not env.is_main or fixed["A"].numel() == 0 or fixed["B"].numel() == 0:
             return
-        out = model.translate(fixed["A"], fixed["B"])
-        monitor.log_panels(step, tag, {
-            "A": torch.stack([fixed["A"], out["fake_B"], out["rec_A"]], dim=1),  # real A | G_A(A) | G_B(G_A(A))
-            "B": torch.stack([fixed["B"], out["fake_A"], out["rec_B"]], dim=1),  # real B | G_B(B) | G_A(G_B(B))
-        })
+        monitor.log_panels(step, tag, model.sample_panels(fixed["A"], fixed["B"]), model.panel_columns)
 
     # ---- the loop ----
     stop = StopFlag()
@@ -246,10 +242,10 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 step_time += time.perf_counter() - tick
                 tick = time.perf_counter()
                 if log_now:
-                    scalars = check_and_average(window, step, env)  # the one host sync every log_every steps
+                    scalars = check_and_average(window, step, model.stat_names, env)  # the one host sync per log
                     scalars |= {k: float(v) for k, v in stats.items() if k != "vector"}
-                    scalars |= {"lr/G": model.opt_G.param_groups[0]["lr"], "lr/D": model.opt_D.param_groups[0]["lr"],
-                                "epoch": epoch + epoch_step / steps_per_epoch,
+                    scalars |= model.learning_rates()
+                    scalars |= {"epoch": epoch + epoch_step / steps_per_epoch,
                                 "time/img_per_s": bar.format_dict["rate"] or 0.0,
                                 "time/data_wait_frac": data_wait / max(step_time, 1e-9)}
                     if env.device.type == "cuda":
@@ -257,7 +253,7 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                     if model.scaler.is_enabled():
                         scalars["amp/grad_scale"] = model.scaler.get_scale()
                     monitor.log(step, scalars)
-                    bar.set_postfix({k.split("/")[1]: f"{scalars[k]:.3f}" for k in ("loss/G_A", "loss/G_B", "loss/cycle_A", "loss/D_A", "loss/D_B")})
+                    bar.set_postfix({k.split("/")[1]: f"{scalars[k]:.3f}" for k in model.progress_keys})
                     window = []
                 if cfg.logging.image_every and step % cfg.logging.image_every == 0:
                     log_samples(f"step_{step:07d}")
@@ -267,19 +263,18 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 if (log_now or not env.enabled) and any_rank(stop.signum is not None, env):
                     break
             bar.close()
-            check_and_average(window, step, env)  # never save non-finite weights
+            check_and_average(window, step, model.stat_names, env)  # never save non-finite weights
             window = []
             if epoch_step >= steps_per_epoch:  # ---- end of epoch: decay LR, save, samples ----
                 epoch, epoch_step = epoch + 1, 0
-                model.sched_G.step()
-                model.sched_D.step()
+                model.end_epoch()
                 save(run_dir / "last.pt")
                 saved_step = step
                 if cfg.checkpoint.save_every and epoch % cfg.checkpoint.save_every == 0:
                     save(run_dir / f"epoch_{epoch:04d}.pt")
                 log_samples(f"epoch_{epoch:04d}")
                 if evaluator is not None and epoch % cfg.eval.every == 0:
-                    evaluator.log(model.G_A, model.G_B, model.autocast, monitor, step)
+                    evaluator.log(model.generators(), model.autocast, monitor, step)
             if any_rank(stop.signum is not None, env):
                 if saved_step != step:
                     save(run_dir / "last.pt")
@@ -305,12 +300,13 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     return run_dir / "last.pt"
 
 
-def check_and_average(window: list[torch.Tensor], step: int, env: DistEnv = DistEnv()) -> dict[str, float]:
+def check_and_average(window: list[torch.Tensor], step: int, names: tuple[str, ...],
+                      env: DistEnv = DistEnv()) -> dict[str, float]:
     """Mean of each statistic over the window (and the ranks); stop with a message naming the
     loss and step at the first non-finite value (before anything is saved), on every rank."""
     if not window:
         return {}
-    values = torch.stack(window).cpu()  # (steps, len(STAT_NAMES))
+    values = torch.stack(window).cpu()  # (steps, len(names))
     bad = ~torch.isfinite(values)
     # Under DDP one all-reduce gives the mean over ranks and whether any rank saw a non-finite value.
     summary = mean_over_ranks(torch.cat([values.mean(0), bad.any().float().view(1)]), env)
@@ -321,9 +317,9 @@ def check_and_average(window: list[torch.Tensor], step: int, env: DistEnv = Dist
         row, col = (int(i) for i in bad.nonzero()[0])
         bad_step = step - len(window) + row + 1
         raise TrainingStopped(
-            f"{STAT_NAMES[col]} became {values[row, col].item()} at step {bad_step}: training stopped and the last "
+            f"{names[col]} became {values[row, col].item()} at step {bad_step}: training stopped and the last "
             "good checkpoint was left intact; try train.precision=fp32 or a lower train.lr", 3)
-    return dict(zip(STAT_NAMES, summary[:-1].tolist()))
+    return dict(zip(names, summary[:-1].tolist()))
 
 
 def report_skipped(skipped: list[str], monitor_state: dict) -> None:
@@ -334,7 +330,7 @@ def report_skipped(skipped: list[str], monitor_state: dict) -> None:
             tqdm.write(f"warning: skipped unreadable image: {message}", file=sys.stderr)
 
 
-def run_info(cfg: Config, model: CycleGAN, dataset: UnpairedDataset, env: DistEnv, precision: str, steps: int) -> dict:
+def run_info(cfg: Config, model, dataset: UnpairedDataset, env: DistEnv, precision: str, steps: int) -> dict:
     count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
     return {
         "config": cfg.to_dict(),

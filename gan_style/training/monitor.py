@@ -49,7 +49,8 @@ class NullMonitor:
 
     def start(self, info: dict[str, Any]) -> None: ...
     def log(self, step: int, scalars: dict[str, float]) -> None: ...
-    def log_panels(self, step: int, tag: str, panels: dict[str, torch.Tensor]) -> None: ...
+    def log_panels(self, step: int, tag: str, panels: dict[str, torch.Tensor],
+                   captions: dict[str, str] | None = None) -> None: ...
     def log_artifacts(self, files: dict[str, Path]) -> None: ...
     def finish(self, exit_code: int | None = None) -> None: ...
 
@@ -148,14 +149,16 @@ class Monitor(NullMonitor):
         if self._run is not None:
             self._guard("log", self._wandb_log, step, dict(scalars))
 
-    def log_panels(self, step: int, tag: str, panels: dict[str, torch.Tensor]) -> None:
-        """``panels``: name -> (n, k, 3, H, W) in [-1, 1]: n rows of k columns (real | fake | rec)."""
+    def log_panels(self, step: int, tag: str, panels: dict[str, torch.Tensor],
+                   captions: dict[str, str] | None = None) -> None:
+        """``panels``: name -> (n, k, 3, H, W) in [-1, 1]: n rows of k columns (e.g. real | fake | rec);
+        ``captions``: name -> what the columns show (the method's ``panel_columns``)."""
         self._step = step
         images = {name: to_uint8(panel_grid(columns)) for name, columns in panels.items()}  # (H, W, 3)
         for name, image in images.items():
             save_png_atomic(image, self.samples_dir / f"{tag}_{name}.png")
         if self._run is not None:
-            self._guard("log", self._wandb_panels, step, tag, images)
+            self._guard("log", self._wandb_panels, step, tag, images, captions or PANEL_COLUMNS)
 
     def log_artifacts(self, files: dict[str, Path]) -> None:
         """Upload the final files (kind -> path, e.g. "checkpoint": last.pt) as W&B model
@@ -208,9 +211,8 @@ class Monitor(NullMonitor):
         self._define(row)
         self._run.log(row | {STEP_KEY: step})
 
-    def _wandb_panels(self, step: int, tag: str, images: dict[str, np.ndarray]) -> None:
-        default = "real | translated | reconstructed"
-        row = {f"samples/{name}": self._wandb.Image(image, caption=f"{tag}: {PANEL_COLUMNS.get(name, default)}")
+    def _wandb_panels(self, step: int, tag: str, images: dict[str, np.ndarray], captions: dict[str, str]) -> None:
+        row = {f"samples/{name}": self._wandb.Image(image, caption=f"{tag}: {captions.get(name, 'samples')}")
                for name, image in images.items()}
         self._define(row)
         self._run.log(row | {STEP_KEY: step})

@@ -1,0 +1,178 @@
+"""CUT and FastCUT (Park, Efros, Zhang, Zhu, "Contrastive Learning for Unpaired Image-to-Image
+Translation", ECCV 2020): one generator G : X -> Y, one PatchGAN D judging Y, and the patch
+sampler F. G is trained by the GAN loss plus PatchNCE: each patch of G(x) must be matched to
+the patch of x at the same location rather than to the other patches of x.
+
+X and Y are the dataset's A and B for ``data.direction: AtoB``, B and A for BtoA. CUT adds the
+identity PatchNCE on G(y) vs y; FastCUT instead weights NCE by 10 and flips half the batches
+(flip-equivariance). ``CUT`` holds everything a checkpoint restores for an exact continuation:
+the three networks, both optimizers and schedulers, the GradScaler, and its own random streams
+(patch locations, flips), identical on every rank so that DDP equals a bigger batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..domains import dataset_name, default_direction
+from ..nets import PatchDiscriminator, PatchSampler, ResnetGenerator, WithFeatures, init_weights, nce_channels
+from .base import Precision, adam, grad_norm, linear_decay, parameters, scaled_lr, set_requires_grad, wrap
+from .losses import gan_loss, patch_nce
+
+
+def cut_direction(cfg: Config) -> str:
+    """AtoB or BtoA: ``data.direction``, else BtoA for *2photo datasets (photo -> painting)."""
+    return cfg.data.direction or default_direction(dataset_name(cfg.data.dataset, cfg.data.root))
+
+
+class CUT:
+    progress_keys = ("loss/G_GAN", "loss/NCE", "loss/D_real", "loss/D_fake")
+    panel_columns = {"X": "real X | G(X): translated", "Y": "real Y | G(Y): identity (should stay Y)"}
+
+    def __init__(self, cfg: Config, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
+        m, t, c = cfg.model, cfg.train, cfg.cut
+        self.cfg, self.device, self.precision, self.rank = cfg, device, precision, rank
+        self.direction = cut_direction(cfg)
+        self.nce_layers = tuple(c.nce_layers)
+        losses = ("G_GAN", "NCE") + (("NCE_Y",) if c.nce_idt else ()) + ("D_real", "D_fake")
+        self.stat_names = tuple(f"loss/{n}" for n in losses) + ("D/real", "D/fake")
+        # ---- networks (plain modules; these are what checkpoints store) ----
+        torch.manual_seed(t.seed)  # same initial weights on every rank
+        init = dict(gain=m.init_gain, init_type=m.init_type)
+        self.G = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.antialias, m.antialias_up), **init)
+        self.D = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D, m.antialias), **init)
+        channels = nce_channels(m.ngf, m.n_blocks, self.nce_layers, m.antialias)
+        self.F = init_weights(PatchSampler(channels, c.netF_nc), **init)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        for net in self.nets.values():
+            net.to(device=device, memory_format=self.memory_format)
+        # G's pass also returns its NCE-layer features (the keys): wrapped as one module for DDP and compile.
+        self.run = {"G": wrap(WithFeatures(self.G, self.nce_layers), world_size, device, t.compile),
+                    "D": wrap(self.D, world_size, device, t.compile),
+                    "F": wrap(self.F, world_size, device, False)}  # F's shapes vary by layer: left eager
+        self.judge = torch.compile(self.D, dynamic=False) if t.compile else self.D  # G pass: D only judges
+        # ---- optimisation: F learns with G (one Adam; Adam is per-parameter, so this equals two) ----
+        lr = scaled_lr(cfg, world_size)
+        self.opt_G = adam(parameters(self.G, self.F), cfg, lr, device)
+        self.opt_D = adam(self.D.parameters(), cfg, lr, device)
+        self.sched_G, self.sched_D = linear_decay(self.opt_G, cfg), linear_decay(self.opt_D, cfg)
+        amp = Precision(device, precision)
+        self.autocast, self.scaler = amp.autocast, amp.scaler
+        # ---- random streams of the method, the same on every rank ----
+        self.patch_rng = torch.Generator(device=device).manual_seed(t.seed + 1)  # patch locations
+        self.flip_rng = torch.Generator().manual_seed(t.seed + 2)  # flip-equivariance: on the CPU, no sync
+
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "F": self.F}
+
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor, measure_grads: bool = False) -> dict[str, torch.Tensor]:
+        """One iteration on a batch (N, 3, H, W) of each domain: D first, then G and F, as the
+        official code does. Returns detached statistics (stat_names order) without any host sync."""
+        c = self.cfg.cut
+        x, y = (real_A, real_B) if self.direction == "AtoB" else (real_B, real_A)  # source X, target Y
+        x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        y = y.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        n, stats = x.shape[0], {}
+        flip = bool(c.flip_equivariance and torch.rand((), generator=self.flip_rng) < 0.5)
+
+        # ---- G's forward: G(x) and, for CUT, G(y) in one batch of 2N; keys from the same pass ----
+        real = torch.cat([x, y]) if c.nce_idt else x  # (N or 2N, 3, H, W)
+        with self.autocast():
+            fake, keys = self.run["G"](real.flip(3) if flip else real)
+            if flip:  # the keys must come from the unflipped images: a separate no-grad pass
+                with torch.no_grad():
+                    keys = self.G.encode(real, self.nce_layers)
+        keys = [k.detach() for k in keys]
+        fake_y = fake[:n]  # G(x): (N, 3, H, W)
+
+        # ---- D: real y vs G(x), one batched pass ----
+        set_requires_grad([self.D], True)
+        with self.autocast():
+            pred_real, pred_fake = self.run["D"](torch.cat([y, fake_y.detach()])).split(n)  # (N, 1, h, w) each
+            loss_D_real = gan_loss(pred_real, True, self.cfg.train.gan_mode)
+            loss_D_fake = gan_loss(pred_fake, False, self.cfg.train.gan_mode)
+        self.opt_D.zero_grad(set_to_none=True)
+        self.scaler.scale(0.5 * (loss_D_real + loss_D_fake)).backward()
+        if measure_grads:
+            stats["grad_norm/D"] = grad_norm(self.opt_D, self.scaler)
+        self.scaler.step(self.opt_D)
+
+        # ---- G and F: fool the (updated, frozen) D; PatchNCE between G's inputs and outputs ----
+        set_requires_grad([self.D], False)
+        with self.autocast():
+            loss_G_GAN = gan_loss(self.judge(fake_y), True, self.cfg.train.gan_mode) * c.lambda_GAN
+            queries = self.G.encode(fake, self.nce_layers)  # features of G(x) (and G(y)), with gradients
+            if flip:
+                queries = [q.flip(3) for q in queries]
+            loss_NCE = self._nce([q[:n] for q in queries], [k[:n] for k in keys], n)
+            losses = [loss_G_GAN, loss_NCE]
+            if c.nce_idt:
+                loss_NCE_Y = self._nce([q[n:] for q in queries], [k[n:] for k in keys], n)
+                loss_G = loss_G_GAN + 0.5 * (loss_NCE + loss_NCE_Y)
+                losses.append(loss_NCE_Y)
+            else:
+                loss_G = loss_G_GAN + loss_NCE
+        self.opt_G.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_G).backward()
+        if measure_grads:
+            stats["grad_norm/G"] = grad_norm(self.opt_G, self.scaler)
+        self.scaler.step(self.opt_G)
+        self.scaler.update()
+
+        losses += [loss_D_real, loss_D_fake]
+        outputs = [pred_real.detach().float().mean(), pred_fake.detach().float().mean()]
+        stats["vector"] = torch.stack([x.detach().float() for x in losses] + outputs)
+        return stats
+
+    def _nce(self, queries: list[torch.Tensor], keys: list[torch.Tensor], n: int) -> torch.Tensor:
+        """PatchNCE averaged over the NCE layers, times lambda_NCE. Features: (N, C_l, H_l, W_l)."""
+        c = self.cfg.cut
+        ids = self.F.sample_ids(keys, c.num_patches, self.patch_rng)  # the same locations for q and k
+        with torch.no_grad():  # keys carry no gradient in the loss: skip their graph
+            k = self.run["F"](keys, ids)
+        q = self.run["F"](queries, ids)
+        total = sum(patch_nce(qi, ki, n, c.nce_T) for qi, ki in zip(q, k))
+        return total * c.lambda_NCE / len(q)
+
+    def end_epoch(self) -> None:
+        self.sched_G.step()
+        self.sched_D.step()
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]}
+
+    def generators(self) -> dict[str, nn.Module]:
+        return {self.direction: self.G}
+
+    @torch.no_grad()
+    def sample_panels(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Panels for fixed inputs (n, 3, H, W): real X | G(X), and real Y | G(Y)."""
+        x, y = (real_A, real_B) if self.direction == "AtoB" else (real_B, real_A)
+        with self.autocast():
+            fake_y, idt_y = self.G(x.to(self.device)).float().cpu(), self.G(y.to(self.device)).float().cpu()
+        return {"X": torch.stack([x, fake_y], dim=1), "Y": torch.stack([y, idt_y], dim=1)}
+
+    def state_dict(self) -> dict:
+        return {
+            "method": self.cfg.method,
+            "models": {name: net.state_dict() for name, net in self.nets.items()},
+            "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
+            "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
+            "scaler": self.scaler.state_dict(),
+            "method_rng": {"patches": self.patch_rng.get_state(), "flip": self.flip_rng.get_state()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, net in self.nets.items():
+            net.load_state_dict(state["models"][name])
+        self.opt_G.load_state_dict(state["optimizers"]["G"])
+        self.opt_D.load_state_dict(state["optimizers"]["D"])
+        self.sched_G.load_state_dict(state["schedulers"]["G"])
+        self.sched_D.load_state_dict(state["schedulers"]["D"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.patch_rng.set_state(state["method_rng"]["patches"])
+        self.flip_rng.set_state(state["method_rng"]["flip"])
