@@ -295,15 +295,48 @@ def _set_dotted(tree: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+def bundled_configs() -> dict[str, Path]:
+    """The configs that ship with the package (name -> file), from the one copy in ``configs/``.
+
+    Installed, they are the package data ``gan_style.configs`` (pyproject.toml maps configs/ there);
+    in a clone without installing, the repository's ``configs/`` folder next to the package.
+    """
+    here = Path(__file__).resolve().parent
+    folder = here / "configs" if (here / "configs").is_dir() else here.parent / "configs"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def describe_config(path: Path) -> str:
+    """The first comment line of a config file: what it trains."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def find_config(path: str | Path) -> Path:
+    """A config file path, or the name of a bundled config (``monet``, ``horse2zebra_cut``)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    bundled = bundled_configs()
+    name = path.name.removesuffix(".yaml")
+    if name in bundled and (path.parent == Path(".") or path.parent.name == "configs"):
+        return bundled[name]
+    close = difflib.get_close_matches(name, list(bundled), n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(f"config file {path} not found; {hint}give a YAML file or one of the bundled configs "
+                      f"({', '.join(bundled)}; gan-style train --list-configs)")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Load a YAML config (or the defaults), apply ``key=value`` overrides, validate."""
+    """Load a YAML config (a path, or a bundled config's name; None = the defaults), apply
+    ``key=value`` overrides, validate."""
     tree: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
+        path = find_config(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found (configs live in configs/<domain>.yaml)")
         try:
             tree = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:

@@ -119,6 +119,7 @@ from gan_style.training.distributed import (  # noqa: E402
 )
 from gan_style.data.toydata import make_toy_dataset  # noqa: E402
 from gan_style.training.loop import train  # noqa: E402
+from gan_style.nets import PatchDiscriminator, ResnetGenerator  # noqa: E402
 
 def overrides(root: Path, out: Path, name: str, **extra) -> list[str]:
     """A tiny deterministic run: no random crop, no flip, no pool, a log (and stop check) every step;
@@ -409,3 +410,33 @@ def test_peer_failures_are_recognised():
     assert is_peer_failure(torch.distributed.DistBackendError("NCCL watchdog timeout"))
     assert not is_peer_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert issubclass(RankFailure, ValueError)  # printed by the CLI as a one-line error
+
+
+def test_cut_two_ranks_batch_1_equal_one_process_batch_2(data):
+    """CUT under DDP: G, D and the patch sampler F get gradients averaged like one batch of 2 (the
+    patch locations and flips come from streams that are identical on every rank)."""
+    from gan_style.nets import PatchSampler, nce_channels
+
+    cut = dict(method="cut", cut__num_patches=16, train__max_steps=1, train__pool_size=50)  # pool: cyclegan only
+    proc = torchrun(data.parent / "dump_cut", overrides(data, data.parent / "runs", "cut_ddp", **cut))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    solo = flat(load_safe(single(data, data.parent / "runs", "cut_solo", train__batch_size=2, **cut))["models"])
+    ddp = flat(dumped(data.parent / "dump_cut", 0)["first"]["models"])
+    assert ddp.keys() == solo.keys() and {k.split(".")[0] for k in ddp} == {"G", "D", "F"}
+    from gan_style.methods import CUT
+
+    init = CUT(load_config(None, overrides(data, data.parent / "runs", "x", **cut)), torch.device("cpu"), "fp32")
+    assert max((solo[f"F.{k}"] - v).abs().max().item() for k, v in init.F.state_dict().items()) > 1e-4  # it moved
+    # F has no norm after its linears: every weight is a true gradient step and must agree closely.
+    for k in (k for k in ddp if k.startswith("F.")):
+        assert (ddp[k] - solo[k]).norm() <= 1e-4 * solo[k].norm(), k
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    nets = {"G": ResnetGenerator(3, 3, 8, 2, antialias=True, antialias_up=True), "D": PatchDiscriminator(3, 8, 3, True)}
+    for name, net in nets.items():  # outputs, not weights: biases before InstanceNorm only carry noise
+        outs = []
+        for w in (ddp, solo):
+            net.load_state_dict({k.split(".", 1)[1]: v for k, v in w.items() if k.startswith(name + ".")})
+            outs.append(net(x))
+        assert (outs[0] - outs[1]).abs().max().item() < 1e-4, name
+    F_net = PatchSampler(nce_channels(8, 2, (0, 4, 8, 12, 16), True))
+    assert {f"F.{k}" for k in F_net.state_dict()} == {k for k in ddp if k.startswith("F.")}

@@ -240,6 +240,7 @@ def _eval_weights(ctx: _Context) -> dict:
 def _eval_generator(ctx: _Context, gen) -> dict:
     from ..io.images import list_images
     from ..inference.translate import load_generator
+    from ..inference.weights import WeightsError
     from ..metrics.features import folder_colours
     from ..metrics.generate import translate_and_measure
 
@@ -257,9 +258,14 @@ def _eval_generator(ctx: _Context, gen) -> dict:
         if args.weights_back:
             opposite = {"AtoB": "BtoA", "BtoA": "AtoB"}.get(info.direction)
             back = load_generator(args.weights_back, opposite, args.device, args.precision)
-        elif info.direction is not None and info.run_name is not None:  # a training checkpoint holds both
-            back = load_generator(args.weights, "AtoB" if info.direction == "BtoA" else "BtoA", args.device,
-                                  args.precision)
+        elif info.direction is not None and info.run_name is not None:  # a CycleGAN checkpoint holds both
+            try:
+                back = load_generator(args.weights, "AtoB" if info.direction == "BtoA" else "BtoA", args.device,
+                                      args.precision)
+            except WeightsError:  # a CUT / FastCUT checkpoint: one generator
+                raise ValueError(f"{info.origin}: cycle metrics need two generators (A -> B -> A) and this checkpoint "
+                                 "holds one (CUT/FastCUT): pass --weights-back SPEC, or leave cycle out of --metrics"
+                                 ) from None
         else:
             print(f"note: {info.origin} holds one generator: pass --weights-back for cycle metrics", file=sys.stderr)
     paths = list_images(inputs)[: args.limit]

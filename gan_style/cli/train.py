@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "config keys (default) — set in the YAML file or as KEY=VALUE:\n" + "\n".join(
         f"  {key:<{width}}  {default!s:<22} {desc}" for key, default, desc in config_keys()
     )
-    parser.add_argument("--config", "-c", help="YAML config, e.g. configs/monet.yaml (default: built-in defaults)")
+    parser.add_argument("--config", "-c", help="YAML config file, or a bundled config's name: monet, horse2zebra_cut, "
+                        "monet_fastcut... (see --list-configs; default: built-in defaults)")
+    parser.add_argument("--list-configs", action="store_true", help="list the bundled configs and exit")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
         help="override config keys by dotted name, e.g. train.lr=1e-4 data.root=/data/monet2photo resume=auto",
@@ -33,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.list_configs:
+        from ..config import bundled_configs, describe_config
+
+        for name, path in bundled_configs().items():
+            print(f"{name:<22} {describe_config(path)}")
+        return 0
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:

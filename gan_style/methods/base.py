@@ -88,3 +88,26 @@ class Precision:
 
 def parameters(*nets: nn.Module) -> Iterable[nn.Parameter]:
     return itertools.chain(*(net.parameters() for net in nets))
+
+
+def training_state(nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                   schedulers: dict[str, object], scaler: torch.amp.GradScaler) -> dict:
+    """The part of a checkpoint every method has: plain tensors and numbers (weights_only loads it)."""
+    return {
+        "models": {name: net.state_dict() for name, net in nets.items()},
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+        "schedulers": {name: sched.state_dict() for name, sched in schedulers.items()},
+        "scaler": scaler.state_dict(),
+    }
+
+
+def load_training_state(state: dict, nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                        schedulers: dict[str, object], scaler: torch.amp.GradScaler) -> None:
+    for name, net in nets.items():
+        net.load_state_dict(state["models"][name])
+    for name, opt in optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    for name, sched in schedulers.items():
+        sched.load_state_dict(state["schedulers"][name])
+    if state["scaler"]:
+        scaler.load_state_dict(state["scaler"])

@@ -19,6 +19,7 @@ from ..config import Config
 from ..domains import dataset_name, default_direction
 from ..nets import PatchDiscriminator, PatchSampler, ResnetGenerator, WithFeatures, init_weights, nce_channels
 from .base import Precision, adam, grad_norm, linear_decay, parameters, scaled_lr, set_requires_grad, wrap
+from .base import load_training_state, training_state
 from .losses import gan_loss, patch_nce
 
 
@@ -155,24 +156,16 @@ class CUT:
             fake_y, idt_y = self.G(x.to(self.device)).float().cpu(), self.G(y.to(self.device)).float().cpu()
         return {"X": torch.stack([x, fake_y], dim=1), "Y": torch.stack([y, idt_y], dim=1)}
 
+    def _parts(self) -> tuple:
+        return (self.nets, {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}, self.scaler)
+
     def state_dict(self) -> dict:
-        return {
+        return training_state(*self._parts()) | {
             "method": self.cfg.method,
-            "models": {name: net.state_dict() for name, net in self.nets.items()},
-            "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
-            "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
-            "scaler": self.scaler.state_dict(),
             "method_rng": {"patches": self.patch_rng.get_state(), "flip": self.flip_rng.get_state()},
         }
 
     def load_state_dict(self, state: dict) -> None:
-        for name, net in self.nets.items():
-            net.load_state_dict(state["models"][name])
-        self.opt_G.load_state_dict(state["optimizers"]["G"])
-        self.opt_D.load_state_dict(state["optimizers"]["D"])
-        self.sched_G.load_state_dict(state["schedulers"]["G"])
-        self.sched_D.load_state_dict(state["schedulers"]["D"])
-        if state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
+        load_training_state(state, *self._parts())
         self.patch_rng.set_state(state["method_rng"]["patches"])
         self.flip_rng.set_state(state["method_rng"]["flip"])

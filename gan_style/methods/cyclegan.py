@@ -15,6 +15,7 @@ from torch import nn
 from ..config import Config
 from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
 from .base import Precision, adam, grad_norm, linear_decay, lr_factor, parameters, scaled_lr, set_requires_grad, wrap
+from .base import load_training_state, training_state
 from .losses import gan_loss
 from .pool import ImagePool
 
@@ -148,25 +149,17 @@ class CycleGAN:
         cpu = lambda *xs: [x.float().cpu() for x in xs]  # noqa: E731
         return {"A": torch.stack(cpu(real_A, fake_B, rec_A), dim=1), "B": torch.stack(cpu(real_B, fake_A, rec_B), dim=1)}
 
+    def _parts(self) -> tuple:
+        return (self.nets, {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}, self.scaler)
+
     def state_dict(self) -> dict:
-        return {
+        return training_state(*self._parts()) | {
             "method": "cyclegan",
-            "models": {name: net.state_dict() for name, net in self.nets.items()},
-            "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
-            "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
-            "scaler": self.scaler.state_dict(),
             "pools": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
         }
 
     def load_state_dict(self, state: dict) -> None:
-        for name, net in self.nets.items():
-            net.load_state_dict(state["models"][name])
-        self.opt_G.load_state_dict(state["optimizers"]["G"])
-        self.opt_D.load_state_dict(state["optimizers"]["D"])
-        self.sched_G.load_state_dict(state["schedulers"]["G"])
-        self.sched_D.load_state_dict(state["schedulers"]["D"])
-        if state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
+        load_training_state(state, *self._parts())
         self.pool_A.load_state_dict(state["pools"]["A"], self.device)
         self.pool_B.load_state_dict(state["pools"]["B"], self.device)
         if self.rank:  # checkpoints hold rank 0's pools: the other ranks go on with their own random streams

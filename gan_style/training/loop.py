@@ -263,7 +263,11 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 if (log_now or not env.enabled) and any_rank(stop.signum is not None, env):
                     break
             bar.close()
-            check_and_average(window, step, model.stat_names, env)  # never save non-finite weights
+            # The steps since the last log (an epoch, or a run, shorter than log_every) are logged too,
+            # at the step they end; and checked: never save non-finite weights.
+            partial = check_and_average(window, step, model.stat_names, env)
+            if partial:
+                monitor.log(step, partial | model.learning_rates() | {"epoch": epoch + epoch_step / steps_per_epoch})
             window = []
             if epoch_step >= steps_per_epoch:  # ---- end of epoch: decay LR, save, samples ----
                 epoch, epoch_step = epoch + 1, 0

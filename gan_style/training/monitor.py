@@ -174,17 +174,26 @@ class Monitor(NullMonitor):
                 self._guard(f"artifact upload of {kind}", self._wandb_artifact, kind, paths)
 
     def _export_generators(self, checkpoint: Path) -> list[Path]:
-        """G_A and G_B as verified safetensors files; [] (and one line) if the export fails."""
+        """The generators (G_A and G_B, or CUT's G) as verified safetensors files; [] (and one line) if
+        the export fails."""
         try:
             from ..inference.export import export_generator
+            from ..inference.weights import read_generator
 
             out = self.run_dir / "export"
+            directions = {read_generator(checkpoint)[1].direction} if "G" in self._models(checkpoint) else ("AtoB", "BtoA")
             return [export_generator(checkpoint, "safetensors", out / f"{self.name}_{d}.safetensors", direction=d).path
-                    for d in ("AtoB", "BtoA")]
+                    for d in sorted(directions)]  # a CUT checkpoint has one generator, one direction
         except Exception as e:
             say(f"warning: could not export the generators for W&B ({type(e).__name__}: {first_line(e)}); "
                 "uploading the checkpoint only")
             return []
+
+    @staticmethod
+    def _models(checkpoint: Path) -> dict:
+        from ..io.checkpoint import load_safe
+
+        return load_safe(checkpoint)["models"]
 
     def finish(self, exit_code: int | None = None) -> None:
         """Close the files and the W&B run. ``exit_code`` None: 0, or taken from the exception
