@@ -1,7 +1,7 @@
-"""Write synthetic video clips with PyAV: moving shapes over a gradient, with a sine-wave sound.
+"""Write video clips with PyAV: synthetic moving shapes (or any frames), with a sine-wave sound.
 
-Used by the video tests and the video benchmark, which need clips of a known size, length,
-frame rate and motion without shipping any video file:
+Used by the video tests, the video benchmark and scripts/ken_burns_clip.py, which need clips of
+a known size, length, frame rate and motion without shipping any video file:
 
     write_clip("clip.mp4", 64, 48, seconds=2, fps=12)                   # H.264 + AAC
     write_clip("still.mkv", 64, 48, motion="static", lossless=True)     # every frame identical
@@ -13,6 +13,7 @@ Needs PyAV (the ``video`` extra).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -50,14 +51,30 @@ def write_clip(
     seconds: float = 2.0,
     fps: int = 12,
     motion: str = "moving",
+    pts: list[int] | None = None,
+    **options,
+) -> Path:
+    """Write a synthetic clip of ``seconds`` at a constant ``fps``, or of frames at ``pts`` (in 1/1000 s).
+
+    ``options``: those of ``write_video`` (audio, codec, lossless, rotation, metadata).
+    """
+    count = len(pts) if pts is not None else round(seconds * fps)
+    frames = (clip_frame(width, height, i, motion) for i in range(count))
+    return write_video(path, frames, fps, pts, **options)
+
+
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: int = 25,
+    pts: list[int] | None = None,
     audio: str | None = "aac",
     codec: str = "h264",
     lossless: bool = False,
     rotation: int = 0,
-    pts: list[int] | None = None,
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write a clip of ``seconds`` at a constant ``fps``, or frames at the given ``pts`` (in 1/1000 s).
+    """Write ``frames`` ((H, W, 3) uint8, all one size) at a constant ``fps``, or at ``pts`` (in 1/1000 s).
 
     ``audio``: the audio codec of a mono 440 Hz sine track of the same length (None: no sound).
     ``lossless``: H.264 at qp 0 in 4:4:4, so identical frames decode identically (no coding noise).
@@ -69,26 +86,34 @@ def write_clip(
     path = Path(path)
     # Constant rate: time base 1/fps, frame i at i. Explicit pts: time base 1/1000.
     time_base = Fraction(1, 1000) if pts is not None else Fraction(1, fps)
-    times = pts if pts is not None else list(range(round(seconds * fps)))
     with av.open(str(path), "w") as out:
         out.metadata.update(metadata or {})
-        video = out.add_stream(codec, rate=fps)
-        video.width, video.height = width, height
-        video.pix_fmt = "yuv444p" if lossless else "yuv420p"
-        video.time_base = video.codec_context.time_base = time_base
-        video.options = {"qp": "0"} if lossless else {}
-        if rotation:
-            video.set_display_rotation(rotation)
-        sound = _add_sine_stream(out, audio) if audio else None
-        for i, t in enumerate(times):
-            frame = av.VideoFrame.from_ndarray(clip_frame(width, height, i, motion), format="rgb24")
+        video = sound = None
+        t = -1
+        for i, pixels in enumerate(frames):
+            if video is None:  # the first frame gives the size
+                video = _add_video_stream(out, codec, fps, pixels.shape, time_base, lossless, rotation)
+                sound = _add_sine_stream(out, audio) if audio else None
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            t = pts[i] if pts is not None else i
             frame.pts, frame.time_base = t, time_base
             out.mux(video.encode(frame))
-        out.mux(video.encode(None))
+        if video is not None:
+            out.mux(video.encode(None))
         if sound is not None:
-            end = float((times[-1] * time_base if times else 0) + Fraction(1, fps))
-            _write_sine(out, sound, end)
+            _write_sine(out, sound, float(t * time_base + Fraction(1, fps)))
     return path
+
+
+def _add_video_stream(out, codec: str, fps: int, shape: tuple, time_base: Fraction, lossless: bool, rotation: int):
+    video = out.add_stream(codec, rate=fps)
+    video.height, video.width = shape[:2]
+    video.pix_fmt = "yuv444p" if lossless else "yuv420p"
+    video.time_base = video.codec_context.time_base = time_base
+    video.options = {"qp": "0"} if lossless else {}
+    if rotation:
+        video.set_display_rotation(rotation)
+    return video
 
 
 def write_sound(path: str | Path, seconds: float = 1.0, codec: str = "aac") -> Path:
