@@ -321,6 +321,17 @@ def test_deflicker_option_reduces_the_measured_flicker(weights, tmp_path, capsys
         cli_main(translate(weights, "-i", str(clip), "--deflicker", "1.5"))
 
 
+def test_single_video_output_names(weights, tmp_path, capsys):
+    clip = write_clip(tmp_path / "clip.mp4", 64, 48, seconds=0.5, fps=FPS)
+    Image.new("RGB", (20, 16), "teal").save(tmp_path / "photo.png")
+    assert cli_main(translate(weights, "-i", str(clip), "-o", str(tmp_path / "painted.mkv"))) == 0
+    assert probe(tmp_path / "painted.mkv")["frames"] == 6
+    assert cli_main(translate(weights, "-i", str(clip), "-o", str(tmp_path / "painted.png"))) == 2
+    assert "needs a video name" in capsys.readouterr().err
+    assert cli_main(translate(weights, "-i", str(tmp_path / "photo.png"), "-o", str(tmp_path / "p.mp4"))) == 2
+    assert "needs an image name" in capsys.readouterr().err
+
+
 def test_video_errors_are_one_line(gen, tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", 64, 48, seconds=0.5, fps=FPS)
     with pytest.raises(VideoError, match="--codec nope: no such encoder"):

@@ -528,8 +528,8 @@ class Background:
                 raise item.error
             yield item
 
-    def join(self) -> None:
-        self.thread.join(timeout=10)
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
 
 
 def translate_video(
@@ -559,9 +559,11 @@ def translate_video(
     except av.FFmpegError as e:
         raise VideoError(f"{src}: cannot translate video ({_reason(e)})") from None
     finally:
-        stop.set()  # stop the threads before closing the file they read
-        for stage in stages:
-            stage.join()
+        stop.set()
+        for stage, wait in zip(stages, (30.0, 1.0)):
+            # The decode thread reads the file: it must stop before the file is closed (it checks
+            # every 0.1 s). The translate thread may be in a long forward pass: not worth waiting for.
+            stage.join(wait)
         inp.container.close()
     result.seconds = time.perf_counter() - start
     result.flicker = meter.ratio
@@ -600,6 +602,9 @@ def translate_videos(
             result = translate_video(gen, src, dest, settings)
         except VideoError as e:
             failures.append(str(e))
+            continue
+        except Exception as e:  # noqa: BLE001 - anything unforeseen in one file must not stop the others
+            failures.append(f"{src}: cannot translate video ({e.__class__.__name__}: {e})")
             continue
         results.append(result)
         report(result.summary())
