@@ -37,7 +37,7 @@ help:  ## list the targets
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,export,metrics]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,export,metrics,video]'
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install gan_style with all extras
@@ -65,7 +65,7 @@ DIRECTION ?=
 FORMAT    ?= safetensors
 WEIGHTS    = $(if $(CKPT),$(CKPT),runs/$(DOMAIN)/last.pt)
 
-translate: setup  ## translate DOMAIN's run (or CKPT=) on its test photos -> results/; INPUT=file|dir OUTPUT=dir DIRECTION=BtoA
+translate: setup  ## translate DOMAIN's run (or CKPT=) on its test photos -> results/; INPUT=file|dir (photos, videos) OUTPUT=dir DIRECTION=BtoA
 	$(BIN)/gan-style translate --weights $(WEIGHTS) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) \
 	  $(if $(DIRECTION),--direction $(DIRECTION)) $(ARGS)
 

@@ -3,12 +3,16 @@
 The inference API is imported lazily so ``import gan_style`` stays cheap and never pulls in
 training code::
 
-    from gan_style import load_generator, translate_image
+    from gan_style import load_generator, translate_image, translate_video
 """
 
 __version__ = "0.1.0"
 
-_LAZY = {"load_generator": "inference.translate", "translate_image": "inference.translate"}
+_LAZY = {
+    "load_generator": "inference.translate",
+    "translate_image": "inference.translate",
+    "translate_video": "inference.video",
+}
 
 
 def __getattr__(name: str):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from gan_style.data.toydata import make_toy_dataset
 
@@ -20,6 +21,15 @@ os.environ.setdefault("WANDB_SILENT", "true")
 def toy_root(tmp_path_factory) -> Path:
     """trainA/trainB (8 images each) and testA/testB (2 each), 40x40 PNGs."""
     return make_toy_dataset(tmp_path_factory.mktemp("toy"), n_train=8, n_test=2, size=40)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: one thread is fastest, and immune to other processes competing for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny_overrides(root: Path, out_dir: Path, **extra) -> list[str]:

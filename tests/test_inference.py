@@ -23,13 +23,7 @@ from gan_style.nets import PatchDiscriminator, ResnetGenerator, init_weights
 from gan_style.inference.weights import GeneratorInfo, WeightsError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is fastest, and immune to other processes competing for the cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ARCH = {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 3,  # not the default 9: must be read from the file

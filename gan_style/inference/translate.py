@@ -103,16 +103,25 @@ def load_generator(
 # ---------------------------------------------------------------- images <-> tensors
 
 
+def from_uint8(arr: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 pixels -> (..., 3, H, W) float tensor in [-1, 1] (mean 0.5, std 0.5 as in training)."""
+    return torch.from_numpy(np.array(arr, dtype=np.uint8)).movedim(-1, -3).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """(..., 3, H, W) tensor in [-1, 1] -> (..., H, W, 3) uint8 pixels (contiguous, on the CPU)."""
+    arr = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return arr.movedim(-3, -1).contiguous().cpu().numpy()
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> (3, H, W) float tensor in [-1, 1] (mean 0.5, std 0.5 as in training)."""
-    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())  # (H, W, 3)
-    return arr.permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    """RGB PIL image -> (3, H, W) float tensor in [-1, 1]."""
+    return from_uint8(np.asarray(img, dtype=np.uint8))
 
 
 def to_image(t: torch.Tensor) -> Image.Image:
     """(3, H, W) tensor in [-1, 1] -> RGB PIL image."""
-    arr = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return Image.fromarray(arr.permute(1, 2, 0).cpu().numpy(), mode="RGB")
+    return Image.fromarray(to_uint8(t), mode="RGB")
 
 
 def resize_short_side(img: Image.Image, size: int | None) -> Image.Image:
@@ -153,6 +162,15 @@ def resolve_tile(tile: int | str | None, h: int, w: int) -> int:
         raise ValueError(f"tile {tile}: use at least 32 pixels (or 0 for no tiling)")
     tile = tile // 4 * 4
     return 0 if h <= tile and w <= tile else tile
+
+
+def images_per_pass(batch_size: int, h: int, w: int) -> int:
+    """How many H x W images go through the generator together: ``batch_size``, fewer when large.
+
+    A pass holds at most AUTO_TILE_AREA pixels, so activations stay bounded (big images are tiled
+    one at a time anyway).
+    """
+    return max(1, min(batch_size, AUTO_TILE_AREA // (h * w)))
 
 
 def translate_tensor(gen: Generator, x: torch.Tensor, tile: int | str | None = "auto") -> torch.Tensor:

@@ -8,10 +8,31 @@ permissions (umask) instead of mkstemp's private 0600.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Callable
+
+
+@contextlib.contextmanager
+def temporary_path(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary name next to ``path``; move it onto ``path`` if the block succeeds.
+
+    For writers that need a file name rather than a file object (FFmpeg writing a video). On any
+    exception, Ctrl-C included, the temporary file is removed and ``path`` is left as it was.
+    The name is hidden (leading dot) and ends in ``.tmp``, so it is never taken for an output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_atomic(path: str | Path, write: Callable[[IO], object], binary: bool = False, fsync: bool = False) -> Path:
@@ -20,18 +41,11 @@ def write_atomic(path: str | Path, write: Callable[[IO], object], binary: bool =
     ``fsync``: flush to disk before the move (checkpoints: the file must survive a power cut).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb" if binary else "x") as f:
-            write(f)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with temporary_path(path) as tmp, open(tmp, "xb" if binary else "x") as f:
+        write(f)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
     return path
 
 

@@ -8,6 +8,7 @@ out as an upright ``PIL.Image`` in mode RGB. Unreadable or truncated files raise
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,10 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def list_images(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` (sorted, so runs are reproducible)."""
+def list_images(folder: Path, recursive: bool = False, accept: Callable[[Path], bool] = is_image_file) -> list[Path]:
+    """Image files (or the files ``accept`` takes) in ``folder``, sorted so runs are reproducible."""
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and is_image_file(p))
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and accept(p))
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
