@@ -79,6 +79,9 @@ def test_antialiased_discriminator_and_patch_sampler_have_the_official_keys():
     assert set(sampler.state_dict()) == keys
     assert sampler.state_dict()["mlp_1.0.weight"].shape == (256, 128)
     assert count(sampler) == 560_384
+    # With 1 block, layer 16 is in the upsampling part: its width depends on the upsampling layout.
+    for up, expected_16 in ((True, 16), (False, 8)):  # conv(4ngf -> 2ngf) output vs ReLU after the 2nd transposed conv
+        assert nce_channels(8, 1, (0, 4, 8, 12, 16), True, up)[-1] == expected_16
 
 
 def test_blur_filters_are_the_binomial_kernels():

@@ -432,3 +432,11 @@ def test_training_logs_eval_metrics_every_n_epochs(toy_root, tmp_path):
     evals = [r for r in rows if "eval/cycle_A_l1" in r]
     assert [r["step"] for r in evals] == [4]  # every 2 epochs: after epoch 2 (step 4) only
     assert all(0 < r["eval/cycle_B_l1"] < 1 and 0 <= r["eval/colour_tv_A"] <= 1 for r in evals)
+
+
+def test_eval_json_dash_prints_parsable_json_on_stdout(toy_root, tmp_path, run_cli):
+    code, stdout, stderr = run_cli("--halves", str(toy_root / "trainA"), "--metrics", "colour", "--json", "-")
+    assert code == 0, stderr
+    report = json.loads(stdout)  # stdout holds the JSON alone
+    assert next(iter(report["results"].values()))["colour_w1"] >= 0
+    assert "colour" in stderr.lower() and not (tmp_path / "-").exists()  # the table went to stderr, no file "-"

@@ -13,6 +13,7 @@ See docs/metrics.md for the definitions and reference numbers.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -73,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--cache-dir", metavar="DIR",
                      help="feature cache (default $GAN_STYLE_CACHE or ~/.cache/gan_style)")
     how.add_argument("--no-cache", action="store_true", help="neither read nor write cached real-image features")
-    how.add_argument("--json", metavar="PATH", help="where to write the results (default results/eval/<label>.json)")
+    how.add_argument("--json", metavar="PATH", help="where to write the results (default results/eval/<label>.json); "
+                     "- = print the JSON on stdout (the table and progress go to stderr)")
     how.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -122,17 +124,21 @@ def _run(args: argparse.Namespace) -> int:
         columns = {f"{Path(args.fake).name} vs {Path(args.real).name}": _eval_folders(ctx, Path(args.fake))}
     else:
         columns = {f"{Path(args.halves).name}: half 1 vs half 2": _eval_halves(ctx, Path(args.halves))}
+    from .. import __version__
     from ..metrics.report import format_table, write_json
 
-    print(format_table(columns))
-    label = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "_", k).strip("_") for k in columns)
-    path = Path(args.json) if args.json else Path("results/eval") / f"{label}.json"
-    from .. import __version__
-
-    write_json(path, {
+    to_stdout = args.json == "-"  # the convention: "-" is standard output; the table then goes to stderr
+    print(format_table(columns), file=sys.stderr if to_stdout else sys.stdout)
+    report = {
         "gan_style_version": __version__, "arguments": {k: v for k, v in vars(args).items() if k != "command"},
         "settings": ctx.settings(), "results": columns, "wall_s": round(time.perf_counter() - start, 1),
-    })  # fmt: skip
+    }  # fmt: skip
+    if to_stdout:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    label = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "_", k).strip("_") for k in columns)
+    path = Path(args.json) if args.json else Path("results/eval") / f"{label}.json"
+    write_json(path, report)
     print(f"results written to {path} ({time.perf_counter() - start:.0f} s)")
     return 0
 

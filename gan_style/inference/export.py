@@ -155,7 +155,7 @@ def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: in
     example = torch.zeros(EXAMPLE_SHAPE, dtype=torch.float16 if half else torch.float32)
     _torch_onnx_export(model, example, path, opset)
     proto = onnx.load(str(path))
-    proto.doc_string = "gan_style CycleGAN generator: image (N,3,H,W) in [-1,1], H and W multiples of 4 -> output"
+    proto.doc_string = "gan_style generator (CycleGAN or CUT): image (N,3,H,W) in [-1,1], H and W multiples of 4 -> output"
     entry = proto.metadata_props.add()
     entry.key, entry.value = "gan_style", _metadata_json(info, half)
     onnx.checker.check_model(proto)

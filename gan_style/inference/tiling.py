@@ -11,6 +11,9 @@ Here the generator is run *layer by layer over the whole image*, one tile at a t
   at the image border, not at the tile border; zero padding only at the image border);
 - an InstanceNorm first streams its whole input tile by tile to get the whole-image per-channel
   mean and variance, then normalises any rectangle with them;
+- CUT's antialiased blur layers are a padding (reflection down, replication up, both only at the
+  image border) followed by a fixed depthwise (transposed) convolution and, for upsampling, an
+  exact crop: the same nodes serve them;
 - activations at 1/4 resolution (the input of each norm there, and each residual block's
   output) are kept whole between stages, on the GPU while they take under 1/8 of its free
   memory, else in host memory; full- and half-resolution layers are cheap and recomputed.
@@ -360,7 +363,7 @@ def build(modules: list[nn.Module], src: Node, tile: int) -> Node:
 
 
 def translate_tiled(net: nn.Module, x: torch.Tensor, tile: int, device: torch.device) -> torch.Tensor:
-    """Run ``net`` (a ResnetGenerator) on x (1, C, H, W) in tiles of about ``tile`` pixels.
+    """Run ``net`` (a ResnetGenerator, plain or antialiased) on x (1, C, H, W) in tiles of about ``tile`` pixels.
 
     Call under ``torch.inference_mode()`` and the wanted autocast. H and W must be valid input
     sizes for ``net`` (multiples of 4, at least 8). Returns (1, C_out, H, W) fp32 on the CPU.

@@ -48,6 +48,10 @@ class WeightsError(ZooError):
     """Weights that cannot be used as a generator; the message names the file and the mismatch."""
 
 
+class OneDirectionError(WeightsError):
+    """A one-generator checkpoint (CUT, FastCUT) asked for the direction it was not trained in."""
+
+
 @dataclass(frozen=True)
 class GeneratorInfo:
     """What a generator does and how to feed it (stored as metadata in our exports)."""
@@ -263,7 +267,7 @@ def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None) -> t
     if "G" in ckpt["models"]:  # CUT / FastCUT: one generator, trained in one direction
         trained = data.get("direction") or default_direction(dataset)
         if direction not in (None, trained):
-            raise WeightsError(f"{name}: a {config.get('method', 'cut')} checkpoint holds one generator, {trained}; "
+            raise OneDirectionError(f"{name}: a {config.get('method', 'cut')} checkpoint holds one generator, {trained}; "
                                f"it cannot translate {direction} (train another run with data.direction={direction})")
         direction, key = trained, "G"
     else:

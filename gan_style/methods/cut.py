@@ -44,7 +44,7 @@ class CUT:
         init = dict(gain=m.init_gain, init_type=m.init_type)
         self.G = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.antialias, m.antialias_up), **init)
         self.D = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D, m.antialias), **init)
-        channels = nce_channels(m.ngf, m.n_blocks, self.nce_layers, m.antialias)
+        channels = nce_channels(m.ngf, m.n_blocks, self.nce_layers, m.antialias, m.antialias_up)
         self.F = init_weights(PatchSampler(channels, c.netF_nc), **init)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         for net in self.nets.values():

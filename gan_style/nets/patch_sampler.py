@@ -45,11 +45,13 @@ class PatchSampler(nn.Module):
         return out
 
 
-def nce_channels(ngf: int, n_blocks: int, nce_layers: tuple[int, ...], antialias: bool, in_channels: int = 3) -> list[int]:
-    """Channel counts of the generator's outputs at ``nce_layers``, without running it."""
+def nce_channels(ngf: int, n_blocks: int, nce_layers: tuple[int, ...], antialias: bool, antialias_up: bool = False,
+                 in_channels: int = 3) -> list[int]:
+    """Channel counts of the generator's outputs at ``nce_layers``, without running it (with few
+    blocks, late NCE layers fall in the upsampling part, whose layout ``antialias_up`` sets)."""
     from .generator import ResnetGenerator
 
-    net = ResnetGenerator(in_channels, 3, ngf, n_blocks, antialias=antialias)
+    net = ResnetGenerator(in_channels, 3, ngf, n_blocks, antialias=antialias, antialias_up=antialias_up)
     channels, c = [], in_channels
     for i, layer in enumerate(net.model):
         c = getattr(layer, "out_channels", c)  # convs change the count; pads, norms, blocks keep it

@@ -178,12 +178,157 @@ class Monitor(NullMonitor):
         the export fails."""
         try:
             from ..inference.export import export_generator
-            from ..inference.weights import read_generator
+            from ..inference.weights import OneDirectionError
 
-            out = self.run_dir / "export"
-            directions = {read_generator(checkpoint)[1].direction} if "G" in self._models(checkpoint) else ("AtoB", "BtoA")
-            return [export_generator(checkpoint, "safetensors", out / f"{self.name}_{d}.safetensors", direction=d).path
-                    for d in sorted(directions)]  # a CUT checkpoint has one generator, one direction
+            paths = []
+            for d in ("AtoB", "BtoA"):
+                try:
+                    paths.append(export_generator(checkpoint, "safetensors",
+                                                  self.run_dir / "export" / f"{self.name}_{d}.safetensors", direction=d).path)
+                except OneDirectionError:  # a CUT checkpoint: one generator, one direction
+                    continue
+            return paths
+        except Exception as e:
+            say(f"warning: could not export the generators for W&B ({type(e).__name__}: {first_line(e)}); "
+                "uploading the checkpoint only")
+            return []
+
+    def finish(self, exit_code: int | None = None) -> None: ...
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps so that a resumed run continues the same W&B run."""
+        return {}
+
+
+class Monitor(NullMonitor):
+    """Rank 0's monitor.
+
+    ``logging``: the ``logging`` config section (None = W&B off). ``state``: what ``state()``
+    returned in the checkpoint being resumed (its run id is kept when the run name matches).
+    ``step``: the step training starts from; rows of ``metrics.jsonl`` after it are dropped
+    (logged after the last checkpoint of an interrupted run, they will be redone).
+    """
+
+    def __init__(self, run_dir: Path, logging: LoggingConfig | None = None, name: str | None = None,
+                 state: dict[str, Any] | None = None, step: int = 0) -> None:
+        self.run_dir = Path(run_dir)
+        self.name = name or self.run_dir.name
+        self.samples_dir = self.run_dir / "samples"
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        state = state or {}
+        same_run = state.get("run_id") and state.get("run_name", self.name) == self.name
+        self.run_id: str = state["run_id"] if same_run else new_run_id()
+        self.wandb_mode = "disabled"
+        self._logging = logging
+        self._step = step
+        self._wandb = None  # the wandb module, once imported
+        self._run = None  # the live W&B run; None when off or after a failure
+        self._failed_run = None  # a run that raised: finished (best effort) at the end
+        self._reported = False
+        self._defined: set[str] = set()
+        metrics = self.run_dir / "metrics.jsonl"
+        drop_rows_after(metrics, step)  # step 0: a fresh run replaces the rows of one that never saved
+        self._metrics = open(metrics, "a", buffering=1)  # line-buffered: survives a crash
+
+    def state(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "run_name": self.name}
+
+    # ---- start: run_info.json, then W&B ----
+    def start(self, info: dict[str, Any]) -> None:
+        setting = self._logging.wandb if self._logging is not None else "disabled"
+        mode, reason = resolve_wandb_mode(setting, os.environ)
+        if mode != "disabled":
+            self._start_wandb(info, mode, reason)
+        info = info | {"monitor": {"run_id": self.run_id, "wandb": self.wandb_mode,
+                                   "wandb_dir": self._sync_dir() and str(self._sync_dir())}}
+        write_text_atomic(self.run_dir / "run_info.json", json.dumps(info, indent=2, default=str))
+
+    def _start_wandb(self, info: dict[str, Any], mode: str, reason: str) -> None:
+        try:
+            import wandb
+        except Exception as e:  # not installed, or broken: the local files still get everything
+            self._report("import", e, "install it with `pip install wandb`, or set logging.wandb=disabled")
+            return
+        cfg = self._logging
+        kwargs: dict[str, Any] = {
+            "id": self.run_id,
+            "resume": "allow",  # continue the run when it exists (resume), create it otherwise
+            "mode": mode,
+            "job_type": "train",
+            # The resolved config plus the facts of this run, flat at the top for filtering runs.
+            "config": info.get("config", {}) | {k: v for k, v in info.items() if k != "config"},
+            "reinit": "create_new",  # never finish or reuse a run the calling code may hold
+        }
+        if not (os.environ.get("WANDB_QUIET") or os.environ.get("WANDB_SILENT")):
+            kwargs["settings"] = {"quiet": True}  # our lines say where the run is; no summary table under tqdm
+        # W&B's own environment variables win over our defaults: WANDB_PROJECT, WANDB_DIR, ...
+        for key, env_var, value in (("project", "WANDB_PROJECT", cfg.wandb_project),
+                                    ("entity", "WANDB_ENTITY", cfg.wandb_entity),
+                                    ("name", "WANDB_NAME", self.name),
+                                    ("dir", "WANDB_DIR", str(self.run_dir))):
+            if value is not None and not os.environ.get(env_var):
+                kwargs[key] = value
+        try:
+            run = wandb.init(**kwargs)
+        except Exception as e:
+            self._report("init", e, "check the WANDB_* variables, `wandb login`, or set logging.wandb=offline")
+            return
+        self._wandb, self._run, self.wandb_mode = wandb, run, mode
+        self._guard("init", run.define_metric, STEP_KEY)
+        if self._run is None:
+            return
+        if mode == "online":
+            say(f"W&B: online run {getattr(run, 'url', None) or run.id} ({reason})")
+        else:
+            say(f"W&B: offline run ({reason}) written to {short(self._sync_dir())}")
+
+    # ---- during training ----
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        self._step = step
+        clean = {k: (v if math.isfinite(v) else str(v)) for k, v in scalars.items()}
+        self._metrics.write(json.dumps({STEP_KEY: step, **clean}) + "\n")
+        if self._run is not None:
+            self._guard("log", self._wandb_log, step, dict(scalars))
+
+    def log_panels(self, step: int, tag: str, panels: dict[str, torch.Tensor],
+                   captions: dict[str, str] | None = None) -> None:
+        """``panels``: name -> (n, k, 3, H, W) in [-1, 1]: n rows of k columns (e.g. real | fake | rec);
+        ``captions``: name -> what the columns show (the method's ``panel_columns``)."""
+        self._step = step
+        images = {name: to_uint8(panel_grid(columns)) for name, columns in panels.items()}  # (H, W, 3)
+        for name, image in images.items():
+            save_png_atomic(image, self.samples_dir / f"{tag}_{name}.png")
+        if self._run is not None:
+            self._guard("log", self._wandb_panels, step, tag, images, captions or PANEL_COLUMNS)
+
+    def log_artifacts(self, files: dict[str, Path]) -> None:
+        """Upload the final files (kind -> path, e.g. "checkpoint": last.pt) as W&B model
+        artifacts when ``logging.log_artifacts`` is on; a checkpoint's two generators are also
+        exported (safetensors, in ``export/``) and uploaded as ``<name>-generator``."""
+        if self._run is None or not (self._logging and self._logging.log_artifacts):
+            return
+        uploads = {kind: [Path(path)] for kind, path in files.items() if Path(path).is_file()}
+        if "checkpoint" in uploads:
+            uploads["generator"] = self._export_generators(uploads["checkpoint"][0])
+        for kind, paths in uploads.items():
+            if paths:
+                self._guard(f"artifact upload of {kind}", self._wandb_artifact, kind, paths)
+
+    def _export_generators(self, checkpoint: Path) -> list[Path]:
+        """The generators (G_A and G_B, or CUT's G) as verified safetensors files; [] (and one line) if
+        the export fails."""
+        try:
+            from ..inference.export import export_generator
+            from ..inference.weights import OneDirectionError
+
+            paths = []
+            for d in ("AtoB", "BtoA"):
+                try:
+                    paths.append(export_generator(checkpoint, "safetensors",
+                                                  self.run_dir / "export" / f"{self.name}_{d}.safetensors", direction=d).path)
+                except OneDirectionError:  # a CUT checkpoint: one generator, one direction
+                    continue
+            return paths
         except Exception as e:
             say(f"warning: could not export the generators for W&B ({type(e).__name__}: {first_line(e)}); "
                 "uploading the checkpoint only")
