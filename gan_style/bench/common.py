@@ -92,17 +92,8 @@ def peak_memory_gb(device: torch.device) -> float | None:
     """CUDA: peak allocated by tensors. CPU: the process's peak resident size (includes Python, libraries)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
-    return _process_status_gb("VmHWM")
-
-
-def resident_gb() -> float | None:
-    """The process's resident size now (Linux), to turn the CPU's peak into the growth during a measurement."""
-    return _process_status_gb("VmRSS")
-
-
-def _process_status_gb(field: str) -> float | None:
     with contextlib.suppress(OSError, AttributeError):
-        return int(re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 2**20
+        return int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 2**20
     return None
 
 
