@@ -30,7 +30,8 @@ $PY -c "import pydantic, yaml" || { echo "error: pydantic and PyYAML are needed:
 } 2>&1 | tee "$DIR/gpu_env.txt"
 
 # ---- stage 1 (~2 min): eager ladder at 256 px (reference -> our step -> channels_last -> bf16, fp16),
-# batches 4/8/16 with the fastest eager settings, a profile, the data pipeline, translation ----
+# batches 4/8/16 with the fastest eager settings, a profile, the data pipeline, translation,
+# CycleGAN / CUT / FastCUT side by side (256 px, bf16, batch 1, eager) ----
 timeout 270 $PY -m gan_style.cli.bench --preset gpu --compile off --batch-sizes 4,8,16 --profile \
   --out "$DIR/gpu_eager.json" ${BENCH_ARGS:-} 2>&1 | tee "$DIR/gpu_eager.txt"
 

@@ -1,6 +1,6 @@
 """Each speed-up gives the same training as the plain path, within its precision's tolerance.
 
-The plain path is ``gan_style.cli.bench.ReferenceStep``: the reference implementation's iteration
+The plain path is ``gan_style.bench.training.ReferenceStep``: the reference implementation's iteration
 (six separate generator passes, separate discriminator backwards, default Adam, fp32, NCHW).
 Tiny models on the CPU. Adam's first step moves every weight by about +-lr whatever the size of
 its gradient, so rounding noise in near-zero gradients becomes lr-sized weight changes: the
@@ -16,6 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gan_style.bench.common import compiled_graphs
+from gan_style.bench.methods import method_config
+from gan_style.bench.training import ReferenceStep, count_flops, generator_flops
 from gan_style.cli import bench
 from gan_style.config import load_config
 from gan_style.methods.cyclegan import STAT_NAMES, CycleGAN
@@ -57,7 +60,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_our_step_equals_the_reference_step(lambda_identity):
     # Ours batches independent passes (2N images per call) and uses fused Adam.
     ours, ref = make(lambda_identity=lambda_identity), make(lambda_identity=lambda_identity)
-    reference = bench.ReferenceStep(ref)
+    reference = ReferenceStep(ref)
     data = batches()
     v_ours, v_ref = ours.step(*data[0])["vector"], reference.step(*data[0])["vector"]
     assert v_ours.shape == (len(STAT_NAMES),)
@@ -74,7 +77,7 @@ def test_reference_step_is_a_real_check():
     # The comparison above fails if a loss term is lost: drop the identity loss on one side only.
     ours, ref = make(), make(lambda_identity=0.0)
     a, b = batches(1)[0]
-    v_ours, v_ref = ours.step(a, b)["vector"], bench.ReferenceStep(ref).step(a, b)["vector"]
+    v_ours, v_ref = ours.step(a, b)["vector"], ReferenceStep(ref).step(a, b)["vector"]
     assert not torch.allclose(v_ours, v_ref, rtol=1e-3, atol=1e-4)
     assert rel_err(grads(ours)["G_A"], grads(ref)["G_A"]) > 1e-3
 
@@ -141,28 +144,29 @@ def test_compiled_step_equals_eager_and_never_recompiles(monkeypatch):
     g_compiled, g_eager = grads(compiled), grads(eager)
     for name in g_eager:
         assert rel_err(g_compiled[name], g_eager[name]) < 1e-4, name
-    after_first = bench.compiled_graphs()
+    after_first = compiled_graphs()
     assert after_first > 0  # it did compile
     for a, b in data[1:]:
         torch.testing.assert_close(compiled.step(a, b)["vector"], eager.step(a, b)["vector"], rtol=1e-4, atol=1e-5)
-    assert bench.compiled_graphs() == after_first, "torch.compile recompiled after the first step"
+    assert compiled_graphs() == after_first, "torch.compile recompiled after the first step"
     torch._dynamo.reset()
 
 
 def test_flop_count_matches_the_paper_model():
     # One 256 px iteration of the paper's model: ~1.88 TFLOP; one generator pass 49.6 GMAC = 99.1 GFLOP.
     cfg = load_config(None, [])
-    assert bench.generator_flops(cfg, 256) == pytest.approx(99.1e9, rel=1e-3)
-    assert bench.count_flops(cfg, 1, 256) == pytest.approx(1.88e12, rel=5e-3)
+    assert generator_flops(cfg, 256) == pytest.approx(99.1e9, rel=1e-3)
+    assert count_flops(cfg, 1, 256) == pytest.approx(1.88e12, rel=5e-3)
     # Without the identity loss two of the six generator passes go, each ~3 x 99.1 GFLOP (forward + backward).
     no_idt = load_config(None, ["train.lambda_identity=0"])
-    assert bench.count_flops(no_idt, 1, 256) == pytest.approx(1.88e12 - 6 * 99.1e9, rel=5e-3)
+    assert count_flops(no_idt, 1, 256) == pytest.approx(1.88e12 - 6 * 99.1e9, rel=5e-3)
 
 
 def test_bench_runs_and_writes_json(tmp_path, capsys):
     out = tmp_path / "r.json"
     tiny = "--ngf 4 --ndf 4 --n-blocks 1 --size 32 --warmup 1 --iters 1 --repeats 1 --batch-sizes 2"
     small = "--translate-sizes 32 --tiled 72x40 --tile 32 --data-images 4 --workers 0 --threads 1"
+    small += " --only train,data,translate"  # methods: test_methods_side_by_side (CUT needs more blocks)
     rc = bench.main([*tiny.split(), *small.split(), "--out", str(out)])
     assert rc == 0
     results = json.loads(out.read_text())
@@ -178,12 +182,32 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     assert "reference step, fp32, NCHW, eager, batch 1" in printed and str(out) in printed
 
 
+def test_method_config_takes_each_methods_defaults():
+    base = load_config(None, ["train.pool_size=3"])  # a CycleGAN-only key, set: must not reach CUT
+    cut, fastcut = method_config(base, "cut", 2), method_config(base, "fastcut", 2)
+    assert (cut.model.init_type, cut.model.antialias, cut.cut.lambda_NCE, cut.cut.nce_idt) == ("xavier", True, 1.0, True)
+    assert (fastcut.cut.lambda_NCE, fastcut.cut.flip_equivariance, fastcut.train.batch_size) == (10.0, True, 2)
+    assert method_config(cut, "cyclegan", 1).model.antialias is False
+
+
+def test_methods_side_by_side(tmp_path):
+    out = tmp_path / "m.json"
+    tiny = "--ngf 4 --ndf 4 --n-blocks 5 --size 32 --warmup 0 --iters 1 --repeats 1 --threads 1 --only methods"
+    assert bench.main([*tiny.split(), "--out", str(out)]) == 0
+    section = json.loads(out.read_text())["methods"]
+    assert [r["method"] for r in section["rows"]] == ["cyclegan", "cut", "fastcut"]
+    for row in section["rows"]:
+        assert row["s_per_iter"] > 0 and row["batch"] == 1 and row["precision"] == "fp32"
+    assert section["rows"][0]["speedup_vs_cyclegan"] == 1.0
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
         (["--precisions", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
         (["--tiled", "big"], "expected WIDTHxHEIGHT"),
         (["--only", "speed"], "unknown section"),
+        (["--methods", "pix2pix"], "unknown method"),
         (["--size", "30"], "multiple of 4"),
         (["--batch-sizes", "4,x"], "--batch-sizes '4,x': expected whole numbers"),
     ],

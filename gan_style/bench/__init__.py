@@ -1,0 +1,45 @@
+"""The benchmark behind ``gan-style bench``, one module per thing it measures (the CLI is
+gan_style/cli/bench.py; ``python -m gan_style.bench`` runs it too).
+
+common.py       timing, synchronisation, peak memory, machine info, device peaks, the JSON file
+training.py     the training ladder / grid (``ReferenceStep``, ``TrainCase``), Adam alone, FLOPs, profile
+data.py         the input pipeline        translation.py   ``gan_style.inference``
+methods.py      CycleGAN, CUT and FastCUT side by side
+report.py       the tables
+
+``SECTIONS`` is the registry of the sections after training (which the CLI runs itself: it
+streams its rows and writes three result keys). Name (as ``--only`` spells it) -> ``Section``:
+``run(base_config, device, args)`` returns the JSON-able result kept as ``results[name]``;
+``format(result)`` gives the table's lines (default: a title and one line per row, for a section
+that returns a list of flat dicts). ``args`` holds every option, already resolved from the
+preset. A new section is one line, e.g.::
+
+    "video": Section("video", lambda base, device, args: bench_video(device, size=args.size)),
+
+Sections run in this order, each only when ``--only`` lists it (the default lists them all).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from .data import bench_data
+from .methods import bench_methods
+from .report import format_data, format_methods, format_rows, format_translate
+from .translation import bench_translate
+
+
+class Section(NamedTuple):
+    title: str  # printed while it runs, and above its lines when it has no format of its own
+    run: Callable[..., object]
+    format: Callable[[object], list[str]] | None = None
+
+    def lines(self, result: object) -> list[str]:
+        return self.format(result) if self.format else [self.title, *format_rows(result)]
+
+
+SECTIONS: dict[str, Section] = {
+    "data": Section("data pipeline", lambda base, device, args: bench_data(base, args), format_data),
+    "translate": Section("translation", bench_translate, format_translate),
+    "methods": Section("methods side by side", bench_methods, format_methods),
+}

@@ -1,0 +1,82 @@
+"""The methods section: one training step of CycleGAN, CUT and FastCUT side by side, at the same
+size, precision and batch, on the same synthetic inputs; s/iter, img/s, peak memory (CUDA) and each
+method's speed-up over CycleGAN (the CUT paper reports FastCUT ~2.7x faster per iteration)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..config import METHOD_DEFAULTS, METHOD_ONLY_KEYS, Config, config_from_dict
+from ..methods import METHODS
+from .common import one_line, peak_memory_gb, reset_peak_memory, sync, synthetic_pair, time_it
+
+
+def method_config(base: Config, method: str, batch: int) -> Config:
+    """``base`` (model, data, training settings) for ``method``. The keys ``base``'s own method
+    filled in (init, antialiasing, NCE settings) are cleared so that ``method`` fills in its own,
+    and the keys only other methods use go back to their defaults (setting them is an error)."""
+    tree = base.to_dict()
+    for section, values in METHOD_DEFAULTS[base.method].items():
+        tree[section] |= dict.fromkeys(values)
+    tree["model"]["antialias_up"] = None
+    for key, owners in METHOD_ONLY_KEYS.items():
+        if method not in owners:
+            *parents, name = key.split(".")
+            node = tree
+            for part in parents:
+                node = node[part]
+            node.pop(name, None)
+    tree["method"] = method
+    tree["train"] |= {"batch_size": batch, "compile": False}  # eager: compilation would dominate a short run
+    return config_from_dict(tree, f"bench {method}")
+
+
+def bench_method(base: Config, method: str, device: torch.device, args) -> dict:
+    """One method's step: the first (untimed) step, ``args.warmup`` more, then the median of
+    ``args.repeats`` chunks of ``args.iters`` steps."""
+    batch, precision = args.methods_batch, args.methods_precision
+    model = METHODS[method](method_config(base, method, batch), device, precision)
+    real_A, real_B = synthetic_pair(batch, args.size, device)
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    model.step(real_A, real_B)
+    sync(device)
+    first_step_s = time.perf_counter() - start
+    timing = time_it(lambda: model.step(real_A, real_B), device, args.warmup, args.iters, args.repeats)
+    s_it = timing["s_per_call"]
+    return {
+        "method": method,
+        "precision": precision,
+        "batch": batch,
+        "size": args.size,
+        "parameters": sum(p.numel() for net in model.nets.values() for p in net.parameters()),
+        "s_per_iter": s_it,
+        "s_per_iter_min": timing["s_min"],
+        "s_per_iter_max": timing["s_max"],
+        "it_per_s": 1 / s_it,
+        "img_per_s": batch / s_it,
+        "first_step_s": first_step_s,
+        # CUDA only: on a CPU the resident size keeps the earlier methods' freed memory (measured:
+        # its growth read ~0 for CUT after CycleGAN), so no per-method figure would be honest.
+        "peak_mem_gb": peak_memory_gb(device) if device.type == "cuda" else None,
+    }
+
+
+def bench_methods(base: Config, device: torch.device, args) -> dict:
+    """Each of ``args.methods`` in turn; a method that fails (out of memory, say) is recorded, not fatal."""
+    rows = []
+    for method in args.methods:
+        print(f"    {method} ...", flush=True)
+        try:
+            rows.append(bench_method(base, method, device, args))
+        except Exception as e:  # noqa: BLE001 - record and go on, as the training section does
+            rows.append({"method": method, "error": one_line(e)})
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    cyclegan = next((r for r in rows if r["method"] == "cyclegan" and "it_per_s" in r), None)
+    for row in rows:
+        if cyclegan and "it_per_s" in row:
+            row["speedup_vs_cyclegan"] = row["it_per_s"] / cyclegan["it_per_s"]
+    return {"size": args.size, "precision": args.methods_precision, "batch": args.methods_batch, "rows": rows}
