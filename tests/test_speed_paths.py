@@ -166,7 +166,7 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     out = tmp_path / "r.json"
     tiny = "--ngf 4 --ndf 4 --n-blocks 1 --size 32 --warmup 1 --iters 1 --repeats 1 --batch-sizes 2"
     small = "--translate-sizes 32 --tiled 72x40 --tile 32 --data-images 4 --workers 0 --threads 1"
-    small += " --only train,data,translate"  # methods: test_methods_side_by_side (CUT needs more blocks)
+    small += " --only train,data,translate,methods"
     rc = bench.main([*tiny.split(), *small.split(), "--out", str(out)])
     assert rc == 0
     results = json.loads(out.read_text())
@@ -178,6 +178,8 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     assert [r["size"] for r in results["translate"]["rows"]] == [32, 32]
     assert [r["tile"] for r in results["translate"]["large"]] == [32, 0]
     assert results["machine"]["versions"]["torch"] == torch.__version__
+    methods = results["methods"]["rows"]  # 1 block: CUT's NCE layer 16 lies in the upsampling part
+    assert [r["method"] for r in methods] == ["cyclegan", "cut", "fastcut"] and all(r["it_per_s"] > 0 for r in methods)
     printed = capsys.readouterr().out
     assert "reference step, fp32, NCHW, eager, batch 1" in printed and str(out) in printed
 

@@ -5,6 +5,7 @@ common.py       timing, synchronisation, peak memory, machine info, device peaks
 training.py     the training ladder / grid (``ReferenceStep``, ``TrainCase``), Adam alone, FLOPs, profile
 data.py         the input pipeline        translation.py   ``gan_style.inference``
 methods.py      CycleGAN, CUT and FastCUT side by side
+video.py        video translation: decode + translate + encode (needs the ``video`` extra)
 report.py       the tables
 
 ``SECTIONS`` is the registry of the sections after training (which the CLI runs itself: it
@@ -42,4 +43,12 @@ SECTIONS: dict[str, Section] = {
     "data": Section("data pipeline", lambda base, device, args: bench_data(base, args), format_data),
     "translate": Section("translation", bench_translate, format_translate),
     "methods": Section("methods side by side", bench_methods, format_methods),
+    "video": Section("video translation (frames/s)", lambda base, device, args: _video(base, device)),
 }
+
+
+def _video(base, device) -> list[dict]:
+    from .video import bench_video  # PyAV is imported only when this section runs
+
+    frames = 32 if device.type == "cuda" else 2  # a 720p frame takes ~10 s on a 2-core CPU
+    return bench_video(device, frames=frames, ngf=base.model.ngf, n_blocks=base.model.n_blocks, batch_size=2)

@@ -1,7 +1,7 @@
 """Video translation throughput: frames/s of ``gan-style translate`` on a video, end to end.
 
-    python -m gan_style.bench_video                          # 256 px and 720p, on the GPU if there is one
-    python -m gan_style.bench_video --frames 8 --sizes 256x256,1280x720 --device cpu
+    python -m gan_style.bench.video                          # 256 px and 720p, on the GPU if there is one
+    python -m gan_style.bench.video --frames 8 --sizes 256x256,1280x720 --device cpu
 
 For each frame size a synthetic clip (moving shapes + AAC sound, ``gan_style.io.clips``) is
 written to a temporary folder and translated by ``translate_video`` with a randomly initialised
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from .inference.translate import Generator, resolve_device, resolve_precision, translate_tensor
-from .inference.video import VideoSettings, translate_video
-from .inference.weights import GeneratorInfo
-from .io.clips import write_clip
-from .nets import ResnetGenerator, init_weights
+from ..inference.translate import Generator, resolve_device, resolve_precision, translate_tensor
+from ..inference.video import VideoSettings, translate_video
+from ..inference.weights import GeneratorInfo
+from ..io.clips import write_clip
+from ..nets import ResnetGenerator, init_weights
 
 FPS = 25
 
@@ -116,7 +116,7 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gan_style.bench_video", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gan_style.bench.video", description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda:N")
     parser.add_argument("--sizes", type=_sizes, default=((256, 256), (1280, 720)), help="WxH,... (256x256,1280x720)")
     parser.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
