@@ -324,3 +324,32 @@ def test_every_package_folder_is_listed_in_pyproject():
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "gan_style").rglob("__init__.py")}
     assert found | {"gan_style.configs"} == listed
+
+
+def test_a_nan_in_patch_nce_stops_training_naming_the_loss(toy_root, tmp_path, monkeypatch):
+    import gan_style.methods.cut
+    from gan_style.training.loop import TrainingStopped
+
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        value = patch_nce(*args, **kwargs)
+        return value * float("nan") if calls["n"] > 5 * 2 else value  # from step 2 on (5 layers, 2 NCE terms)
+
+    monkeypatch.setattr(gan_style.methods.cut, "patch_nce", poisoned)
+    with pytest.raises(TrainingStopped, match=r"loss/NCE became nan at step 2"):
+        train(load_config(None, tiny_overrides(toy_root, tmp_path, method="cut", cut__num_patches=16,
+                                               logging__log_every=1)))
+    assert not (tmp_path / "t" / "last.pt").exists()  # nothing non-finite was saved
+
+
+def test_eval_every_for_cut_measures_its_one_direction(toy_root, tmp_path):
+    train(load_config(None, tiny_overrides(toy_root, tmp_path, method="cut", cut__num_patches=16, eval__every=1,
+                                           eval__n_images=2, data__max_dataset_size=2, train__n_epochs_decay=0)))
+    import json
+
+    rows = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
+    assert len(evals) == 1 and "eval/colour_w1_B" in evals[0]  # AtoB: the fakes are compared with real B
+    assert not any("cycle" in k for k in evals[0])  # one generator: no cycle metrics
