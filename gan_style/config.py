@@ -105,6 +105,21 @@ class TrainConfig(_Section):
     """Seed for weights, data order, augmentation and the pools."""
     max_steps: Optional[int] = Field(None, gt=0)
     """Stop after this many steps in total (smoke runs and benchmarks)."""
+    ema: float = Field(0.0, ge=0, lt=1)
+    """EMA of the generators' weights with this decay (e.g. 0.999; 0 = off); step t uses min(ema, (1+t)/(10+t)). Panels, eval and translate use it."""
+    diffaugment: str = ""
+    """DiffAugment policy for every image D sees (real and fake, G and D pass): comma-separated color,translation,cutout; empty = off."""
+
+
+class FinetuneConfig(_Section):
+    """Start generators from published or earlier weights; the discriminators (and CUT's F) start fresh."""
+
+    G_A: Optional[str] = None
+    """CycleGAN: weights for G_A (A -> B): a checkpoint, export, reference .pth or official:NAME (e.g. official:monet2photo)."""
+    G_B: Optional[str] = None
+    """CycleGAN: weights for G_B (B -> A), e.g. official:style_monet (photo -> Monet)."""
+    G: Optional[str] = None
+    """CUT / FastCUT: weights for G (the data.direction generator), e.g. official:horse2zebra_cut."""
 
 
 class CutConfig(_Section):
@@ -140,6 +155,7 @@ METHOD_DEFAULTS = {
 METHOD_ONLY_KEYS = {
     "train.lambda_A": ("cyclegan",), "train.lambda_B": ("cyclegan",), "train.lambda_identity": ("cyclegan",),
     "train.pool_size": ("cyclegan",), "cut": ("cut", "fastcut"),
+    "finetune.G_A": ("cyclegan",), "finetune.G_B": ("cyclegan",), "finetune.G": ("cut", "fastcut"),
 }
 
 
@@ -172,6 +188,8 @@ class EvalConfig(_Section):
     """Images per domain used by the evaluation during training (a fixed subset)."""
     fid: bool = False
     """Also compute FID/KID with the Inception network (needs gan_style[metrics]; slow on a CPU)."""
+    best: Optional[str] = Field(None, pattern=r"^(fid|kid|colour_w1|colour_tv)_[AB]$")
+    """Keep best.pt whenever this eval metric improves (lower is better), e.g. kid_A, fid_A (need eval.fid) or colour_w1_A; null = off."""
 
 
 class Config(_Section):
@@ -187,6 +205,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     cut: CutConfig = CutConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     logging: LoggingConfig = LoggingConfig()
     eval: EvalConfig = EvalConfig()
@@ -209,7 +228,20 @@ class Config(_Section):
             raise ValueError(f"name {self.name!r} must be a non-empty folder name without '/'")
         self._check_method_keys()
         self._resolve_method_defaults()
+        self._check_eval_and_training_options()
         return self
+
+    def _check_eval_and_training_options(self) -> None:
+        best = self.eval.best
+        if best and not self.eval.every:
+            raise ValueError(f"eval.best={best} needs eval.every > 0 (how often to evaluate)")
+        if best and best.startswith(("fid", "kid")) and not self.eval.fid:
+            raise ValueError(f"eval.best={best} needs eval.fid=true (FID and KID use the Inception network)")
+        policy = [p.strip() for p in self.train.diffaugment.split(",") if p.strip()]
+        unknown = [p for p in policy if p not in ("color", "translation", "cutout")]
+        if unknown:
+            raise ValueError(f"train.diffaugment={self.train.diffaugment!r}: unknown {', '.join(unknown)}; "
+                             "use a comma-separated subset of color,translation,cutout (empty = off)")
 
     def _check_method_keys(self) -> None:
         """A key that the chosen method ignores may stay at its default, never be set otherwise."""

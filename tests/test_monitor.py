@@ -331,3 +331,14 @@ def test_resolve_wandb_mode(tmp_path):
     assert has_wandb_credentials(home) and resolve_wandb_mode("auto", home)[0] == "online"
     assert not has_wandb_credentials(home | {"WANDB_BASE_URL": "https://wandb.example.com"})
     assert not has_wandb_credentials({"HOME": str(tmp_path / "nowhere")})
+
+
+def test_a_run_shorter_than_log_every_logs_its_losses(toy_root, tmp_path, offline):
+    """8 steps an epoch, log_every 100: each epoch's partial window is logged at its last step."""
+    run_dir = run(toy_root, tmp_path, logging__log_every=100, logging__image_every=0)
+    local = jsonl(run_dir)
+    assert [r["step"] for r in local] == [8, 16] and all("loss/G_A" in r and "lr/G" in r for r in local)
+    assert [r["epoch"] for r in local] == [1.0, 2.0]
+    (sync_dir,) = sync_dirs(run_dir)
+    rows = {r["step"]: r for r in history(records(sync_dir)) if "loss/G_A" in r}
+    assert sorted(rows) == [8, 16] and rows[16]["loss/D_B"] == pytest.approx(local[1]["loss/D_B"])

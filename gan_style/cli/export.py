@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=DIRECTIONS,
         help="generator of a training checkpoint: AtoB (G_A) or BtoA (G_B); default BtoA for *2photo datasets, else AtoB",
     )
+    a("--raw-weights", action="store_true",
+      help="a training checkpoint's raw generator weights instead of their EMA (used by default when train.ema was on)")
     a(
         "--format",
         "-f",
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for fmt in formats:
         try:
-            result = export_generator(args.weights, fmt, args.output, args.direction, args.half, args.opset)
+            result = export_generator(args.weights, fmt, args.output, args.direction, args.half, args.opset,
+                                      ema=not args.raw_weights)
         except (CheckpointError, DownloadError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

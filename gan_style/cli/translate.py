@@ -105,6 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="which generator of a training checkpoint: AtoB (G_A) or BtoA (G_B); default BtoA for *2photo "
         "datasets (photo -> painting), else AtoB. Files holding one generator need no direction",
     )
+    a("--raw-weights", action="store_true",
+      help="a training checkpoint's raw generator weights instead of their EMA (used by default when train.ema was on)")
     a("--recursive", "-r", action="store_true", help="also translate images and videos in subfolders of input folders")
     a(
         "--size",
@@ -386,7 +388,7 @@ def translate_jobs(gen: Generator, jobs: list[Job], args: argparse.Namespace) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
-        gen = load_generator(args.weights, args.direction, args.device, args.precision)
+        gen = load_generator(args.weights, args.direction, args.device, args.precision, ema=not args.raw_weights)
         inputs = args.input or default_input(gen)
         output = Path(args.output) if args.output else default_output(gen, args.weights)
         found = find_inputs(inputs, args.recursive, exclude=output.resolve())

@@ -69,14 +69,16 @@ def export_generator(
     direction: str | None = None,
     half: bool = False,
     opset: int = DEFAULT_OPSET,
+    ema: bool = True,
 ) -> ExportResult:
     """Export the generator in ``weights`` (anything ``load_generator`` reads) as ``fmt``.
 
     ``output``: a file name, or a folder (default ``exports/``) to put ``<name><suffix>`` in.
+    ``ema``: a checkpoint's averaged generator when it has one (else the raw weights).
     """
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
-    gen = load_generator(weights, direction, device="cpu", precision="fp32")
+    gen = load_generator(weights, direction, device="cpu", precision="fp32", ema=ema)
     info = gen.info
     path = Path(output) if output is not None else Path("exports")
     if not path.name.endswith(FORMATS[fmt]):

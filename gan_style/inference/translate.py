@@ -81,17 +81,19 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 def load_generator(
-    weights: str | Path, direction: str | None = None, device: str | torch.device = "auto", precision: str = "auto"
+    weights: str | Path, direction: str | None = None, device: str | torch.device = "auto", precision: str = "auto",
+    ema: bool = True,
 ) -> Generator:
     """Load a generator from a training checkpoint, an export, a reference .pth or ``official:NAME``.
 
     ``direction`` (AtoB / BtoA) picks the generator of a training checkpoint (default: BtoA for
     ``*2photo`` datasets, i.e. photo -> painting, else AtoB). Raises ``CheckpointError`` (or its
-    subclass ``WeightsError``) with a one-line message when the weights cannot be used.
+    subclass ``WeightsError``) with a one-line message when the weights cannot be used. ``ema``:
+    a checkpoint's averaged generator weights when it has them (``train.ema``); False = the raw ones.
     """
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    state, info = read_generator(weights, direction)
+    state, info = read_generator(weights, direction, ema)
     net = ResnetGenerator(**info.arch)
     net.load_state_dict(state, strict=True)
     net.eval().requires_grad_(False).to(dev)

@@ -193,12 +193,14 @@ def resolve_path(spec: str | Path) -> Path:
     return path
 
 
-def read_generator(spec: str | Path, direction: str | None = None) -> tuple[dict[str, torch.Tensor], GeneratorInfo]:
+def read_generator(spec: str | Path, direction: str | None = None,
+                   ema: bool = True) -> tuple[dict[str, torch.Tensor], GeneratorInfo]:
     """Load generator weights from ``spec`` (see the module doc) as fp32 CPU tensors, checked.
 
     ``direction`` (AtoB / BtoA) picks the generator of a training checkpoint; default: BtoA for
     ``*2photo`` datasets (photo -> painting), else AtoB. For a file holding one generator it must
-    agree with the file's own direction when that is recorded.
+    agree with the file's own direction when that is recorded. ``ema``: take a training
+    checkpoint's averaged generator weights when it has them (``train.ema``), else the raw ones.
     """
     if direction is not None and direction not in DIRECTIONS:
         raise WeightsError(f"direction {direction!r}: use AtoB or BtoA")
@@ -214,7 +216,7 @@ def read_generator(spec: str | Path, direction: str | None = None) -> tuple[dict
             if name.startswith("official:"):  # a damaged cache entry: say how to refresh it
                 raise WeightsError(f"{e}; delete {path} to download it again") from None
             raise
-        state, info = _unpack_torch(obj, name, direction)
+        state, info = _unpack_torch(obj, name, direction, ema)
     state = {k: v.float() if v.is_floating_point() else v for k, v in clean_state_dict(state).items()}
     arch = check_state_dict(state, name)
     if (arch["in_channels"], arch["out_channels"]) != (3, 3):
@@ -242,9 +244,9 @@ def _info_from_export(meta: dict[str, str], name: str) -> GeneratorInfo:
         raise WeightsError(f"{name}: unreadable gan_style metadata ({e})") from None
 
 
-def _unpack_torch(obj: object, name: str, direction: str | None) -> tuple[dict, GeneratorInfo]:
+def _unpack_torch(obj: object, name: str, direction: str | None, ema: bool) -> tuple[dict, GeneratorInfo]:
     if isinstance(obj, dict) and isinstance(obj.get("models"), dict):  # our training checkpoint
-        return _from_training_checkpoint(obj, name, direction)
+        return _from_training_checkpoint(obj, name, direction, ema)
     if isinstance(obj, dict) and _is_tensor_dict(obj.get("state_dict")):  # {"state_dict": ...} wrappers
         obj = obj["state_dict"]
     if _is_tensor_dict(obj):
@@ -260,7 +262,7 @@ def _unpack_torch(obj: object, name: str, direction: str | None) -> tuple[dict, 
     )
 
 
-def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None) -> tuple[dict, GeneratorInfo]:
+def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None, ema: bool) -> tuple[dict, GeneratorInfo]:
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     dataset = data.get("dataset") or (Path(data["root"]).name if data.get("root") else None)
@@ -273,14 +275,16 @@ def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None) -> t
     else:
         direction = direction or default_direction(dataset)
         key = "G_A" if direction == "AtoB" else "G_B"
-    state = ckpt["models"].get(key)
+    averaged = ckpt.get("ema", {}).get("models", {}) if isinstance(ckpt.get("ema"), dict) else {}
+    use_ema = ema and _is_tensor_dict(averaged.get(key))
+    state = averaged[key] if use_ema else ckpt["models"].get(key)
     if not _is_tensor_dict(state):
         raise WeightsError(f"{name}: training checkpoint without generator {key} (has {_few(list(ckpt['models']))})")
     a, b = domain_names(dataset)
     source, target = (a, b) if direction == "AtoB" else (b, a)
     info = GeneratorInfo(
         arch={},
-        origin=f"{name} ({key})",
+        origin=f"{name} ({key}{', EMA' if use_ema else ''})",
         direction=direction,
         source=source,
         target=target,

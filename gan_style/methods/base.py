@@ -6,6 +6,7 @@ random streams of its own, plus one ``step``. The loop (training/loop.py) only u
     stat_names                    names of the entries of step()["vector"] (loss/..., D/...)
     progress_keys                 the few stat names shown on the progress bar
     nets                          name -> nn.Module, the plain modules a checkpoint stores
+    generator_names               the keys of ``nets`` that are generators (EMA, fine-tuning)
     step(real_A, real_B, measure_grads) -> {"vector": (len(stat_names),) tensor, "grad_norm/...": ...}
     end_epoch()                   one step of every LR scheduler
     learning_rates()              {"lr/G": ..., "lr/D": ...} for the logs

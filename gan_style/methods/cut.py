@@ -20,6 +20,7 @@ from ..domains import dataset_name, default_direction
 from ..nets import PatchDiscriminator, PatchSampler, ResnetGenerator, WithFeatures, init_weights, nce_channels
 from .base import Precision, adam, grad_norm, linear_decay, parameters, scaled_lr, set_requires_grad, wrap
 from .base import load_training_state, training_state
+from .diffaugment import DiffAugment
 from .losses import gan_loss, patch_nce
 
 
@@ -30,6 +31,7 @@ def cut_direction(cfg: Config) -> str:
 
 class CUT:
     progress_keys = ("loss/G_GAN", "loss/NCE", "loss/D_real", "loss/D_fake")
+    generator_names = ("G",)
     panel_columns = {"X": "real X | G(X): translated", "Y": "real Y | G(Y): identity (should stay Y)"}
 
     def __init__(self, cfg: Config, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
@@ -64,6 +66,7 @@ class CUT:
         # ---- random streams of the method, the same on every rank ----
         self.patch_rng = torch.Generator(device=device).manual_seed(t.seed + 1)  # patch locations
         self.flip_rng = torch.Generator().manual_seed(t.seed + 2)  # flip-equivariance: on the CPU, no sync
+        self.augment = DiffAugment(t.diffaugment, t.seed * world_size + rank + 104729, device)  # off by default
 
     @property
     def nets(self) -> dict[str, nn.Module]:
@@ -92,7 +95,7 @@ class CUT:
         # ---- D: real y vs G(x), one batched pass ----
         set_requires_grad([self.D], True)
         with self.autocast():
-            pred_real, pred_fake = self.run["D"](torch.cat([y, fake_y.detach()])).split(n)  # (N, 1, h, w) each
+            pred_real, pred_fake = self.run["D"](self.augment(torch.cat([y, fake_y.detach()]))).split(n)  # (N, 1, h, w)
             loss_D_real = gan_loss(pred_real, True, self.cfg.train.gan_mode)
             loss_D_fake = gan_loss(pred_fake, False, self.cfg.train.gan_mode)
         self.opt_D.zero_grad(set_to_none=True)
@@ -104,7 +107,7 @@ class CUT:
         # ---- G and F: fool the (updated, frozen) D; PatchNCE between G's inputs and outputs ----
         set_requires_grad([self.D], False)
         with self.autocast():
-            loss_G_GAN = gan_loss(self.judge(fake_y), True, self.cfg.train.gan_mode) * c.lambda_GAN
+            loss_G_GAN = gan_loss(self.judge(self.augment(fake_y)), True, self.cfg.train.gan_mode) * c.lambda_GAN
             queries = self.G.encode(fake, self.nce_layers)  # features of G(x) (and G(y)), with gradients
             if flip:
                 queries = [q.flip(3) for q in queries]
@@ -163,9 +166,11 @@ class CUT:
         return training_state(*self._parts()) | {
             "method": self.cfg.method,
             "method_rng": {"patches": self.patch_rng.get_state(), "flip": self.flip_rng.get_state()},
+            "diffaugment": self.augment.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         load_training_state(state, *self._parts())
         self.patch_rng.set_state(state["method_rng"]["patches"])
         self.flip_rng.set_state(state["method_rng"]["flip"])
+        self.augment.load_state_dict(state["diffaugment"])

@@ -16,6 +16,7 @@ from ..config import Config
 from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
 from .base import Precision, adam, grad_norm, linear_decay, lr_factor, parameters, scaled_lr, set_requires_grad, wrap
 from .base import load_training_state, training_state
+from .diffaugment import DiffAugment
 from .losses import gan_loss
 from .pool import ImagePool
 
@@ -29,6 +30,7 @@ STAT_NAMES = tuple(f"loss/{n}" for n in LOSS_NAMES) + tuple(f"D/{n}" for n in D_
 
 class CycleGAN:
     stat_names = STAT_NAMES
+    generator_names = ("G_A", "G_B")
     progress_keys = ("loss/G_A", "loss/G_B", "loss/cycle_A", "loss/D_A", "loss/D_B")
     panel_columns = {
         "A": "real A | G_A(A): A as B | G_B(G_A(A)): reconstructed A",
@@ -65,6 +67,8 @@ class CycleGAN:
         # Each rank keeps its own pool (seeded per rank): fakes never cross processes.
         self.pool_A = ImagePool(t.pool_size, seed=t.seed * world_size + rank)  # fake B images, for D_A
         self.pool_B = ImagePool(t.pool_size, seed=t.seed * world_size + rank + 7919)  # fake A images, for D_B
+        # DiffAugment (off by default): what D sees, in both passes; its own per-rank random stream.
+        self.augment = DiffAugment(t.diffaugment, t.seed * world_size + rank + 104729, device)
 
     @property
     def nets(self) -> dict[str, nn.Module]:
@@ -96,8 +100,8 @@ class CycleGAN:
                 loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
             rec_A = G_B(fake_B)  # F(G(A)) ~ A
             rec_B = G_A(fake_A)  # G(F(B)) ~ B
-            loss_G_A = gan_loss(self.judge["D_A"](fake_B), True, t.gan_mode)
-            loss_G_B = gan_loss(self.judge["D_B"](fake_A), True, t.gan_mode)
+            loss_G_A = gan_loss(self.judge["D_A"](self.augment(fake_B)), True, t.gan_mode)
+            loss_G_B = gan_loss(self.judge["D_B"](self.augment(fake_A)), True, t.gan_mode)
             loss_cycle_A = F.l1_loss(rec_A.float(), real_A) * t.lambda_A
             loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * t.lambda_B
             loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
@@ -113,8 +117,8 @@ class CycleGAN:
         fake_B_pool = self.pool_A.query(fake_B.detach()).contiguous(memory_format=self.memory_format)
         fake_A_pool = self.pool_B.query(fake_A.detach()).contiguous(memory_format=self.memory_format)
         with self.autocast():
-            pred_A_real, pred_A_fake = D_A(torch.cat([real_B, fake_B_pool])).split(n)  # (N, 1, h, w) each
-            pred_B_real, pred_B_fake = D_B(torch.cat([real_A, fake_A_pool])).split(n)
+            pred_A_real, pred_A_fake = D_A(self.augment(torch.cat([real_B, fake_B_pool]))).split(n)  # (N, 1, h, w) each
+            pred_B_real, pred_B_fake = D_B(self.augment(torch.cat([real_A, fake_A_pool]))).split(n)
             loss_D_A = 0.5 * (gan_loss(pred_A_real, True, t.gan_mode) + gan_loss(pred_A_fake, False, t.gan_mode))
             loss_D_B = 0.5 * (gan_loss(pred_B_real, True, t.gan_mode) + gan_loss(pred_B_fake, False, t.gan_mode))
         self.opt_D.zero_grad(set_to_none=True)
@@ -156,10 +160,13 @@ class CycleGAN:
         return training_state(*self._parts()) | {
             "method": "cyclegan",
             "pools": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
+            "diffaugment": self.augment.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         load_training_state(state, *self._parts())
+        if "diffaugment" in state:  # checkpoints from before DiffAugment existed have none (it was off)
+            self.augment.load_state_dict(state["diffaugment"])
         self.pool_A.load_state_dict(state["pools"]["A"], self.device)
         self.pool_B.load_state_dict(state["pools"]["B"], self.device)
         if self.rank:  # checkpoints hold rank 0's pools: the other ranks go on with their own random streams

@@ -6,6 +6,7 @@ torchrun for DDP. See README.md for the config keys.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -25,6 +26,9 @@ from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, lo
 from .distributed import DistEnv, any_rank, cleanup, from_main, init_distributed, is_peer_failure, mean_over_ranks
 from .distributed import peer_failure_message
 from ..data.fetch import fetch_cyclegan_dataset
+from .best import BestTracker
+from .ema import GeneratorEMA
+from .finetune import load_finetune_weights
 from .monitor import Monitor, NullMonitor
 
 
@@ -160,6 +164,13 @@ def _train(cfg: Config, env: DistEnv) -> Path:
     total_epochs = t.n_epochs + t.n_epochs_decay
     epoch, epoch_step, step = 0, 0, 0
     monitor_state: dict = {}
+    # ---- fine-tuning (a fresh run's generators from given weights), EMA, best.pt ----
+    finetuned: dict[str, str] = {}
+    if resume_path is None and any(cfg.finetune.model_dump().values()):
+        from_main(env, lambda: prefetch_weights(cfg), long=True)  # rank 0 downloads official:NAME once
+        finetuned = load_finetune_weights(cfg, model.nets, getattr(model, "direction", None))  # CUT: its one way
+    ema = GeneratorEMA({n: model.nets[n] for n in model.generator_names}, t.ema) if t.ema else None
+    best = BestTracker(cfg.eval.best) if cfg.eval.best else None
 
     # ---- resume: rank 0 reads the file and sends it to every rank; exact continuation ----
     if resume_path is not None:
@@ -180,6 +191,11 @@ def _train(cfg: Config, env: DistEnv) -> Path:
         epoch_step = epoch_step * saved_batch // (t.batch_size * env.world_size)
         set_rng_state(ckpt["rng"])
         monitor_state = ckpt.get("monitor", {})
+        finetuned = ckpt.get("finetune", {})
+        if ema is not None and "ema" in ckpt:  # else (EMA switched on later) it starts from the current weights
+            ema.load_state_dict(ckpt["ema"])
+        if best is not None and "best" in ckpt:
+            best.load_state_dict(ckpt["best"])
         if epoch_step >= steps_per_epoch:  # saved at the very end of an epoch on another world size
             epoch, epoch_step = epoch + 1, 0
 
@@ -189,7 +205,7 @@ def _train(cfg: Config, env: DistEnv) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
         monitor = Monitor(run_dir, cfg.logging, name=cfg.name, state=monitor_state, step=step)  # same W&B run on resume
-        monitor.start(run_info(cfg, model, dataset, env, precision, steps_per_epoch))
+        monitor.start(run_info(cfg, model, dataset, env, precision, steps_per_epoch) | {"finetune": finetuned})
     # ---- per-epoch evaluation (eval.every): rank 0, on a fixed subset, see metrics/training.py ----
     evaluator = None
     if env.is_main and cfg.eval.every:
@@ -210,13 +226,32 @@ def _train(cfg: Config, env: DistEnv) -> Path:
             "config": cfg.to_dict(),
             "world_size": env.world_size,
             "monitor": monitor_state | monitor.state(),
+            "finetune": finetuned,
         }
+        if ema is not None:
+            state["ema"] = ema.state_dict()
+        if best is not None:
+            state["best"] = best.state_dict()
         save_atomic(state, path)
+
+    def averaged() -> contextlib.AbstractContextManager:
+        """Samples and evaluation use the EMA weights when train.ema is on."""
+        return ema.applied() if ema is not None else contextlib.nullcontext()
 
     def log_samples(tag: str) -> None:
         if not env.is_main or fixed["A"].numel() == 0 or fixed["B"].numel() == 0:
             return
-        monitor.log_panels(step, tag, model.sample_panels(fixed["A"], fixed["B"]), model.panel_columns)
+        with averaged():
+            panels = model.sample_panels(fixed["A"], fixed["B"])
+        monitor.log_panels(step, tag, panels, model.panel_columns)
+
+    def evaluate() -> None:
+        with averaged():
+            metrics = evaluator.log(model.generators(), model.autocast, monitor, step)
+        if best is not None:
+            if best.improved(metrics):
+                save(run_dir / "best.pt")
+            monitor.log(step, {f"eval/best_{best.metric}": best.best})
 
     # ---- the loop ----
     stop = StopFlag()
@@ -236,6 +271,8 @@ def _train(cfg: Config, env: DistEnv) -> Path:
                 report_skipped(batch["skipped"], monitor_state)
                 log_now = (step + 1) % cfg.logging.log_every == 0
                 stats = model.step(batch["A"], batch["B"], measure_grads=log_now)
+                if ema is not None:
+                    ema.update()
                 window.append(stats["vector"])
                 step, epoch_step = step + 1, epoch_step + 1
                 bar.update(img_per_step)
@@ -269,16 +306,16 @@ def _train(cfg: Config, env: DistEnv) -> Path:
             if partial:
                 monitor.log(step, partial | model.learning_rates() | {"epoch": epoch + epoch_step / steps_per_epoch})
             window = []
-            if epoch_step >= steps_per_epoch:  # ---- end of epoch: decay LR, save, samples ----
+            if epoch_step >= steps_per_epoch:  # ---- end of epoch: decay LR, evaluate (best.pt), save, samples ----
                 epoch, epoch_step = epoch + 1, 0
                 model.end_epoch()
+                if evaluator is not None and epoch % cfg.eval.every == 0:
+                    evaluate()  # before last.pt, so that last.pt holds the best value it may have set
                 save(run_dir / "last.pt")
                 saved_step = step
                 if cfg.checkpoint.save_every and epoch % cfg.checkpoint.save_every == 0:
                     save(run_dir / f"epoch_{epoch:04d}.pt")
                 log_samples(f"epoch_{epoch:04d}")
-                if evaluator is not None and epoch % cfg.eval.every == 0:
-                    evaluator.log(model.generators(), model.autocast, monitor, step)
             if any_rank(stop.signum is not None, env):
                 if saved_step != step:
                     save(run_dir / "last.pt")
@@ -324,6 +361,15 @@ def check_and_average(window: list[torch.Tensor], step: int, names: tuple[str, .
             f"{names[col]} became {values[row, col].item()} at step {bad_step}: training stopped and the last "
             "good checkpoint was left intact; try train.precision=fp32 or a lower train.lr", 3)
     return dict(zip(names, summary[:-1].tolist()))
+
+
+def prefetch_weights(cfg: Config) -> None:
+    """Download the official:NAME weights of ``finetune.*`` into the cache (rank 0, before the others read)."""
+    from ..inference.weights import resolve_path
+
+    for spec in cfg.finetune.model_dump().values():
+        if spec is not None:
+            resolve_path(spec)
 
 
 def report_skipped(skipped: list[str], monitor_state: dict) -> None:
