@@ -75,14 +75,16 @@ export: setup  ## export DOMAIN's (or CKPT=) generator -> exports/; DIRECTION=Bt
 
 # ---- eval / bench ----
 # make eval DOMAIN=monet                 translate the test set with runs/$(DOMAIN)/last.pt (or CKPT=...)
+# make eval DOMAIN=monet BEST=1          best.pt (eval.best) and last.pt side by side (or CKPT="a.pt b.pt")
 # make eval FAKE=dir REAL=dir            compare two image folders
 # make eval HALVES=dir                   two halves of one folder: the "same distribution" values
 REAL   ?=
 FAKE   ?=
 HALVES ?=
-EVAL_WHAT = $(if $(HALVES),--halves $(HALVES),$(if $(FAKE),--fake $(FAKE),--weights $(or $(CKPT),runs/$(DOMAIN)/last.pt)))
+EVAL_CKPT = $(or $(CKPT),$(if $(BEST),runs/$(DOMAIN)/best.pt runs/$(DOMAIN)/last.pt,runs/$(DOMAIN)/last.pt))
+EVAL_WHAT = $(if $(HALVES),--halves $(HALVES),$(if $(FAKE),--fake $(FAKE),--weights $(EVAL_CKPT)))
 
-eval: setup  ## FID/KID/MiFID + colour/cycle metrics: DOMAIN=monet, CKPT=..., FAKE=dir REAL=dir, HALVES=dir; ARGS=...
+eval: setup  ## FID/KID/MiFID + colour/cycle metrics: DOMAIN=monet, CKPT=... (several: side by side), BEST=1, FAKE=dir REAL=dir, HALVES=dir; ARGS=...
 	$(BIN)/gan-style eval $(EVAL_WHAT) $(if $(REAL),--real $(REAL)) $(if $(INPUT),--input $(INPUT)) \
 	  $(if $(DIRECTION),--direction $(DIRECTION)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(ARGS)
 

@@ -145,7 +145,7 @@ def test_best_tracker_improves_exactly_when_the_metric_drops():
     assert restored.best == 0.5 and not restored.improved({"eval/kid_A": 0.7})
 
 
-def test_best_checkpoint_is_written_when_the_eval_metric_improves(toy_root, tmp_path):
+def test_best_checkpoint_is_written_when_the_eval_metric_improves(toy_root, tmp_path, capsys):
     run(toy_root, tmp_path, eval__every=1, eval__n_images=2, eval__best="colour_w1_A", train__n_epochs=2,
         train__n_epochs_decay=1, data__max_dataset_size=2)
     rows = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
@@ -156,3 +156,12 @@ def test_best_checkpoint_is_written_when_the_eval_metric_improves(toy_root, tmp_
     best = load_safe(tmp_path / "t" / "best.pt")
     assert best["step"] == best_step and best["best"]["best"] == bests[-1]
     assert load_safe(tmp_path / "t" / "last.pt")["best"]["best"] == bests[-1]
+    # make eval BEST=1: both files, side by side, in one table and one JSON
+    from gan_style.cli import main
+
+    run_dir = tmp_path / "t"
+    code = main(["eval", "--weights", str(run_dir / "best.pt"), str(run_dir / "last.pt"), "--metrics", "colour",
+                 "--direction", "AtoB", "--json", str(tmp_path / "e.json")])
+    assert code == 0, capsys.readouterr().err
+    columns = json.loads((tmp_path / "e.json").read_text())["results"]
+    assert [c.split()[0] for c in columns] == ["best.pt", "last.pt"]

@@ -26,9 +26,10 @@ DIRECTIONS = ("AtoB", "BtoA", "both")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to compare (give one of --weights, --fake, --halves)")
-    what.add_argument("--weights", metavar="SPEC",
-                      help="generator to evaluate: training checkpoint (runs/monet/last.pt), export (.safetensors), "
-                           "reference .pth or official:NAME; it translates --input and is compared with --real")
+    what.add_argument("--weights", metavar="SPEC", nargs="+", action="extend",
+                      help="generator(s) to evaluate: training checkpoint (runs/monet/last.pt), export (.safetensors), "
+                           "reference .pth or official:NAME; each translates --input and is compared with --real. "
+                           "Several give columns side by side, e.g. runs/monet/best.pt runs/monet/last.pt")
     what.add_argument("--fake", metavar="DIR", help="a folder of generated images, compared with --real")
     what.add_argument("--halves", metavar="DIR",
                       help="compare the two halves (even / odd file in name order) of one folder: the values that "
@@ -237,13 +238,16 @@ def _eval_weights(ctx: _Context) -> dict:
         raise ValueError("--direction both takes its folders from the checkpoint's dataset: drop --input/--real, "
                          "or evaluate one direction at a time")
     columns = {}
-    for direction in directions:
-        gen = load_generator(args.weights, direction, args.device, args.precision)
-        columns[f"{gen.info.direction or 'G'}: {gen.info.source} -> {gen.info.target}"] = _eval_generator(ctx, gen)
+    for spec in args.weights:
+        for direction in directions:
+            gen = load_generator(spec, direction, args.device, args.precision)
+            label = f"{gen.info.direction or 'G'}: {gen.info.source} -> {gen.info.target}"
+            label = f"{Path(spec).name} {label}" if len(args.weights) > 1 else label
+            columns[label] = _eval_generator(ctx, gen, spec)
     return columns
 
 
-def _eval_generator(ctx: _Context, gen) -> dict:
+def _eval_generator(ctx: _Context, gen, spec: str) -> dict:
     from ..io.images import list_images
     from ..inference.translate import load_generator
     from ..inference.weights import WeightsError
@@ -266,7 +270,7 @@ def _eval_generator(ctx: _Context, gen) -> dict:
             back = load_generator(args.weights_back, opposite, args.device, args.precision)
         elif info.direction is not None and info.run_name is not None:  # a CycleGAN checkpoint holds both
             try:
-                back = load_generator(args.weights, "AtoB" if info.direction == "BtoA" else "BtoA", args.device,
+                back = load_generator(spec, "AtoB" if info.direction == "BtoA" else "BtoA", args.device,
                                       args.precision)
             except WeightsError:  # a CUT / FastCUT checkpoint: one generator
                 raise ValueError(f"{info.origin}: cycle metrics need two generators (A -> B -> A) and this checkpoint "

@@ -272,8 +272,8 @@ def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None, ema:
             raise OneDirectionError(f"{name}: a {config.get('method', 'cut')} checkpoint holds one generator, {trained}; "
                                f"it cannot translate {direction} (train another run with data.direction={direction})")
         direction, key = trained, "G"
-    else:
-        direction = direction or default_direction(dataset)
+    else:  # CycleGAN: the asked direction, else the run's data.direction, else the dataset's name decides
+        direction = direction or data.get("direction") or default_direction(dataset)
         key = "G_A" if direction == "AtoB" else "G_B"
     averaged = ckpt.get("ema", {}).get("models", {}) if isinstance(ckpt.get("ema"), dict) else {}
     use_ema = ema and _is_tensor_dict(averaged.get(key))
