@@ -101,12 +101,15 @@ class ReflectPad(Node):
 
 
 class Conv(Node):
-    """nn.Conv2d with zero padding: the padding exists only at the image border."""
+    """nn.Conv2d with zero padding: the padding exists only at the image border.
 
-    def __init__(self, src: Node, conv: nn.Conv2d) -> None:
+    ``dtype``: compute this convolution alone under autocast to it (bf16-blocks precision).
+    """
+
+    def __init__(self, src: Node, conv: nn.Conv2d, dtype: torch.dtype | None = None) -> None:
         if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError(f"tiling does not support {conv}")
-        self.inputs, self.conv = (src,), conv
+        self.inputs, self.conv, self.dtype = (src,), conv, dtype
         (self.k, kw), (self.s, sw), (self.p, pw) = conv.kernel_size, conv.stride, conv.padding
         if (kw, sw, pw) != (self.k, self.s, self.p):
             raise ValueError(f"tiling needs square kernels, strides and padding: {conv}")
@@ -121,7 +124,10 @@ class Conv(Node):
         pad = (have[2] - want[2], want[3] - have[3], have[0] - want[0], want[1] - have[1])
         if any(pad):  # only at the image border
             x = F.pad(x, pad)
-        return F.conv2d(x, self.conv.weight, self.conv.bias, stride=s)
+        if self.dtype is None:
+            return F.conv2d(x, self.conv.weight, self.conv.bias, stride=s)
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return F.conv2d(x, self.conv.weight, self.conv.bias, stride=s)
 
 
 class ConvTranspose(Node):
@@ -268,19 +274,26 @@ def _nearest_caches(node: Node) -> list[Cache]:
     return list(found.values())
 
 
-def build(modules: list[nn.Module], src: Node, tile: int) -> Node:
+def build(
+    modules: list[nn.Module],
+    src: Node,
+    tile: int,
+    block_dtype: torch.dtype | None = None,
+    conv_dtype: torch.dtype | None = None,
+) -> Node:
     """Lazy nodes for a chain of generator layers applied to ``src``.
 
     The input of each norm at 1/4 resolution or below is cached (cheap in memory, and it saves
     recomputing everything upstream when the norm measures its statistics); so is each residual
-    block's output.
+    block's output. ``block_dtype``: the residual blocks' convolutions run under autocast to it
+    (``conv_dtype``: every convolution of ``modules``, for the inside of a block).
     """
     node = src
     for m in modules:
         if isinstance(m, nn.ReflectionPad2d):
             node = ReflectPad(node, tuple(m.padding))
         elif isinstance(m, nn.Conv2d):
-            node = Conv(node, m)
+            node = Conv(node, m, conv_dtype)
         elif isinstance(m, nn.ConvTranspose2d):
             node = ConvTranspose(node, m)
         elif isinstance(m, nn.InstanceNorm2d):
@@ -293,21 +306,24 @@ def build(modules: list[nn.Module], src: Node, tile: int) -> Node:
         elif isinstance(m, nn.Dropout):
             continue  # off at inference
         elif isinstance(m, ResnetBlock):
-            node = Cache(Add(node, build(list(m.conv_block), node, tile)), tile)
+            node = Cache(Add(node, build(list(m.conv_block), node, tile, conv_dtype=block_dtype)), tile)
         elif isinstance(m, nn.Sequential):
-            node = build(list(m), node, tile)
+            node = build(list(m), node, tile, block_dtype, conv_dtype)
         else:
             raise TypeError(f"tiling does not support the layer {m.__class__.__name__}")
     return node
 
 
-def translate_tiled(net: nn.Module, x: torch.Tensor, tile: int, device: torch.device) -> torch.Tensor:
+def translate_tiled(
+    net: nn.Module, x: torch.Tensor, tile: int, device: torch.device, block_dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Run ``net`` (a ResnetGenerator) on x (1, C, H, W) in tiles of about ``tile`` pixels.
 
-    Call under ``torch.inference_mode()`` and the wanted autocast. H and W must be valid input
-    sizes for ``net`` (multiples of 4, at least 8). Returns (1, C_out, H, W) fp32 on the CPU.
+    Call under ``torch.inference_mode()`` and the wanted autocast (``block_dtype``: autocast the
+    residual blocks' convolutions alone to it). H and W must be valid input sizes for ``net``
+    (multiples of 4, at least 8). Returns (1, C_out, H, W) fp32 on the CPU.
     """
-    out_node = build(list(net.children()), Input(x, device), tile)
+    out_node = build(list(net.children()), Input(x, device), tile, block_dtype)
     out = torch.empty(1, out_node.channels, out_node.height, out_node.width)
     for r in regions(out_node, tile):
         out[..., r[0] : r[1], r[2] : r[3]] = out_node.pull(r).float().cpu()
