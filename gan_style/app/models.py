@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..inference.translate import Generator, load_generator, resolve_device, resolve_precision
 from ..inference.weights import DIRECTIONS, OFFICIAL_MODELS, official_domains, read_generator
 from ..io.checkpoint import CheckpointError
@@ -124,6 +126,14 @@ def unique_labels(choices: list[ModelChoice]) -> list[ModelChoice]:
         label = c.label if counts[c.label] == 1 else f"{c.label} ({counts[c.label]})"
         out.append(ModelChoice(label, c.weights, c.direction, c.kind))
     return out
+
+
+def load_compiled(weights: str, direction: str | None, device, precision: str) -> Generator:
+    """``load_generator``, then torch.compile it and compile now, on a small image, so that the
+    wait (20-50 s on a 2-core CPU) is part of loading the model, not of a translation."""
+    gen = load_generator(weights, direction, device, precision).compile()
+    gen(torch.zeros(1, 3, 192, 256))
+    return gen
 
 
 class Catalog:

@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from ..inference.translate import PRECISIONS
 from ..io.checkpoint import CheckpointError
 from ..io.download import DownloadError
 from .batch import Batch, InputRefused, Limits, summary, translate_files
@@ -46,7 +47,7 @@ def devices() -> list[str]:
 
 
 def precisions() -> list[str]:
-    return ["auto", "fp32", "bf16"] + (["fp16"] if torch.cuda.is_available() else [])
+    return [p for p in PRECISIONS if p != "fp16" or torch.cuda.is_available()]
 
 
 def uploaded(files: list[str] | None, upload_dir: Path) -> list[tuple[Path, str]]:
@@ -67,13 +68,13 @@ def translate_handler(config: AppConfig, catalog: Catalog):
         if not inputs:
             raise gr.Error("Add one or more images first (drag them onto the upload box).")
         try:
-            progress(0, desc=f"loading {label}")
+            progress(0, desc=f"loading {label} (the first time: downloading or compiling may take a minute)")
             gen = catalog.get(label, device, precision)
             batch = translate_files(
                 gen,
                 inputs,
                 config.work_dir / uuid.uuid4().hex,
-                size=int(size) if size else None,
+                size=max(0, int(size or 0)) or None,
                 tile=TILES[tile],
                 limits=config.limits,
                 progress=lambda f, what: progress(f, desc=what),
@@ -120,7 +121,9 @@ def translate_tab(config: AppConfig, catalog: Catalog) -> None:
             with gr.Row():
                 before = gr.Image(label="Before", type="filepath", interactive=False, elem_id="before")
                 after = gr.Image(label="After", type="filepath", interactive=False, format="png", elem_id="after")
-            gallery = gr.Gallery(label="All results (click one to compare)", columns=6, height="auto", preview=False, elem_id="gallery")
+            gallery = gr.Gallery(
+                label="All results (click one to compare)", columns=6, height="auto", preview=False, elem_id="gallery"
+            )
             downloads = gr.File(label="Download (PNG; a zip for a batch)", file_count="multiple", elem_id="downloads")
     pairs = gr.State([])
     go.click(

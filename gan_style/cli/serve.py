@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 from ..app.batch import Limits
-from ..app.models import Catalog, discover, given_choices
+from ..app.models import Catalog, discover, given_choices, load_compiled
+from ..inference.translate import load_generator
 from ..io.checkpoint import CheckpointError
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -56,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--max-files", type=int, default=50, metavar="N", help="most files per request (default 50)")
     a("--concurrency", type=int, default=1, metavar="N", help="translations run at once; others queue (default 1)")
     a("--cache-models", type=int, default=2, metavar="N", help="loaded generators kept in memory (default 2)")
+    a(
+        "--compile",
+        action="store_true",
+        help="torch.compile each generator when it is loaded: on a CPU about 2x faster again, after 20-50 s "
+        "of compiling per model (needs a C++ compiler)",
+    )
 
 
 def exposure_warnings(host: str, share: bool) -> list[str]:
@@ -78,7 +85,7 @@ def build_catalog(args: argparse.Namespace) -> Catalog:
     choices = given_choices(args.weights)
     if not args.only_weights:
         choices += discover(args.runs, args.exports, official=not args.no_official)
-    return Catalog(choices, max_loaded=args.cache_models)
+    return Catalog(choices, max_loaded=args.cache_models, loader=load_compiled if args.compile else load_generator)
 
 
 def run(args: argparse.Namespace) -> int:
