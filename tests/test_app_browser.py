@@ -143,6 +143,7 @@ def save_screenshot(page, dest: Path) -> None:
     """The page as a small PNG (256 colours)."""
     import io
 
+    page.get_by_text("Warning", exact=True).first.wait_for(state="hidden", timeout=20_000)  # the toast, gone
     shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
     shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(dest, optimize=True)
 

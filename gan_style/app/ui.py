@@ -82,7 +82,7 @@ def translate_handler(config: AppConfig, catalog: Catalog):
         except (UnknownModel, CheckpointError, DownloadError, InputRefused, ValueError, KeyError) as e:
             raise gr.Error(str(e)) from None
         for r in batch.failed:
-            gr.Warning(r.error)
+            gr.Warning(r.error, duration=8)  # also listed under the status line, which stays
         return page_outputs(batch, summary(batch, label, gen))
 
     return translate
@@ -122,7 +122,8 @@ def translate_tab(config: AppConfig, catalog: Catalog) -> None:
                 before = gr.Image(label="Before", type="filepath", interactive=False, elem_id="before")
                 after = gr.Image(label="After", type="filepath", interactive=False, format="png", elem_id="after")
             gallery = gr.Gallery(
-                label="All results (click one to compare)", columns=6, height="auto", preview=False, elem_id="gallery"
+                label="All results (click one to compare)", columns=6, height=200, preview=False,
+                fit_columns=False, elem_id="gallery",
             )
             downloads = gr.File(label="Download (PNG; a zip for a batch)", file_count="multiple", elem_id="downloads")
     pairs = gr.State([])
@@ -152,7 +153,7 @@ def training_handler(config: AppConfig):
     return refresh
 
 
-def training_tab(config: AppConfig) -> None:
+def training_tab(config: AppConfig, tab: gr.Tab) -> None:
     runs = list_runs(config.runs)
     gr.Markdown(f"Runs under `{config.runs}`: losses from `metrics.jsonl` and the newest sample panels "
                 f"(real | translated | reconstructed), re-read every {REFRESH_S:g} s.")
@@ -164,7 +165,7 @@ def training_tab(config: AppConfig) -> None:
     panels = gr.Gallery(label="Latest samples", columns=1, elem_id="panels")
     refresh = training_handler(config)
     outputs = [run, plot, panels, info]
-    for event in (run.change, refresh_button.click, gr.Timer(REFRESH_S).tick):
+    for event in (tab.select, run.change, refresh_button.click, gr.Timer(REFRESH_S).tick):
         event(refresh, inputs=[run], outputs=outputs, show_progress="hidden", concurrency_id="training")
 
 
@@ -176,8 +177,8 @@ def build_app(config: AppConfig, catalog: Catalog) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tab("Translate"):
             translate_tab(config, catalog)
-        with gr.Tab("Training"):
-            training_tab(config)
+        with gr.Tab("Training") as tab:
+            training_tab(config, tab)
     return app
 
 
