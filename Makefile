@@ -30,14 +30,14 @@ else
               --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT) --max_restarts=$(MAX_RESTARTS) -m gan_style train
 endif
 
-.PHONY: help setup train test demo fetch translate export eval bench clean
+.PHONY: help setup train test demo fetch translate export eval bench serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,export,metrics,video]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,export,metrics,video,app]'
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install gan_style with all extras
@@ -90,6 +90,13 @@ eval: setup  ## FID/KID/MiFID + colour/cycle metrics: DOMAIN=monet, CKPT=... (se
 
 bench: setup  ## speed of training, data and translation: table + bench_results/*.json; ARGS="--preset gpu ..."
 	$(BIN)/gan-style bench $(ARGS)
+
+# ---- web app ----
+HOST ?= 127.0.0.1
+PORT ?= 7860
+
+serve: setup  ## web app on http://127.0.0.1:7860 (HOST=, PORT=) with every model in runs/, exports/, the zoo; ARGS="--weights ..."
+	$(BIN)/gan-style serve --host $(HOST) --port $(PORT) $(ARGS)
 
 clean:  ## remove the virtual environment (runs/ and datasets/ are kept)
 	rm -rf $(VENV)

@@ -1,5 +1,5 @@
 """Summarise scripts/quality_cpu.sh: a markdown table (mean and spread over seeds) and the panel
-docs/quality_cpu_panel.png (test photo | baseline | + EMA + DiffAugment).
+docs/quality_cpu_panel.jpg (test photo | baseline | + EMA + DiffAugment).
 
     python scripts/quality_report.py results/quality_cpu ../shared/data/monet2photo-mini
 """
@@ -26,10 +26,12 @@ def results(out: Path, variant: str) -> list[dict]:
     return rows
 
 
-def cell(values: list[float], scale: float = 1.0) -> str:
-    if len(values) == 1:
-        return f"{values[0] * scale:.2f}"
-    return f"{statistics.mean(values) * scale:.2f} ({min(values) * scale:.2f}–{max(values) * scale:.2f})"
+def cell(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
+    """Mean over seeds, with the range (min–max) when there are several."""
+    v = [x * scale for x in values]
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{statistics.mean(v):.{digits}f} ({min(v):.{digits}f}–{max(v):.{digits}f})"
 
 
 def table(out: Path) -> str:
@@ -37,7 +39,7 @@ def table(out: Path) -> str:
     for variant, label in VARIANTS.items():
         rows = results(out, variant)
         if rows:
-            lines.append(f"| {label} | {len(rows)} | {cell([r['kid'] for r in rows], 1e3)} | "
+            lines.append(f"| {label} | {len(rows)} | {cell([r['kid'] for r in rows], 1e3, 1)} | "
                          f"{cell([r['colour_w1'] for r in rows])} | {cell([r['colour_tv'] for r in rows])} |")
     return "\n".join(lines)
 
@@ -51,11 +53,11 @@ def panel(out: Path, data: Path, dest: Path, n: int = 4, size: int = 96) -> None
         tiles = [src] + [translate_image(g, src) for g in gens]
         for col, tile in enumerate(tiles):
             grid.paste(tile, (col * size, row * size))
-    grid.save(dest, optimize=True)
+    grid.save(dest, quality=90, optimize=True)  # JPEG: small enough for the README
 
 
 if __name__ == "__main__":
     out, data = Path(sys.argv[1]), Path(sys.argv[2])
     print(table(out))
-    panel(out, data, Path(__file__).resolve().parents[1] / "docs" / "quality_cpu_panel.png")
-    print("panel: docs/quality_cpu_panel.png (test photo | baseline | + EMA + DiffAugment)")
+    panel(out, data, Path(__file__).resolve().parents[1] / "docs" / "quality_cpu_panel.jpg")
+    print("panel: docs/quality_cpu_panel.jpg (test photo | baseline | + EMA + DiffAugment)")

@@ -100,7 +100,7 @@ def test_reference_generator_files_load_strictly(tmp_path, variant):
         save_file(net.state_dict(), str(path))
     else:
         torch.save(state, path, _use_new_zipfile_serialization=variant != "legacy_pickle")
-    gen = load_generator(path, device="cpu")
+    gen = load_generator(path, device="cpu", precision="fp32")  # exact: not the CPU's bf16-blocks default
     assert gen.info.arch == ARCH
     x = torch.rand(2, 3, 32, 40) * 2 - 1
     assert torch.equal(gen(x), run_net(net, x))
@@ -109,11 +109,11 @@ def test_reference_generator_files_load_strictly(tmp_path, variant):
 def test_training_checkpoint_direction_picks_the_generator(tmp_path):
     nets = write_training_checkpoint(tmp_path / "runs" / "monet" / "last.pt", tmp_path / "data")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    default = load_generator(tmp_path / "runs" / "monet", device="cpu")  # the run folder works too
+    default = load_generator(tmp_path / "runs" / "monet", device="cpu", precision="fp32")  # the run folder works too
     # monet2photo: A = Monet, B = photo; the default is photo -> Monet, i.e. BtoA = G_B.
     assert default.info.direction == "BtoA" and (default.info.source, default.info.target) == ("photo", "monet")
     assert torch.equal(default(x), run_net(nets["G_B"], x))
-    a2b = load_generator(tmp_path / "runs" / "monet" / "last.pt", direction="AtoB", device="cpu")
+    a2b = load_generator(tmp_path / "runs" / "monet" / "last.pt", direction="AtoB", device="cpu", precision="fp32")
     assert torch.equal(a2b(x), run_net(nets["G_A"], x))
     assert (a2b.info.source, a2b.info.target, a2b.info.run_name) == ("monet", "photo", "monet")
     write_training_checkpoint(tmp_path / "h2z.pt", tmp_path / "data", dataset="horse2zebra")
@@ -196,7 +196,7 @@ def test_official_weights_download_once_then_cached(weights_server, tmp_path):
     (served / "pretrained").mkdir()
     net = tiny_generator()
     torch.save(reference_layout(net), served / "pretrained" / "style_monet.pth")
-    gen = load_generator("official:style_monet", device="cpu")
+    gen = load_generator("official:style_monet", device="cpu", precision="fp32")
     assert handler.requests == ["/pretrained/style_monet.pth"]
     assert (tmp_path / "cache" / "pretrained" / "style_monet.pth").is_file()
     assert (gen.info.source, gen.info.target) == ("photo", "monet")

@@ -6,6 +6,7 @@ training.py     the training ladder / grid (``ReferenceStep``, ``TrainCase``), A
 data.py         the input pipeline        translation.py   ``gan_style.inference``
 methods.py      CycleGAN, CUT and FastCUT side by side
 video.py        video translation: decode + translate + encode (needs the ``video`` extra)
+cpu_paths.py    CPU translation paths side by side (fp32, bf16, bf16-blocks, compile, ONNX Runtime)
 report.py       the tables
 
 ``SECTIONS`` is the registry of the sections after training (which the CLI runs itself: it
@@ -44,7 +45,17 @@ SECTIONS: dict[str, Section] = {
     "translate": Section("translation", bench_translate, format_translate),
     "methods": Section("methods side by side", bench_methods, format_methods),
     "video": Section("video translation (frames/s)", lambda base, device, args: _video(base, device)),
+    "cpu_paths": Section("CPU translation paths, 1024x768, 9 blocks (s/image, error vs fp32)",
+                         lambda base, device, args: _cpu_paths(device)),
 }
+
+
+def _cpu_paths(device) -> list[dict]:
+    from .cpu_paths import bench_cpu_paths
+
+    if device.type != "cpu":
+        return []  # the section compares CPU paths; a GPU's figures are in the training and translate sections
+    return bench_cpu_paths(repeats=1)
 
 
 def _video(base, device) -> list[dict]:

@@ -18,6 +18,7 @@ COMMANDS = {
     "export": ("gan_style.cli.export", "export a generator to safetensors, TorchScript or ONNX"),
     "eval": ("gan_style.cli.eval", "measure FID, KID, MiFID and cycle/colour metrics"),
     "bench": ("gan_style.cli.bench", "benchmark training and translation speed"),
+    "serve": ("gan_style.cli.serve", "web app: translate photos in the browser (needs gan_style[app])"),
 }
 
 

@@ -33,6 +33,8 @@ from ..io.checkpoint import CheckpointError
 from ..io.download import DownloadError
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
 from ..inference.translate import (
+    AUTO_TILE_AREA,
+    PRECISIONS,
     Generator,
     images_per_pass,
     load_generator,
@@ -133,11 +135,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--precision",
-        choices=("auto", "fp32", "bf16", "fp16"),
+        choices=PRECISIONS,
         default="auto",
-        help="auto (default): bf16 on CUDA GPUs that support it, fp32 on the CPU",
+        help="auto (default): bf16 on CUDA GPUs that support it; on CPUs with native bf16 (AMX, AVX512-BF16) "
+        "bf16-blocks (the residual blocks in bf16, the rest fp32: within 1/255 of fp32, 1.6x faster); "
+        "else fp32",
     )
     a("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    a(
+        "--compile",
+        action="store_true",
+        help="torch.compile the generator: on a CPU about 2x faster again than bf16-blocks, after a first "
+        "compilation of 20-50 s (worth it from about 4 photos; needs a C++ compiler)",
+    )
     a(
         "--workers",
         type=int,
@@ -389,6 +399,8 @@ def translate_jobs(gen: Generator, jobs: list[Job], args: argparse.Namespace) ->
 def run(args: argparse.Namespace) -> int:
     try:
         gen = load_generator(args.weights, args.direction, args.device, args.precision, ema=not args.raw_weights)
+        if args.compile:
+            gen.compile()
         inputs = args.input or default_input(gen)
         output = Path(args.output) if args.output else default_output(gen, args.weights)
         found = find_inputs(inputs, args.recursive, exclude=output.resolve())

@@ -144,23 +144,24 @@ class Conv(Node):
     """A convolution with zero padding: the padding exists only at the image border.
 
     ``weight`` (C_out, C_in / groups, k, k): an nn.Conv2d's (see ``of``) or a fixed blur filter.
+    ``dtype``: compute this convolution alone under autocast to it (bf16-blocks precision).
     """
 
     def __init__(self, src: Node, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
-                 groups: int = 1) -> None:
-        self.inputs, self.weight, self.bias, self.groups = (src,), weight, bias, groups
+                 groups: int = 1, dtype: torch.dtype | None = None) -> None:
+        self.inputs, self.weight, self.bias, self.groups, self.dtype = (src,), weight, bias, groups, dtype
         self.k, self.s, self.p = weight.shape[-1], stride, padding
         self.channels, self.scale = weight.shape[0], src.scale / self.s
         self.height, self.width = ((n + 2 * self.p - self.k) // self.s + 1 for n in (src.height, src.width))
 
     @classmethod
-    def of(cls, src: Node, conv: nn.Conv2d) -> Conv:
+    def of(cls, src: Node, conv: nn.Conv2d, dtype: torch.dtype | None = None) -> Conv:
         if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError(f"tiling does not support {conv}")
         (k, kw), (s, sw), (p, pw) = conv.kernel_size, conv.stride, conv.padding
         if (kw, sw, pw) != (k, s, p):
             raise ValueError(f"tiling needs square kernels, strides and padding: {conv}")
-        return cls(src, conv.weight, conv.bias, s, p)
+        return cls(src, conv.weight, conv.bias, s, p, dtype=dtype)
 
     def pull(self, r: Region) -> torch.Tensor:
         src, k, s, p = self.inputs[0], self.k, self.s, self.p
@@ -170,8 +171,11 @@ class Conv(Node):
         pad = (have[2] - want[2], want[3] - have[3], have[0] - want[0], want[1] - have[1])
         if any(pad):  # only at the image border
             x = F.pad(x, pad)
-        return F.conv2d(x, self.weight.to(x.dtype) if self.groups > 1 else self.weight, self.bias, stride=s,
-                        groups=self.groups)
+        weight = self.weight.to(x.dtype) if self.groups > 1 else self.weight  # a blur buffer follows x
+        if self.dtype is None:
+            return F.conv2d(x, weight, self.bias, stride=s, groups=self.groups)
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return F.conv2d(x, weight, self.bias, stride=s, groups=self.groups)
 
 
 class ConvTranspose(Node):
@@ -323,19 +327,26 @@ def _nearest_caches(node: Node) -> list[Cache]:
     return list(found.values())
 
 
-def build(modules: list[nn.Module], src: Node, tile: int) -> Node:
+def build(
+    modules: list[nn.Module],
+    src: Node,
+    tile: int,
+    block_dtype: torch.dtype | None = None,
+    conv_dtype: torch.dtype | None = None,
+) -> Node:
     """Lazy nodes for a chain of generator layers applied to ``src``.
 
     The input of each norm at 1/4 resolution or below is cached (cheap in memory, and it saves
     recomputing everything upstream when the norm measures its statistics); so is each residual
-    block's output.
+    block's output. ``block_dtype``: the residual blocks' convolutions run under autocast to it
+    (``conv_dtype``: every convolution of ``modules``, for the inside of a block).
     """
     node = src
     for m in modules:
         if isinstance(m, nn.ReflectionPad2d):
             node = ReflectPad(node, tuple(m.padding))
         elif isinstance(m, nn.Conv2d):
-            node = Conv.of(node, m)
+            node = Conv.of(node, m, conv_dtype)
         elif isinstance(m, nn.ConvTranspose2d):
             node = ConvTranspose.of(node, m)
         elif isinstance(m, BlurDownsample):  # reflect-pad 1, depthwise 3x3 blur, stride 2
@@ -354,21 +365,24 @@ def build(modules: list[nn.Module], src: Node, tile: int) -> Node:
         elif isinstance(m, nn.Dropout):
             continue  # off at inference
         elif isinstance(m, ResnetBlock):
-            node = Cache(Add(node, build(list(m.conv_block), node, tile)), tile)
+            node = Cache(Add(node, build(list(m.conv_block), node, tile, conv_dtype=block_dtype)), tile)
         elif isinstance(m, nn.Sequential):
-            node = build(list(m), node, tile)
+            node = build(list(m), node, tile, block_dtype, conv_dtype)
         else:
             raise TypeError(f"tiling does not support the layer {m.__class__.__name__}")
     return node
 
 
-def translate_tiled(net: nn.Module, x: torch.Tensor, tile: int, device: torch.device) -> torch.Tensor:
+def translate_tiled(
+    net: nn.Module, x: torch.Tensor, tile: int, device: torch.device, block_dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Run ``net`` (a ResnetGenerator, plain or antialiased) on x (1, C, H, W) in tiles of about ``tile`` pixels.
 
-    Call under ``torch.inference_mode()`` and the wanted autocast. H and W must be valid input
-    sizes for ``net`` (multiples of 4, at least 8). Returns (1, C_out, H, W) fp32 on the CPU.
+    Call under ``torch.inference_mode()`` and the wanted autocast (``block_dtype``: autocast the
+    residual blocks' convolutions alone to it). H and W must be valid input sizes for ``net``
+    (multiples of 4, at least 8). Returns (1, C_out, H, W) fp32 on the CPU.
     """
-    out_node = build(list(net.children()), Input(x, device), tile)
+    out_node = build(list(net.children()), Input(x, device), tile, block_dtype)
     out = torch.empty(1, out_node.channels, out_node.height, out_node.width)
     for r in regions(out_node, tile):
         out[..., r[0] : r[1], r[2] : r[3]] = out_node.pull(r).float().cpu()

@@ -14,21 +14,29 @@ Imports nothing from the training code.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from PIL import Image
 
 from ..io.images import read_rgb, to_rgb
-from ..nets import ResnetGenerator
+from ..nets import ResnetBlock, ResnetGenerator
 from .tiling import translate_tiled
 from .weights import GeneratorInfo, read_generator
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", "fp32", "bf16", "bf16-blocks", "fp16")
+# bf16-blocks: the convolutions of the residual blocks (at 1/4 resolution, ~77% of the arithmetic)
+# in bf16, every other layer, the norms and the residual sums in fp32. On a CPU with AMX: 1.6x
+# fp32, within 1/255 of it on real photos, where whole-network bf16 is off by up to 7/255
+# (docs/benchmarks.md, "CPU translation paths").
+BLOCKS = "bf16-blocks"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, BLOCKS: torch.bfloat16, "fp16": torch.float16}
 AUTO_TILE = 1024  # tile size used when tile="auto" and an image is larger than AUTO_TILE_AREA
 AUTO_TILE_AREA = 2048 * 2048
 MIN_SIZE = 8  # below this the residual blocks' reflection padding (at H/4) has nothing to reflect
@@ -41,7 +49,8 @@ class Generator:
     net: ResnetGenerator
     info: GeneratorInfo
     device: torch.device
-    precision: str  # fp32, bf16 or fp16
+    precision: str  # fp32, bf16, bf16-blocks or fp16
+    compiled: Callable | None = field(default=None, repr=False)  # set by compile()
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,14 +59,77 @@ class Generator:
         x = x.to(self.device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.compiled is not None:
+            try:
+                return self.compiled(x).float().cpu()
+            except Exception as e:  # a compiler missing or failing: say so once, then run eagerly
+                self.compiled = None
+                while (cause := getattr(e, "inner_exception", None) or e.__cause__) is not None:
+                    e = cause
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                print(f"torch.compile failed ({e.__class__.__name__}: {first[:200]}); running uncompiled",
+                      file=sys.stderr)
+        return self.forward(x).float().cpu()
+
+    def compile(self, backend: str = "inductor") -> Generator:
+        """Compile ``forward`` with torch.compile, with dynamic shapes: one compilation (20-50 s
+        on a 2-core CPU, cached on disk by PyTorch) serves most image sizes. The tiled path
+        (images over 4 megapixels) stays uncompiled. Falls back to eager if compiling fails."""
+        self.compiled = torch.compile(self.forward, dynamic=True, backend=backend)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on ``x`` (already on the device) in this generator's precision."""
         with self.autocast():
-            y = self.net(x)
-        return y.float().cpu()
+            return self.net(x) if self.precision != BLOCKS else self._blocks_in_bf16(x)
+
+    def _blocks_in_bf16(self, x: torch.Tensor) -> torch.Tensor:
+        # As the tiled path computes it: each block convolution under autocast, its output back to
+        # fp32 for the InstanceNorm, the residual sum in fp32. The blocks run channels_last, where
+        # oneDNN's bf16 convolutions are ~3x faster than in NCHW, with their own norm (PyTorch's
+        # InstanceNorm is slow in that layout); the other layers NCHW.
+        for layer in self.net.model:
+            if isinstance(layer, ResnetBlock):
+                x = self._block_in_bf16(layer, x.contiguous(memory_format=torch.channels_last))
+            else:
+                x = layer(x.contiguous())
+        return x
+
+    def _block_in_bf16(self, block: ResnetBlock, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for sub in block.conv_block:
+            if isinstance(sub, nn.Conv2d):
+                with self.block_autocast():
+                    h = sub(h)
+                h = h.float()
+            elif isinstance(sub, nn.InstanceNorm2d) and not sub.affine and not sub.track_running_stats:
+                h = instance_norm(h, sub.eps)
+            else:
+                h = sub(h)
+        return x + h
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
+        """The context for the whole network (none for fp32 and bf16-blocks)."""
+        if self.precision in ("fp32", BLOCKS):
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
+
+    def block_autocast(self) -> contextlib.AbstractContextManager:
+        """The context of each convolution in the residual blocks under bf16-blocks."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+
+def instance_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """InstanceNorm2d without affine parameters or running statistics, in fp32, in x's layout."""
+    x = x.float()
+    d = x - x.mean((2, 3), keepdim=True)
+    return d * torch.rsqrt(d.square().mean((2, 3), keepdim=True) + eps)
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16), where bf16 is fast."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -70,13 +142,16 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """auto = bf16 on CUDA devices that support it, else fp32 (the same rule as training)."""
+    """auto = bf16 on CUDA devices that support it (the same rule as training), bf16-blocks on
+    CPUs with native bf16 (AMX, AVX512-BF16), else fp32."""
     if name not in PRECISIONS:
         raise ValueError(f"precision {name!r}: use one of {', '.join(PRECISIONS)}")
     if name == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return BLOCKS if device.type == "cpu" and native_bf16_cpu() else "fp32"
     if name == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device: use bf16 or fp32 on the CPU")
+        raise ValueError("precision fp16 needs a CUDA device: use bf16-blocks, bf16 or fp32 on the CPU")
     return name
 
 
@@ -186,7 +261,8 @@ def translate_tensor(gen: Generator, x: torch.Tensor, tile: int | str | None = "
     if not size:
         return gen(padded)[..., :h, :w]
     with torch.inference_mode(), gen.autocast():
-        outs = [translate_tiled(gen.net, padded[i : i + 1], size, gen.device) for i in range(padded.shape[0])]
+        block_dtype = torch.bfloat16 if gen.precision == BLOCKS else None
+        outs = [translate_tiled(gen.net, padded[i : i + 1], size, gen.device, block_dtype) for i in range(len(padded))]
     return torch.cat(outs)[..., :h, :w]
 
 

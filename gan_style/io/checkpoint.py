@@ -9,6 +9,7 @@ a crash or Ctrl-C during the write leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import pickle
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,6 @@ def load_safe(path: str | Path, map_location: str | torch.device = "cpu") -> Any
                 "which could run code when unpickled; only load checkpoints you trust, re-saved as plain state_dicts"
             ) from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, struct.error) as e:  # struct: a short non-pickle file
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt? ({first})") from None

@@ -1,0 +1,204 @@
+"""The Gradio page of ``gan-style serve``: a Translate tab and a Training tab.
+
+Everything the page can ask for is a choice the server made: model labels (``Catalog``), run
+names (``training.list_runs``), devices, precisions and tile sizes from fixed lists. Uploaded
+files are read only if they lie in Gradio's upload folder. Gradio must be imported after
+``GRADIO_TEMP_DIR`` is set (``gan_style.cli.serve`` does it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from ..inference.translate import PRECISIONS
+from ..io.checkpoint import CheckpointError
+from ..io.download import DownloadError
+from .batch import Batch, InputRefused, Limits, summary, translate_files
+from .models import Catalog, UnknownModel
+from .training import latest_panels, list_runs, loss_curves, read_metrics, run_dir, run_status
+
+TILES = {"auto": "auto", "off": 0, "512 px": 512, "1024 px": 1024}
+REFRESH_S = 10.0  # the training tab re-reads the selected run this often
+THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
+INTRO = (
+    "# gan_style: photos to paintings\n"
+    "Drop one photo or many, choose a model and press **Translate**. Everything runs on this server; "
+    "nothing is uploaded elsewhere."
+)
+
+
+@dataclass
+class AppConfig:
+    work_dir: Path  # where each request's results go (removed when the server stops)
+    upload_dir: Path  # Gradio's upload folder: the only place uploaded files are read from
+    runs: Path = Path("runs")
+    limits: Limits = field(default_factory=Limits)
+    examples: list[Path] = field(default_factory=list)
+    concurrency: int = 1
+
+
+def devices() -> list[str]:
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def precisions() -> list[str]:
+    return [p for p in PRECISIONS if p != "fp16" or torch.cuda.is_available()]
+
+
+def uploaded(files: list[str] | None, upload_dir: Path) -> list[tuple[Path, str]]:
+    """(path, the user's file name) of each uploaded file; anything outside the upload folder is refused."""
+    out = []
+    root = upload_dir.resolve()
+    for f in files or []:
+        path = Path(f).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise gr.Error(f"{Path(f).name}: not a file uploaded to this page")
+        out.append((path, path.name))
+    return out
+
+
+def translate_handler(config: AppConfig, catalog: Catalog):
+    def translate(files, label, size, tile, device, precision, progress=gr.Progress(track_tqdm=True)):
+        inputs = uploaded(files, config.upload_dir)
+        if not inputs:
+            raise gr.Error("Add one or more images first (drag them onto the upload box).")
+        try:
+            progress(0, desc=f"loading {label} (the first time: downloading or compiling may take a minute)")
+            gen = catalog.get(label, device, precision)
+            batch = translate_files(
+                gen,
+                inputs,
+                config.work_dir / uuid.uuid4().hex,
+                size=max(0, int(size or 0)) or None,
+                tile=TILES[tile],
+                limits=config.limits,
+                progress=lambda f, what: progress(f, desc=what),
+            )
+        except (UnknownModel, CheckpointError, DownloadError, InputRefused, ValueError, KeyError) as e:
+            raise gr.Error(str(e)) from None
+        for r in batch.failed:
+            gr.Warning(r.error, duration=8)  # also listed under the status line, which stays
+        return page_outputs(batch, summary(batch, label, gen))
+
+    return translate
+
+
+def page_outputs(batch: Batch, status: str) -> tuple:
+    """status, before, after, gallery, downloads, the (before, after) pairs for the gallery."""
+    done = batch.done
+    pairs = [(str(r.before), str(r.after)) for r in done]
+    gallery = [(str(r.after), r.name) for r in done]
+    downloads = ([str(batch.zip)] if batch.zip else []) + [str(r.png) for r in done]
+    first = pairs[0] if pairs else (None, None)
+    return status, first[0], first[1], gallery, downloads or None, pairs
+
+
+def show_pair(pairs: list, evt: gr.SelectData):
+    before, after = pairs[evt.index] if pairs and 0 <= evt.index < len(pairs) else (None, None)
+    return before, after
+
+
+def translate_tab(config: AppConfig, catalog: Catalog) -> None:
+    with gr.Row():
+        with gr.Column(scale=1):
+            files = gr.File(label="Photos (drop one or many)", file_count="multiple", elem_id="inputs")
+            if config.examples:
+                gr.Examples([[[str(p)]] for p in config.examples], inputs=[files], label="Examples")
+            model = gr.Dropdown(catalog.labels, value=catalog.labels[0], label="Model", elem_id="model")
+            with gr.Accordion("Options", open=False):
+                size = gr.Number(0, precision=0, minimum=0, label="Output short side in pixels (0 = keep the size)")
+                tile = gr.Dropdown(list(TILES), value="auto", label="Tiles (auto: only images over 4 megapixels)")
+                device = gr.Dropdown(devices(), value="auto", label="Device")
+                precision = gr.Dropdown(precisions(), value="auto", label="Precision")
+            go = gr.Button("Translate", variant="primary", elem_id="translate")
+        with gr.Column(scale=2):
+            status = gr.Markdown(elem_id="status")
+            with gr.Row():
+                before = gr.Image(label="Before", type="filepath", interactive=False, elem_id="before")
+                after = gr.Image(label="After", type="filepath", interactive=False, format="png", elem_id="after")
+            gallery = gr.Gallery(
+                label="All results (click one to compare)", columns=6, height=200, preview=False,
+                fit_columns=False, elem_id="gallery",
+            )
+            downloads = gr.File(label="Download (PNG; a zip for a batch)", file_count="multiple", elem_id="downloads")
+    pairs = gr.State([])
+    go.click(
+        translate_handler(config, catalog),
+        inputs=[files, model, size, tile, device, precision],
+        outputs=[status, before, after, gallery, downloads, pairs],
+        concurrency_limit=config.concurrency,
+        concurrency_id="translate",
+    )
+    gallery.select(show_pair, inputs=[pairs], outputs=[before, after])
+
+
+def training_handler(config: AppConfig):
+    import pandas as pd  # a Gradio dependency
+
+    def refresh(name: str | None):
+        runs = list_runs(config.runs)
+        if name not in runs:
+            return gr.update(choices=runs, value=None), None, [], "Choose a run."
+        folder = run_dir(config.runs, name)
+        rows = read_metrics(folder / "metrics.jsonl")
+        tag, panels = latest_panels(folder)
+        curves = pd.DataFrame(loss_curves(rows), columns=["step", "loss", "value"])
+        return gr.update(choices=runs), curves, panels, run_status(rows, tag)
+
+    return refresh
+
+
+def training_tab(config: AppConfig, tab: gr.Tab) -> None:
+    runs = list_runs(config.runs)
+    gr.Markdown(f"Runs under `{config.runs}`: losses from `metrics.jsonl` and the newest sample panels "
+                f"(real | translated | reconstructed), re-read every {REFRESH_S:g} s.")
+    with gr.Row():
+        run = gr.Dropdown(runs, value=runs[0] if runs else None, label="Run", elem_id="run")
+        refresh_button = gr.Button("Refresh", scale=0)
+    info = gr.Markdown()
+    plot = gr.LinePlot(x="step", y="value", color="loss", title="Losses", height=320, elem_id="losses")
+    panels = gr.Gallery(label="Latest samples", columns=1, elem_id="panels")
+    refresh = training_handler(config)
+    outputs = [run, plot, panels, info]
+    for event in (tab.select, run.change, refresh_button.click, gr.Timer(REFRESH_S).tick):
+        event(refresh, inputs=[run], outputs=outputs, show_progress="hidden", concurrency_id="training")
+
+
+def build_app(config: AppConfig, catalog: Catalog) -> gr.Blocks:
+    """The page. Launch it with ``launch_app``."""
+    if not catalog.labels:
+        raise ValueError("no models to offer: pass --weights, or train (runs/) or export (exports/) one")
+    with gr.Blocks(title="gan_style", analytics_enabled=False, delete_cache=(600, 3600)) as app:
+        gr.Markdown(INTRO)
+        with gr.Tab("Translate"):
+            translate_tab(config, catalog)
+        with gr.Tab("Training") as tab:
+            training_tab(config, tab)
+    return app
+
+
+def launch_app(app: gr.Blocks, config: AppConfig, host: str, port: int, share: bool, block: bool = True):
+    """Start the server: queued (``config.concurrency`` translations at a time), uploads limited."""
+    app.queue(default_concurrency_limit=config.concurrency, max_size=64)
+    return app.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=f"{config.limits.max_upload_mb:g}mb",
+        allowed_paths=[],
+        theme=THEME,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        show_error=False,
+        quiet=False,
+        prevent_thread_lock=not block,
+        footer_links=[],
+    )
+
