@@ -78,7 +78,8 @@ class DiffAugment:
 
     def __init__(self, policy: str, seed: int, device: torch.device) -> None:
         self.policy = parse_policy(policy)
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+        # A meta device (FLOP counting) has no random generator: draw on the CPU there.
+        self.generator = torch.Generator(device=device if device.type != "meta" else "cpu").manual_seed(seed)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         for name in self.policy:
