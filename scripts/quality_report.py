@@ -1,5 +1,5 @@
 """Summarise scripts/quality_cpu.sh: a markdown table (mean and spread over seeds) and the panel
-docs/quality_cpu_panel.jpg (test photo | baseline | + EMA + DiffAugment).
+docs/quality_cpu_panel.jpg (test photo | baseline | + EMA + DiffAugment | + blur upsampling; seed 0).
 
     python scripts/quality_report.py results/quality_cpu ../shared/data/monet2photo-mini
 """
@@ -15,12 +15,13 @@ from PIL import Image
 
 from gan_style import load_generator, translate_image
 
-VARIANTS = {"untrained": "untrained generator", "baseline": "baseline CycleGAN", "ema_diffaug": "+ EMA + DiffAugment"}
+VARIANTS = {"untrained": "untrained generator", "baseline": "baseline CycleGAN", "ema_diffaug": "+ EMA + DiffAugment",
+            "ema": "+ EMA only", "diffaug": "+ DiffAugment only", "antialias_up": "+ blur upsampling (antialias_up)"}
 
 
 def results(out: Path, variant: str) -> list[dict]:
     rows = []
-    for path in sorted(out.glob(f"{variant}_s*.json")):
+    for path in sorted(out.glob(f"{variant}_s[0-9]*.json")):
         column = next(iter(json.loads(path.read_text())["results"].values()))
         rows.append(column)
     return rows
@@ -44,10 +45,14 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+PANEL = ("baseline", "ema_diffaug", "antialias_up")  # columns after the photo, where the run exists
+
+
 def panel(out: Path, data: Path, dest: Path, n: int = 4, size: int = 96) -> None:
     photos = sorted((data / "testB").iterdir())[:n]
-    gens = [load_generator(out / f"{v}_s0" / "last.pt", "BtoA", "cpu") for v in ("baseline", "ema_diffaug")]
-    grid = Image.new("RGB", (3 * size, n * size), "white")
+    runs = [out / f"{v}_s0" / "last.pt" for v in PANEL if (out / f"{v}_s0" / "last.pt").is_file()]
+    gens = [load_generator(run, "BtoA", "cpu", precision="fp32") for run in runs]
+    grid = Image.new("RGB", ((1 + len(gens)) * size, n * size), "white")
     for row, photo in enumerate(photos):
         src = Image.open(photo).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
         tiles = [src] + [translate_image(g, src) for g in gens]
@@ -60,4 +65,4 @@ if __name__ == "__main__":
     out, data = Path(sys.argv[1]), Path(sys.argv[2])
     print(table(out))
     panel(out, data, Path(__file__).resolve().parents[1] / "docs" / "quality_cpu_panel.jpg")
-    print("panel: docs/quality_cpu_panel.jpg (test photo | baseline | + EMA + DiffAugment)")
+    print("panel: docs/quality_cpu_panel.jpg (test photo | baseline | + EMA + DiffAugment | + blur upsampling)")

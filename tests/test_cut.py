@@ -22,7 +22,7 @@ from gan_style.config import ConfigError, load_config
 from gan_style.inference.export import export_generator
 from gan_style.inference.translate import translate_tensor
 from gan_style.inference.weights import WeightsError
-from gan_style.io.checkpoint import load_safe
+from gan_style.io.checkpoint import CheckpointError, load_safe
 from gan_style.methods import CUT
 from gan_style.methods.losses import patch_nce
 from gan_style.nets import PatchDiscriminator, PatchSampler, ResnetGenerator, init_weights, nce_channels
@@ -198,6 +198,13 @@ def test_cut_checkpoint_has_one_direction(toy_root, tmp_path, capsys):
     code = cli_main(["eval", "--weights", str(ckpt), "--metrics", "cycle", "--input", str(toy_root / "testA")])
     err = capsys.readouterr().err
     assert code == 2 and "last.pt" in err and "two generators" in err and "Traceback" not in err
+
+
+def test_resuming_with_another_method_is_one_line(toy_root, tmp_path):
+    common = dict(data__max_dataset_size=2, train__n_epochs_decay=0, cut__num_patches=16)
+    train(load_config(None, tiny_overrides(toy_root, tmp_path, method="cut", **common)))
+    with pytest.raises(CheckpointError, match="a cut checkpoint, but this config trains method=fastcut"):
+        train(load_config(None, tiny_overrides(toy_root, tmp_path, method="fastcut", resume="auto", **common)))
 
 
 def test_keys_of_another_method_are_one_line_errors():

@@ -177,6 +177,10 @@ def _train(cfg: Config, env: DistEnv) -> Path:
         ckpt = from_main(env, lambda: load_safe(resume_path, map_location="cpu"))  # read by rank 0, sent to all
         if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
             raise CheckpointError(f"{resume_path}: not a gan_style training checkpoint (format {FORMAT_VERSION})")
+        trained = ckpt.get("config", {}).get("method", "cyclegan")
+        if trained != cfg.method:
+            raise CheckpointError(f"{resume_path}: a {trained} checkpoint, but this config trains method={cfg.method}: "
+                                  f"resume it with method={trained}, or start a new run (name=...)")
         try:
             model.load_state_dict(ckpt)
         except (RuntimeError, KeyError, ValueError) as e:
