@@ -6,6 +6,8 @@ sits at the bottom with the config: it imports nothing from the package.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 DIRECTIONS = ("AtoB", "BtoA")
 
 
@@ -28,4 +30,4 @@ def dataset_name(dataset: str | None, root: str | None) -> str | None:
     """The dataset's name: ``data.dataset``, else the name of the ``data.root`` folder."""
     if dataset:
         return dataset
-    return root.rstrip("/").rsplit("/", 1)[-1] if root else None
+    return Path(root).name if root else None

@@ -57,14 +57,3 @@ def tiny_overrides(root: Path, out_dir: Path, **extra) -> list[str]:
     }
     values.update({k.replace("__", "."): v for k, v in extra.items()})
     return [f"{k}={'null' if v is None else v}" for k, v in values.items()]
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and are then immune to other processes on the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ..io.checkpoint import CheckpointError, load_safe
-from ..domains import DIRECTIONS, default_direction, domain_names
+from ..domains import DIRECTIONS, dataset_name, default_direction, domain_names
 from ..nets import ResnetGenerator, generator_arch
 from .zoo import OFFICIAL_MODELS, ZooError, official_direction, official_domains, official_weights
 
@@ -265,7 +265,7 @@ def _unpack_torch(obj: object, name: str, direction: str | None, ema: bool) -> t
 def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None, ema: bool) -> tuple[dict, GeneratorInfo]:
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    dataset = data.get("dataset") or (Path(data["root"]).name if data.get("root") else None)
+    dataset = dataset_name(data.get("dataset"), data.get("root"))
     if "G" in ckpt["models"]:  # CUT / FastCUT: one generator, trained in one direction
         trained = data.get("direction") or default_direction(dataset)
         if direction not in (None, trained):

@@ -112,3 +112,25 @@ def load_training_state(state: dict, nets: dict[str, nn.Module], optimizers: dic
         sched.load_state_dict(state["schedulers"][name])
     if state["scaler"]:
         scaler.load_state_dict(state["scaler"])
+
+
+class TwoOptimizers:
+    """What CycleGAN and CUT share: a generator-side Adam ``opt_G`` and a discriminator-side ``opt_D``,
+    each with its linear-decay scheduler, and one GradScaler; how they are stepped, logged and saved."""
+
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    sched_G: torch.optim.lr_scheduler.LambdaLR
+    sched_D: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    nets: dict[str, nn.Module]
+
+    def end_epoch(self) -> None:
+        self.sched_G.step()
+        self.sched_D.step()
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]}
+
+    def _parts(self) -> tuple:
+        return (self.nets, {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}, self.scaler)

@@ -19,7 +19,7 @@ from ..config import Config
 from ..domains import dataset_name, default_direction
 from ..nets import PatchDiscriminator, PatchSampler, ResnetGenerator, WithFeatures, init_weights, nce_channels
 from .base import Precision, adam, grad_norm, linear_decay, parameters, scaled_lr, set_requires_grad, wrap
-from .base import load_training_state, training_state
+from .base import TwoOptimizers, load_training_state, training_state
 from .diffaugment import DiffAugment
 from .losses import gan_loss, patch_nce
 
@@ -29,7 +29,7 @@ def cut_direction(cfg: Config) -> str:
     return cfg.data.direction or default_direction(dataset_name(cfg.data.dataset, cfg.data.root))
 
 
-class CUT:
+class CUT(TwoOptimizers):
     progress_keys = ("loss/G_GAN", "loss/NCE", "loss/D_real", "loss/D_fake")
     generator_names = ("G",)
     panel_columns = {"X": "real X | G(X): translated", "Y": "real Y | G(Y): identity (should stay Y)"}
@@ -141,13 +141,6 @@ class CUT:
         total = sum(patch_nce(qi, ki, n, c.nce_T) for qi, ki in zip(q, k))
         return total * c.lambda_NCE / len(q)
 
-    def end_epoch(self) -> None:
-        self.sched_G.step()
-        self.sched_D.step()
-
-    def learning_rates(self) -> dict[str, float]:
-        return {"lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]}
-
     def generators(self) -> dict[str, nn.Module]:
         return {self.direction: self.G}
 
@@ -158,9 +151,6 @@ class CUT:
         with self.autocast():
             fake_y, idt_y = self.G(x.to(self.device)).float().cpu(), self.G(y.to(self.device)).float().cpu()
         return {"X": torch.stack([x, fake_y], dim=1), "Y": torch.stack([y, idt_y], dim=1)}
-
-    def _parts(self) -> tuple:
-        return (self.nets, {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}, self.scaler)
 
     def state_dict(self) -> dict:
         return training_state(*self._parts()) | {

@@ -15,7 +15,7 @@ from torch import nn
 from ..config import Config
 from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
 from .base import Precision, adam, grad_norm, linear_decay, lr_factor, parameters, scaled_lr, set_requires_grad, wrap
-from .base import load_training_state, training_state
+from .base import TwoOptimizers, load_training_state, training_state
 from .diffaugment import DiffAugment
 from .losses import gan_loss
 from .pool import ImagePool
@@ -28,7 +28,7 @@ D_OUTPUT_NAMES = ("A_real", "A_fake", "B_real", "B_fake")
 STAT_NAMES = tuple(f"loss/{n}" for n in LOSS_NAMES) + tuple(f"D/{n}" for n in D_OUTPUT_NAMES)
 
 
-class CycleGAN:
+class CycleGAN(TwoOptimizers):
     stat_names = STAT_NAMES
     generator_names = ("G_A", "G_B")
     progress_keys = ("loss/G_A", "loss/G_B", "loss/cycle_A", "loss/D_A", "loss/D_B")
@@ -133,13 +133,6 @@ class CycleGAN:
         stats["vector"] = torch.stack([x.detach().float() for x in losses] + [p.detach().float().mean() for p in outputs])
         return stats
 
-    def end_epoch(self) -> None:
-        self.sched_G.step()
-        self.sched_D.step()
-
-    def learning_rates(self) -> dict[str, float]:
-        return {"lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]}
-
     def generators(self) -> dict[str, nn.Module]:
         return {"AtoB": self.G_A, "BtoA": self.G_B}
 
@@ -152,9 +145,6 @@ class CycleGAN:
             rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
         cpu = lambda *xs: [x.float().cpu() for x in xs]  # noqa: E731
         return {"A": torch.stack(cpu(real_A, fake_B, rec_A), dim=1), "B": torch.stack(cpu(real_B, fake_A, rec_B), dim=1)}
-
-    def _parts(self) -> tuple:
-        return (self.nets, {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}, self.scaler)
 
     def state_dict(self) -> dict:
         return training_state(*self._parts()) | {
