@@ -131,17 +131,21 @@ def test_cli_reports_missing_data_in_one_line(tmp_path):
     assert "nowhere/trainA does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_saves_and_resume_continues(toy_root, tmp_path, sig):
-    overrides = tiny_overrides(toy_root, tmp_path, train__n_epochs=200, logging__log_every=1)
+@pytest.mark.parametrize("sig,workers", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGINT, 2),
+                                         (signal.SIGTERM, 2)])
+def test_signal_saves_and_resume_continues(toy_root, tmp_path, sig, workers):
+    """With DataLoader workers the signal goes to the whole process group, as a terminal's Ctrl-C,
+    `timeout` and cluster schedulers send it: the workers must not die before the main process saves."""
+    overrides = tiny_overrides(toy_root, tmp_path, train__n_epochs=200, logging__log_every=1,
+                               data__num_workers=workers)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "gan_style", "train", *overrides], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     metrics = tmp_path / "t" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 12):
         time.sleep(0.1)  # wait until it has trained past the first epoch (8 steps)
-    proc.send_signal(sig)
+    os.killpg(proc.pid, sig)  # the process and its workers, as a terminal or `timeout` does
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, stderr
     assert "saved" in stderr and "resume=" in stderr and "Traceback" not in stderr

@@ -11,6 +11,7 @@ the middle of an epoch, and across a change in the number of GPUs for A.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -108,6 +109,18 @@ class UnpairedDataset(Dataset):
             out[f"{domain}_path"] = str(path)
         out["skipped"] = "\n".join(skipped)
         return out
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore SIGINT and SIGTERM.
+
+    A terminal's Ctrl-C, ``timeout`` and cluster schedulers signal the whole process group. The
+    main process then finishes its step and saves; a worker killed by the same signal would make
+    the loader raise first, and nothing would be saved. The main process still shuts the workers
+    down when it exits, and they exit by themselves if it dies.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class UnpairedSampler(Sampler):

@@ -22,7 +22,7 @@ from .. import __version__
 from ..io.checkpoint import FORMAT_VERSION, CheckpointError, load_safe, save_atomic
 from ..config import Config, config_from_dict, save_config
 from ..methods import METHODS
-from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
+from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, ignore_stop_signals, load_fixed_images
 from .distributed import DistEnv, any_rank, cleanup, from_main, init_distributed, is_peer_failure, mean_over_ranks
 from .distributed import peer_failure_message
 from ..data.fetch import fetch_cyclegan_dataset
@@ -149,6 +149,7 @@ def _train(cfg: Config, env: DistEnv) -> Path:
         drop_last=True,
         persistent_workers=cfg.data.num_workers > 0,  # the sampler runs in this process: workers can persist
         prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+        worker_init_fn=ignore_stop_signals,  # Ctrl-C / SIGTERM to the process group: the main process saves first
     )
     steps_per_epoch = len(sampler.shard) // t.batch_size
     if steps_per_epoch == 0:
