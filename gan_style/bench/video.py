@@ -69,7 +69,8 @@ def bench_video(
 ) -> list[dict]:
     """One row per (width, height): the three throughputs above, in frames per second."""
     gen = _generator(device, ngf, n_blocks)
-    identity = Generator(torch.nn.Identity(), gen.info, device, gen.precision)
+    # The codec-only pass: no network, so nothing to compute in low precision (bf16-blocks needs a ResNet).
+    identity = Generator(torch.nn.Identity(), gen.info, device, "fp32")
     settings = VideoSettings(batch_size=batch_size, progress=False)
     rows = []
     with tempfile.TemporaryDirectory(prefix="gan_style_bench_video_") as tmp:
