@@ -1,4 +1,4 @@
-"""gan_style: unpaired image-to-image translation with CycleGAN.
+"""gan_style: image style translation: unpaired (CycleGAN, CUT, FastCUT; see ``gan_style.methods.METHODS``).
 
 The inference API is imported lazily so ``import gan_style`` stays cheap and never pulls in
 training code::

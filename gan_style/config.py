@@ -1,15 +1,24 @@
-"""The one typed training config: defaults, YAML loading, dotted overrides and validation.
+"""The typed training config: the sections every method shares, YAML loading, dotted overrides
+and validation.
+
+Each method extends ``Config`` in its own file (gan_style/methods/) with its ``method`` literal,
+its own keys (a section such as ``cut:``, fields added to ``train``, its ``finetune`` targets) and
+the values it gives to shared keys left null (``method_defaults``). The one config type is the
+union of those classes, told apart by ``method``; ``gan_style.methods.load_config`` validates
+against it (this module cannot import the methods: it sits below them).
 
 A config is validated once, at the CLI boundary. Any error becomes a ``ConfigError`` whose
-message is one line naming the key, the problem and the fix (for a typo, the closest key).
-The resolved config is saved as YAML in the run directory and as a dict in every checkpoint.
+message is one line naming the key, the problem and the fix (for a typo, the closest key; for a
+key of another method, which method uses it). The resolved config is saved as YAML in the run
+directory and as a dict in every checkpoint.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Mapping, Optional, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,12 +30,18 @@ class ConfigError(ValueError):
     """A config problem, reported to the user in one line."""
 
 
-class _Section(BaseModel):
-    # extra="forbid": a typo is an error, not a silently ignored key.
+class Section(BaseModel):
+    """A config section. extra="forbid": a typo is an error, not a silently ignored key."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
-class DataConfig(_Section):
+# DiffAugment's policies, in the order they are applied (gan_style/methods/diffaugment.py).
+DiffAugmentPolicy = Literal["color", "translation", "cutout"]
+DIFFAUGMENT_POLICIES: tuple[str, ...] = get_args(DiffAugmentPolicy)
+
+
+class DataConfig(Section):
     root: str = "datasets/monet2photo"
     """Folder with trainA/ trainB/ (and optionally testA/ testB/)."""
     dataset: Optional[str] = None
@@ -49,7 +64,7 @@ class DataConfig(_Section):
     """CUT/FastCUT: the one way G translates (BtoA = B -> A); CycleGAN: the default way to translate and evaluate. null = BtoA for *2photo datasets (photo -> painting), else AtoB."""
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     ngf: int = Field(64, gt=0)
     """Generator width: filters of the first conv layer."""
     ndf: int = Field(64, gt=0)
@@ -61,14 +76,14 @@ class ModelConfig(_Section):
     init_gain: float = Field(0.02, gt=0)
     """Gain of the weight init (std for normal)."""
     init_type: Optional[Literal["normal", "xavier"]] = None
-    """Weight init; null = the method's: normal (cyclegan, as the reference), xavier (cut, fastcut)."""
+    """Weight init; null = the method's default (docs/methods.md)."""
     antialias: Optional[bool] = None
-    """Antialiased downsampling (blur + subsample) in G and D; null = the method's: off (cyclegan), on (cut, fastcut)."""
+    """Antialiased downsampling (blur + subsample) in G and D; null = the method's default (docs/methods.md)."""
     antialias_up: Optional[bool] = None
     """Blur upsampling + conv instead of transposed convs in G (no checkerboard); null = same as model.antialias."""
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     n_epochs: int = Field(100, ge=0)
     """Epochs at the initial learning rate."""
     n_epochs_decay: int = Field(100, ge=0)
@@ -85,14 +100,6 @@ class TrainConfig(_Section):
     """Adam beta2."""
     gan_mode: Literal["lsgan", "vanilla"] = "lsgan"
     """lsgan (least squares, the paper) or vanilla (BCE with logits)."""
-    lambda_A: float = Field(10.0, ge=0)
-    """Weight of the cycle loss A -> B -> A."""
-    lambda_B: float = Field(10.0, ge=0)
-    """Weight of the cycle loss B -> A -> B."""
-    lambda_identity: float = Field(0.5, ge=0)
-    """Identity loss weight, relative to lambda_A/B (0 = off)."""
-    pool_size: int = Field(50, ge=0)
-    """Image history pool per discriminator (0 = off)."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """auto = bf16 on CUDA devices that support it, else fp32."""
     channels_last: bool = False
@@ -111,60 +118,17 @@ class TrainConfig(_Section):
     """DiffAugment policy for every image D sees (real and fake, G and D pass): comma-separated color,translation,cutout; empty = off."""
 
 
-class FinetuneConfig(_Section):
-    """Start generators from published or earlier weights; the discriminators (and CUT's F) start fresh."""
-
-    G_A: Optional[str] = None
-    """CycleGAN: weights for G_A (A -> B): a checkpoint, export, reference .pth or official:NAME (e.g. official:monet2photo)."""
-    G_B: Optional[str] = None
-    """CycleGAN: weights for G_B (B -> A), e.g. official:style_monet (photo -> Monet)."""
-    G: Optional[str] = None
-    """CUT / FastCUT: weights for G (the data.direction generator), e.g. official:horse2zebra_cut."""
+class FinetuneConfig(Section):
+    """Start generators from published or earlier weights; the discriminators start fresh. Each
+    method lists its generators here (e.g. ``finetune.G_B``), one key per network."""
 
 
-class CutConfig(_Section):
-    """CUT / FastCUT (Park et al., ECCV 2020); null values take the method's default."""
-
-    lambda_GAN: float = Field(1.0, ge=0)
-    """Weight of the GAN loss of G(X)."""
-    lambda_NCE: Optional[float] = Field(None, ge=0)
-    """Weight of the PatchNCE loss; null = 1 (cut), 10 (fastcut)."""
-    nce_idt: Optional[bool] = None
-    """Also the identity PatchNCE loss on G(Y) vs Y (total NCE = mean of both); null = on (cut), off (fastcut)."""
-    flip_equivariance: Optional[bool] = None
-    """Flip half of the batches before G, flip the query features back; null = off (cut), on (fastcut)."""
-    nce_layers: list[int] = [0, 4, 8, 12, 16]
-    """Indices of the generator's layers whose features enter PatchNCE (the official choice)."""
-    num_patches: int = Field(256, gt=0)
-    """Patch locations sampled per NCE layer and image."""
-    nce_T: float = Field(0.07, gt=0)
-    """Temperature of the PatchNCE softmax."""
-    netF_nc: int = Field(256, gt=0)
-    """Output width of the patch sampler's MLPs (netF)."""
-
-
-# What each method fills in for the keys left null (see Config._resolve_method_defaults).
-METHOD_DEFAULTS = {
-    "cyclegan": {"model": {"init_type": "normal", "antialias": False}},
-    "cut": {"model": {"init_type": "xavier", "antialias": True},
-            "cut": {"lambda_NCE": 1.0, "nce_idt": True, "flip_equivariance": False}},
-    "fastcut": {"model": {"init_type": "xavier", "antialias": True},
-                "cut": {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}},
-}
-# Keys that one method uses and the others ignore: setting them to another value is an error.
-METHOD_ONLY_KEYS = {
-    "train.lambda_A": ("cyclegan",), "train.lambda_B": ("cyclegan",), "train.lambda_identity": ("cyclegan",),
-    "train.pool_size": ("cyclegan",), "cut": ("cut", "fastcut"),
-    "finetune.G_A": ("cyclegan",), "finetune.G_B": ("cyclegan",), "finetune.G": ("cut", "fastcut"),
-}
-
-
-class CheckpointConfig(_Section):
+class CheckpointConfig(Section):
     save_every: int = Field(10, ge=0)
     """Also keep a numbered copy every N epochs (0 = only last.pt)."""
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     log_every: int = Field(50, gt=0)
     """Steps between scalar logs; also how often losses are checked for NaN/inf."""
     image_every: int = Field(1000, ge=0)
@@ -181,7 +145,7 @@ class LoggingConfig(_Section):
     """Upload the final checkpoint and the exported generators to W&B as model artifacts (large: off by default)."""
 
 
-class EvalConfig(_Section):
+class EvalConfig(Section):
     every: int = Field(0, ge=0)
     """Evaluate every N epochs during training (0 = never)."""
     n_images: int = Field(100, gt=0)
@@ -192,9 +156,14 @@ class EvalConfig(_Section):
     """Keep best.pt whenever this eval metric improves (lower is better), e.g. kid_A, fid_A (need eval.fid) or colour_w1_A; null = off."""
 
 
-class Config(_Section):
-    method: Literal["cyclegan", "cut", "fastcut"] = "cyclegan"
-    """cyclegan (two generators, cycle loss), cut or fastcut (one generator, PatchNCE); see docs/methods.md."""
+class Config(Section):
+    """The keys every method shares. A method's own config class extends it (see the module doc)."""
+
+    method_defaults: ClassVar[dict[str, Any]] = {}
+    """Dotted key -> the value this method gives it when the config leaves it null."""
+
+    method: str = ""
+    """The training method; `gan-style train --help` lists them and docs/methods.md describes them."""
     name: str = "run"
     """Run name: outputs go to <out_dir>/<name>/."""
     out_dir: str = "runs"
@@ -204,7 +173,6 @@ class Config(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    cut: CutConfig = CutConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -226,7 +194,6 @@ class Config(_Section):
             raise ValueError("train.n_epochs + train.n_epochs_decay is 0: nothing to train")
         if not self.name or "/" in self.name:
             raise ValueError(f"name {self.name!r} must be a non-empty folder name without '/'")
-        self._check_method_keys()
         self._resolve_method_defaults()
         self._check_eval_and_training_options()
         return self
@@ -238,48 +205,32 @@ class Config(_Section):
         if best and best.startswith(("fid", "kid")) and not self.eval.fid:
             raise ValueError(f"eval.best={best} needs eval.fid=true (FID and KID use the Inception network)")
         policy = [p.strip() for p in self.train.diffaugment.split(",") if p.strip()]
-        unknown = [p for p in policy if p not in ("color", "translation", "cutout")]
+        unknown = [p for p in policy if p not in DIFFAUGMENT_POLICIES]
         if unknown:
             raise ValueError(f"train.diffaugment={self.train.diffaugment!r}: unknown {', '.join(unknown)}; "
-                             "use a comma-separated subset of color,translation,cutout (empty = off)")
-
-    def _check_method_keys(self) -> None:
-        """A key that the chosen method ignores may stay at its default, never be set otherwise."""
-        for key, methods in METHOD_ONLY_KEYS.items():
-            if self.method in methods:
-                continue
-            section, _, field = key.partition(".")
-            node = getattr(self, section)
-            fields = [field] if field else sorted(node.model_fields_set)
-            for name in fields:
-                default = type(node).model_fields[name].default
-                if name in node.model_fields_set and getattr(node, name) != default:
-                    full = f"{section}.{name}"
-                    raise ValueError(f"{full}={getattr(node, name)!r} does not apply to method={self.method} "
-                                     f"(only to {' / '.join(methods)}): remove it, or choose method={methods[0]}")
+                             f"use a comma-separated subset of {','.join(DIFFAUGMENT_POLICIES)} (empty = off)")
 
     def _resolve_method_defaults(self) -> None:
         # Fill the null keys with this method's values, so the saved config says what ran.
-        for section, values in METHOD_DEFAULTS[self.method].items():
+        for key, value in self.method_defaults.items():
+            section, name = key.split(".")
             node = getattr(self, section)
-            for name, value in values.items():
-                if getattr(node, name) is None:
-                    setattr(node, name, value)
+            if getattr(node, name) is None:
+                setattr(node, name, value)
         if self.model.antialias_up is None:
             self.model.antialias_up = self.model.antialias
-        if self.method in ("cut", "fastcut"):
-            layers = self.cut.nce_layers
-            if not layers or layers != sorted(set(layers)) or layers[0] < 0:
-                raise ValueError(f"cut.nce_layers {layers}: give distinct layer indices in ascending order, e.g. [0, 4, 8, 12, 16]")
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
 
-def config_keys(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """Every leaf key as (dotted name, default, description), for errors, --help and docs."""
+ConfigTypes = Mapping[str, type[Config]]  # method name -> its config class (gan_style.methods builds it)
+
+
+def config_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, str]]:
+    """Every leaf key of ``model`` as (dotted name, default, description), for errors, --help and docs."""
     rows = []
-    for name, field in (model or Config).model_fields.items():
+    for name, field in model.model_fields.items():
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows += config_keys(ann, f"{prefix}{name}.")
@@ -288,16 +239,60 @@ def config_keys(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[s
     return rows
 
 
-def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    return [key for key, _, _ in config_keys(model, prefix)]
+def all_config_keys(types: ConfigTypes) -> list[tuple[str, Any, str, tuple[str, ...]]]:
+    """The keys of every method's config: (key, default, description, the methods that have it)."""
+    rows: dict[str, tuple[Any, str, list[str]]] = {}
+    for method, cls in types.items():
+        for key, default, desc in config_keys(cls):
+            rows.setdefault(key, (default, desc, []))[2].append(method)
+    every = len(types)
+    return [(key, default, desc, tuple(owners) if len(owners) < every else ()) for key, (default, desc, owners)
+            in rows.items()]
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out += _leaves(value, f"{prefix}{key}.")
+        else:
+            out.append((prefix + str(key), value))
+    return out
+
+
+def _drop(tree: dict[str, Any], key: str) -> None:
+    *parents, name = key.split(".")
+    nodes = [tree]
+    for part in parents:
+        nodes.append(nodes[-1][part])
+    del nodes[-1][name]
+    for node, part in zip(reversed(nodes[:-1]), reversed(parents)):  # sections left empty go too
+        if not node[part]:
+            del node[part]
+
+
+def _drop_other_methods_keys(tree: dict[str, Any], method: str, types: ConfigTypes, source: str) -> None:
+    """A key only other methods use may stay null or at its default (a shared YAML file, an older
+    saved config) and is dropped; set to anything else it is a one-line error."""
+    own = {key for key, _, _ in config_keys(types[method])}
+    defaults = {m: {key: default for key, default, _ in config_keys(cls)} for m, cls in types.items()}
+    for key, value in _leaves(tree):
+        owners = [m for m in types if key in defaults[m]]
+        if key in own or not owners:
+            continue  # ours, or unknown to every method: validation names it
+        if value is not None and all(value != defaults[m][key] for m in owners):
+            raise ConfigError(f"{source}: {key}={value!r} does not apply to method={method} (only to "
+                              f"{' / '.join(owners)}): remove it, or choose method={owners[0]}")
+        _drop(tree, key)
+
+
+def _format_error(err: ValidationError, source: str, cls: type[Config]) -> str:
     e = err.errors()[0]
     key = ".".join(str(p) for p in e["loc"])
     if e["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(key, _all_keys(Config), n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(_all_keys(Config))}"
+        keys = [k for k, _, _ in config_keys(cls)]
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(keys)}"
         return f"{source}: unknown config key '{key}'{hint}"
     msg = e["msg"].removeprefix("Value error, ")
     if not key:  # a cross-field check: its message already names the keys
@@ -361,9 +356,9 @@ def find_config(path: str | Path) -> Path:
                       f"({', '.join(bundled)}; gan-style train --list-configs)")
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+def read_config(path: str | Path | None, overrides: list[str], types: ConfigTypes) -> Config:
     """Load a YAML config (a path, or a bundled config's name; None = the defaults), apply
-    ``key=value`` overrides, validate."""
+    ``key=value`` overrides, validate against ``types`` (see ``gan_style.methods.load_config``)."""
     tree: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -380,14 +375,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         _set_dotted(tree, key, value)
     if overrides:
         source += " + overrides"
-    return config_from_dict(tree, source)
+    return validate_config(tree, types, source)
 
 
-def config_from_dict(tree: dict[str, Any], source: str = "config") -> Config:
+def validate_config(tree: dict[str, Any], types: ConfigTypes, source: str = "config") -> Config:
+    """The config of ``tree["method"]`` (default: the first of ``types``), validated."""
+    tree = copy.deepcopy(tree)
+    method = tree.setdefault("method", next(iter(types)))
+    if method not in types:
+        close = difflib.get_close_matches(str(method), list(types), n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(f"{source}: unknown method {method!r}; {hint}use one of {', '.join(types)}")
+    _drop_other_methods_keys(tree, method, types, source)
     try:
-        return Config.model_validate(tree)
+        return types[method].model_validate(tree)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, source)) from None
+        raise ConfigError(_format_error(e, source, types[method])) from None
 
 
 def save_config(cfg: Config, path: Path) -> None:

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gan_style.config import ConfigError, load_config, parse_override
+from gan_style.config import ConfigError, parse_override
+from gan_style.methods import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import tiny_overrides
-from gan_style.config import load_config
+from gan_style.methods import load_config
 from gan_style.io.checkpoint import load_safe
 from gan_style.training.loop import train
 

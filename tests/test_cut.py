@@ -18,7 +18,8 @@ from PIL import Image
 from conftest import REPO, tiny_overrides
 from gan_style import load_generator
 from gan_style.cli import main as cli_main
-from gan_style.config import ConfigError, load_config
+from gan_style.config import ConfigError
+from gan_style.methods import load_config
 from gan_style.inference.export import export_generator
 from gan_style.inference.translate import translate_tensor
 from gan_style.inference.weights import WeightsError
@@ -135,7 +136,7 @@ def test_flip_equivariance_flips_the_input_and_the_queries_back(tmp_path):
     seen = []
     real_nce = model._nce
     model._nce = lambda q, k, n: seen.append((q, k)) or real_nce(q, k, n)
-    model.step(a, b)
+    model.step({"A": a, "B": b})
     (queries, keys), = seen
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(queries, want_q))
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(keys, want_k))
@@ -208,7 +209,7 @@ def test_resuming_with_another_method_is_one_line(toy_root, tmp_path):
 
 
 def test_keys_of_another_method_are_one_line_errors():
-    with pytest.raises(ConfigError, match=r"cut.lambda_NCE=5.0 does not apply to method=cyclegan"):
+    with pytest.raises(ConfigError, match=r"cut.lambda_NCE=5 does not apply to method=cyclegan \(only to cut / fastcut\)"):
         load_config(None, ["cut.lambda_NCE=5"])
     with pytest.raises(ConfigError, match=r"train.lambda_identity=0.0 does not apply to method=fastcut"):
         load_config("horse2zebra", ["method=fastcut"])  # the paper's horse2zebra sets identity 0
@@ -316,7 +317,8 @@ def test_bundled_configs_ship_in_the_wheel(tmp_path):
     wheel = next((tmp_path / "wheel").glob("gan_style-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"),
                     str(wheel)], check=True, capture_output=True)
-    code = ("from gan_style.config import bundled_configs, load_config; import gan_style.config as c; "
+    code = ("from gan_style.config import bundled_configs; from gan_style.methods import load_config; "
+            "import gan_style.config as c; "
             "assert 'site' in c.__file__; print(sorted(bundled_configs())); print(load_config('horse2zebra_cut').method)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
                          capture_output=True, text=True)

@@ -108,7 +108,7 @@ if __name__ == "__main__":
 # --------------------------------------------------------------------------- test side
 
 from gan_style.io.checkpoint import load_safe  # noqa: E402
-from gan_style.config import load_config  # noqa: E402
+from gan_style.methods import load_config  # noqa: E402
 from gan_style.training.distributed import (  # noqa: E402
     TIMEOUT_ENV,
     DistEnv,

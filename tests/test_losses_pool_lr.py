@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gan_style.config import load_config
+from gan_style.methods import load_config
 from gan_style.methods.cyclegan import CycleGAN, lr_factor
 from gan_style.methods.losses import gan_loss
 from gan_style.methods.pool import ImagePool

@@ -422,7 +422,7 @@ def test_epoch_evaluator_closed_forms(toy_root):
 
 
 def test_training_logs_eval_metrics_every_n_epochs(toy_root, tmp_path):
-    from gan_style.config import load_config
+    from gan_style.methods import load_config
     from gan_style.training.loop import train
 
     cfg = load_config(None, tiny_overrides(toy_root, tmp_path, eval__every=2, eval__n_images=2,

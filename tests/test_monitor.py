@@ -18,7 +18,7 @@ from PIL import Image
 
 from conftest import tiny_overrides
 from gan_style.io.checkpoint import load_safe
-from gan_style.config import load_config
+from gan_style.methods import load_config
 from gan_style.training.monitor import Monitor, has_wandb_credentials, resolve_wandb_mode
 from gan_style.training.loop import TrainingStopped, train
 

@@ -20,7 +20,7 @@ from gan_style.bench.common import compiled_graphs
 from gan_style.bench.methods import method_config
 from gan_style.bench.training import ReferenceStep, count_flops, generator_flops
 from gan_style.cli import bench
-from gan_style.config import load_config
+from gan_style.methods import load_config
 from gan_style.methods.cyclegan import STAT_NAMES, CycleGAN
 
 CPU = torch.device("cpu")

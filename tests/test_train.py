@@ -14,7 +14,7 @@ import torch
 import gan_style.methods.cyclegan
 from conftest import REPO, tiny_overrides
 from gan_style.io.checkpoint import load_safe
-from gan_style.config import load_config
+from gan_style.methods import load_config
 from gan_style.training.loop import TrainingStopped, train
 
 

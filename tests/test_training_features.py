@@ -11,7 +11,7 @@ import torch
 
 from conftest import tiny_overrides
 from gan_style import load_generator, translate_image
-from gan_style.config import load_config
+from gan_style.methods import load_config
 from gan_style.io.checkpoint import CheckpointError, load_safe
 from gan_style.methods.diffaugment import DiffAugment
 from gan_style.nets import ResnetGenerator, init_weights

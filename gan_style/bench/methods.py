@@ -1,6 +1,6 @@
-"""The methods section: one training step of CycleGAN, CUT and FastCUT side by side, at the same
-size, precision and batch, on the same synthetic inputs; s/iter, img/s, peak memory (CUDA) and each
-method's speed-up over CycleGAN (the CUT paper reports FastCUT ~2.7x faster per iteration)."""
+"""The methods section: one training step of each method (``--methods``, default all of ``METHODS``)
+side by side, at the same size, precision and batch, on the same synthetic inputs; s/iter, img/s,
+peak memory (CUDA) and each method's speed-up over the first one listed."""
 
 from __future__ import annotations
 
@@ -8,26 +8,19 @@ import time
 
 import torch
 
-from ..config import METHOD_DEFAULTS, METHOD_ONLY_KEYS, Config, config_from_dict
-from ..methods import METHODS
+from ..config import Config
+from ..methods import METHODS, config_from_dict
 from .common import one_line, peak_memory_gb, reset_peak_memory, sync, synthetic_pair, time_it
 
 
 def method_config(base: Config, method: str, batch: int) -> Config:
     """``base`` (model, data, training settings) for ``method``. The keys ``base``'s own method
-    filled in (init, antialiasing, NCE settings) are cleared so that ``method`` fills in its own,
-    and the keys only other methods use go back to their defaults (setting them is an error)."""
+    filled in (init, antialiasing...) are cleared so that ``method`` fills in its own; the loader
+    drops the keys only other methods use when they hold their defaults."""
     tree = base.to_dict()
-    for section, values in METHOD_DEFAULTS[base.method].items():
-        tree[section] |= dict.fromkeys(values)
-    tree["model"]["antialias_up"] = None
-    for key, owners in METHOD_ONLY_KEYS.items():
-        if method not in owners:
-            *parents, name = key.split(".")
-            node = tree
-            for part in parents:
-                node = node[part]
-            node.pop(name, None)
+    for key in [*type(base).method_defaults, "model.antialias_up"]:
+        section, name = key.split(".")
+        tree[section][name] = None
     tree["method"] = method
     tree["train"] |= {"batch_size": batch, "compile": False}  # eager: compilation would dominate a short run
     return config_from_dict(tree, f"bench {method}")
@@ -41,10 +34,10 @@ def bench_method(base: Config, method: str, device: torch.device, args) -> dict:
     real_A, real_B = synthetic_pair(batch, args.size, device)
     reset_peak_memory(device)
     start = time.perf_counter()
-    model.step(real_A, real_B)
+    model.step({"A": real_A, "B": real_B})
     sync(device)
     first_step_s = time.perf_counter() - start
-    timing = time_it(lambda: model.step(real_A, real_B), device, args.warmup, args.iters, args.repeats)
+    timing = time_it(lambda: model.step({"A": real_A, "B": real_B}), device, args.warmup, args.iters, args.repeats)
     s_it = timing["s_per_call"]
     return {
         "method": method,
@@ -75,8 +68,8 @@ def bench_methods(base: Config, device: torch.device, args) -> dict:
             rows.append({"method": method, "error": one_line(e)})
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    cyclegan = next((r for r in rows if r["method"] == "cyclegan" and "it_per_s" in r), None)
+    first = next((r for r in rows if "it_per_s" in r), None)  # the baseline: the first method listed
     for row in rows:
-        if cyclegan and "it_per_s" in row:
-            row["speedup_vs_cyclegan"] = row["it_per_s"] / cyclegan["it_per_s"]
+        if first and "it_per_s" in row:
+            row["speedup_vs_first"] = row["it_per_s"] / first["it_per_s"]
     return {"size": args.size, "precision": args.methods_precision, "batch": args.methods_batch, "rows": rows}

@@ -109,14 +109,14 @@ def format_translate(tr: dict) -> list[str]:
 def format_methods(section: dict) -> list[str]:
     out = [
         f"methods side by side (one training step, synthetic inputs, {section['size']} px, {section['precision']}, "
-        f"batch {section['batch']}, eager; x CycleGAN = iterations/s over CycleGAN's; mem: CUDA only)",
-        f"  {'method':<9} {'s/iter':>8} {'img/s':>8} {'x CycleGAN':>10} {'mem GB':>7}  parameters",
+        f"batch {section['batch']}, eager; x first = iterations/s over the first method's; mem: CUDA only)",
+        f"  {'method':<9} {'s/iter':>8} {'img/s':>8} {'x first':>10} {'mem GB':>7}  parameters",
     ]
     for r in section["rows"]:
         if "error" in r:
             out.append(f"  {r['method']:<9} error: {r['error']}")
             continue
-        speedup = f"{r['speedup_vs_cyclegan']:10.2f}" if "speedup_vs_cyclegan" in r else f"{'-':>10}"
+        speedup = f"{r['speedup_vs_first']:10.2f}" if "speedup_vs_first" in r else f"{'-':>10}"
         mem = f"{r['peak_mem_gb']:7.2f}" if r["peak_mem_gb"] is not None else f"{'-':>7}"
         out.append(
             f"  {r['method']:<9} {r['s_per_iter']:8.4f} {r['img_per_s']:8.2f} {speedup} {mem}  "

@@ -11,7 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..config import Config, config_from_dict
+from ..config import Config
+from ..methods import config_from_dict
 from ..methods.cyclegan import STAT_NAMES, CycleGAN, set_requires_grad
 from ..methods.losses import gan_loss
 from .common import (
@@ -45,10 +46,10 @@ class ReferenceStep:
             [*model.D_A.parameters(), *model.D_B.parameters()], lr=t.lr, betas=(t.beta1, t.beta2)
         )
 
-    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         m, t = self.model, self.t
         G_A, G_B, D_A, D_B = m.G_A, m.G_B, m.D_A, m.D_B
-        real_A, real_B = real_A.to(m.device), real_B.to(m.device)
+        real_A, real_B = batch["A"].to(m.device), batch["B"].to(m.device)
         set_requires_grad([D_A, D_B], False)
         self.opt_G.zero_grad()
         fake_B, fake_A = G_A(real_A), G_B(real_B)
@@ -127,7 +128,7 @@ def _count_flops(base: Config, batch: int, size: int) -> int:
     model = CycleGAN(case_config(base, TrainCase("flops", batch=batch)), torch.device("meta"), "fp32")
     real = torch.empty(batch, 3, size, size, device="meta")
     with FlopCounterMode(display=False) as counter:
-        ReferenceStep(model).step(real, real.clone())
+        ReferenceStep(model).step({"A": real, "B": real.clone()})
     return counter.get_total_flops()
 
 
@@ -153,11 +154,12 @@ def bench_train_case(base: Config, case: TrainCase, device: torch.device, args, 
     reset_peak_memory(device)
     graphs_before = compiled_graphs()
     start = time.perf_counter()
-    stepper.step(real_A, real_B)  # first step: compilation, cuDNN autotuning, pools start filling
+    batch = {"A": real_A, "B": real_B}
+    stepper.step(batch)  # first step: compilation, cuDNN autotuning, pools start filling
     sync(device)
     first_step_s = time.perf_counter() - start
     graphs_after_first = compiled_graphs()
-    timing = time_it(lambda: stepper.step(real_A, real_B), device, args.warmup, args.iters, args.repeats)
+    timing = time_it(lambda: stepper.step(batch), device, args.warmup, args.iters, args.repeats)
     s_it = timing["s_per_call"]
     flops = count_flops(base, case.batch, args.size)
     peak, peak_source = device_peak_tflops(device, case.precision, args.peak_tflops, peaks)
@@ -289,12 +291,12 @@ def profile_step(base: Config, case: TrainCase, device: torch.device, steps: int
     stepper = ReferenceStep(model) if case.reference else model
     real = torch.rand(case.batch, 3, base.data.crop_size, base.data.crop_size, device=device) * 2 - 1
     for _ in range(2):
-        stepper.step(real, real)
+        stepper.step({"A": real, "B": real})
     sync(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(steps):
-            stepper.step(real, real)
+            stepper.step({"A": real, "B": real})
         sync(device)
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     events = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "train": ("gan_style.cli.train", "train a CycleGAN from a config (see configs/)"),
+    "train": ("gan_style.cli.train", "train a model (any method) from a config (see configs/)"),
     "fetch": ("gan_style.cli.fetch", "download an official CycleGAN dataset"),
     "translate": ("gan_style.cli.translate", "translate images with a trained, exported or pretrained generator"),
     "export": ("gan_style.cli.export", "export a generator to safetensors, TorchScript or ONNX"),

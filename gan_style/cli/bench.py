@@ -36,8 +36,8 @@ from ..bench import SECTIONS
 from ..bench.common import DTYPES, machine_info, output_path, write_json
 from ..bench.report import format_results
 from ..bench.training import TrainCase, bench_optimizer, bench_train, count_flops, generator_flops, profile_step
-from ..config import Config, ConfigError, config_from_dict, load_config
-from ..methods import METHODS
+from ..config import Config, ConfigError
+from ..methods import METHODS, config_from_dict, load_config
 
 # Option defaults per preset. "auto" picks gpu when CUDA is available.
 PRESETS = {

@@ -10,19 +10,22 @@ import argparse
 import sys
 
 from ..io.checkpoint import CheckpointError
-from ..config import ConfigError, load_config
+from ..config import ConfigError
 from ..data.dataset import DataError
 from ..io.download import DownloadError
 from ..io.images import ImageReadError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..config import config_keys
+    from ..methods import METHODS, every_config_key
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    width = max(len(key) for key, _, _ in config_keys())
-    parser.epilog = "config keys (default) — set in the YAML file or as KEY=VALUE:\n" + "\n".join(
-        f"  {key:<{width}}  {default!s:<22} {desc}" for key, default, desc in config_keys()
+    keys = every_config_key()
+    width = max(len(key) for key, *_ in keys)
+    parser.epilog = (f"methods (the `method` key): {', '.join(METHODS)}\n"
+                     "config keys (default) — set in the YAML file or as KEY=VALUE; [only some methods]:\n") + "\n".join(
+        f"  {key:<{width}}  {default!s:<22} {desc}{f' [{chr(47).join(owners)}]' if owners else ''}"
+        for key, default, desc, owners in keys
     )
     parser.add_argument("--config", "-c", help="YAML config file, or a bundled config's name: monet, horse2zebra_cut, "
                         "monet_fastcut... (see --list-configs; default: built-in defaults)")
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         for name, path in bundled_configs().items():
             print(f"{name:<22} {describe_config(path)}")
         return 0
+    from ..methods import load_config
+
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:

@@ -2,14 +2,14 @@
 
 ``read_generator(spec, direction)`` accepts
 
-- our training checkpoint (``runs/monet/last.pt``, or the run folder ``runs/monet``): both
-  generators are inside, ``direction`` picks G_A (AtoB) or G_B (BtoA);
+- our training checkpoint (``runs/monet/last.pt``, or the run folder ``runs/monet``): it
+  records its generators (``generators``: direction -> network, domain names, architecture),
+  and ``direction`` picks one; version-1 checkpoints (v0.1) are upgraded on reading;
 - our exported generator (``*.safetensors`` written by ``gan-style export``): weights plus
   architecture, preprocessing and domain names as metadata;
 - a reference CycleGAN generator state_dict (``latest_net_G_A.pth``, the published
   ``style_monet.pth``...), including old ones with stale InstanceNorm statistics;
-- a CUT generator (``latest_net_G.pth`` of the official CUT code), antialiased or not, and our
-  CUT / FastCUT training checkpoints (one generator, one direction);
+- a CUT generator (``latest_net_G.pth`` of the official CUT code), antialiased or not;
 - ``official:NAME``: a published CycleGAN or CUT model, downloaded once into a cache folder
   (see zoo.py).
 
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from ..io.checkpoint import CheckpointError, load_safe
-from ..domains import DIRECTIONS, dataset_name, default_direction, domain_names
+from ..domains import DIRECTIONS, dataset_name, default_direction
+from ..io.checkpoint import CheckpointError, load_safe, upgrade_checkpoint
 from ..nets import ResnetGenerator, generator_arch
 from .zoo import OFFICIAL_MODELS, ZooError, official_direction, official_domains, official_weights
 
@@ -263,32 +263,51 @@ def _unpack_torch(obj: object, name: str, direction: str | None, ema: bool) -> t
 
 
 def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None, ema: bool) -> tuple[dict, GeneratorInfo]:
+    """The generator of ``direction`` that the checkpoint's ``generators`` record names (default:
+    its only one, else the run's data.direction, else the dataset's name decides)."""
+    try:
+        ckpt = upgrade_checkpoint(ckpt)
+    except CheckpointError as e:
+        raise WeightsError(f"{name}: {e}") from None
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    dataset = dataset_name(data.get("dataset"), data.get("root"))
-    if "G" in ckpt["models"]:  # CUT / FastCUT: one generator, trained in one direction
-        trained = data.get("direction") or default_direction(dataset)
-        if direction not in (None, trained):
-            raise OneDirectionError(f"{name}: a {config.get('method', 'cut')} checkpoint holds one generator, {trained}; "
-                               f"it cannot translate {direction} (train another run with data.direction={direction})")
-        direction, key = trained, "G"
-    else:  # CycleGAN: the asked direction, else the run's data.direction, else the dataset's name decides
-        direction = direction or data.get("direction") or default_direction(dataset)
-        key = "G_A" if direction == "AtoB" else "G_B"
+    described = ckpt["generators"]
+    if direction is None:
+        direction = next(iter(described)) if len(described) == 1 else (
+            data.get("direction") or default_direction(dataset_name(data.get("dataset"), data.get("root"))))
+    if direction not in described:
+        (only,) = described  # a checkpoint without the asked direction holds one generator
+        raise OneDirectionError(f"{name}: a {config.get('method', 'one-generator')} checkpoint holds one generator, "
+                                f"{only}; it cannot translate {direction} (train another run with "
+                                f"data.direction={direction})")
+    spec = described[direction]
+    key = spec["net"]
     averaged = ckpt.get("ema", {}).get("models", {}) if isinstance(ckpt.get("ema"), dict) else {}
     use_ema = ema and _is_tensor_dict(averaged.get(key))
     state = averaged[key] if use_ema else ckpt["models"].get(key)
     if not _is_tensor_dict(state):
         raise WeightsError(f"{name}: training checkpoint without generator {key} (has {_few(list(ckpt['models']))})")
-    a, b = domain_names(dataset)
-    source, target = (a, b) if direction == "AtoB" else (b, a)
     info = GeneratorInfo(
-        arch={},
+        arch=spec.get("arch", {}),
         origin=f"{name} ({key}{', EMA' if use_ema else ''})",
         direction=direction,
-        source=source,
-        target=target,
+        source=spec["source"],
+        target=spec["target"],
         run_name=config.get("name"),
         data_root=data.get("root"),
     )
     return state, info
+
+
+def generator_directions(spec: str | Path) -> list[str]:
+    """The directions a training checkpoint holds generators for (a generator file: its one direction)."""
+    path = resolve_path(spec)
+    if _is_safetensors(path):
+        return [_info_from_export(_read_safetensors(path)[1], str(path)).direction or "AtoB"]
+    obj = load_safe(path)
+    if isinstance(obj, dict) and isinstance(obj.get("models"), dict):
+        try:
+            return list(upgrade_checkpoint(obj)["generators"])
+        except CheckpointError as e:
+            raise WeightsError(f"{path}: {e}") from None
+    return [_unpack_torch(obj, str(path), None, True)[1].direction or "AtoB"]

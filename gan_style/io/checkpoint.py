@@ -15,9 +15,13 @@ from typing import Any
 
 import torch
 
+from ..domains import dataset_name, default_direction, domain_names
 from .atomic import write_atomic
 
-FORMAT_VERSION = 1
+# 2: checkpoints describe their generators (``generators``: direction -> network, domains, arch).
+# 1: v0.1 (commit 81f647a); ``upgrade_checkpoint`` adds what version 2 records.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class CheckpointError(ValueError):
@@ -50,3 +54,37 @@ def load_safe(path: str | Path, map_location: str | torch.device = "cpu") -> Any
     except (RuntimeError, EOFError, OSError, ValueError, struct.error) as e:  # struct: a short non-pickle file
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt? ({first})") from None
+
+
+def upgrade_checkpoint(ckpt: dict) -> dict:
+    """A training checkpoint in the current format: version 1 gets its ``generators`` description
+    from what v0.1 wrote (its networks G_A = A -> B and G_B = B -> A, or one network G trained in
+    ``data.direction``, whose default came from the dataset's name). The architecture is left out:
+    readers take it from the tensors. Other versions raise ``CheckpointError``."""
+    version = ckpt.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise CheckpointError(f"not a gan_style training checkpoint of a known format (format {version!r}, "
+                              f"this version reads {', '.join(map(str, READABLE_VERSIONS))})")
+    if version == FORMAT_VERSION:
+        return ckpt
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    dataset = dataset_name(data.get("dataset"), data.get("root"))
+    models = ckpt.get("models", {})
+    if "G" in models:
+        nets = {data.get("direction") or default_direction(dataset): "G"}
+    else:
+        nets = {"AtoB": "G_A", "BtoA": "G_B"}
+    return ckpt | {"format_version": FORMAT_VERSION, "generators": describe_generators(nets, dataset, {})}
+
+
+def describe_generators(nets: dict[str, str], dataset: str | None, archs: dict[str, dict]) -> dict[str, dict]:
+    """What a checkpoint records of its generators: direction -> {"net": name in ``models``,
+    "source"/"target": domain names, "arch": the generator's constructor arguments, if given}."""
+    a, b = domain_names(dataset)
+    out = {}
+    for direction, net in nets.items():
+        source, target = (a, b) if direction == "AtoB" else (b, a)
+        out[direction] = {"net": net, "source": source, "target": target} | (
+            {"arch": archs[net]} if net in archs else {})
+    return out

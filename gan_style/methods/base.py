@@ -1,19 +1,12 @@
-"""What every training method shares, and the interface the one training loop calls.
+"""What every training method shares: the interface the one training loop calls (``Method``), two
+base classes (``OneOptimizer``, ``TwoOptimizers``) and the helpers methods build on.
 
-A method is a training state: its networks, optimizers, LR schedulers, GradScaler and any
-random streams of its own, plus one ``step``. The loop (training/loop.py) only uses:
-
-    stat_names                    names of the entries of step()["vector"] (loss/..., D/...)
-    progress_keys                 the few stat names shown on the progress bar
-    nets                          name -> nn.Module, the plain modules a checkpoint stores
-    generator_names               the keys of ``nets`` that are generators (EMA, fine-tuning)
-    step(real_A, real_B, measure_grads) -> {"vector": (len(stat_names),) tensor, "grad_norm/...": ...}
-    end_epoch()                   one step of every LR scheduler
-    learning_rates()              {"lr/G": ..., "lr/D": ...} for the logs
-    generators()                  direction ("AtoB"/"BtoA") -> generator, for evaluation and samples
-    sample_panels(fixed_A, fixed_B) -> {panel name: (n, k, 3, H, W)}, with panel_columns captions
-    autocast(), scaler            the one precision path
-    state_dict() / load_state_dict(state)
+A method is one file in this folder plus its line in ``METHODS`` (methods/__init__.py). It owns
+everything specific to it: its config class (``config_type``: the shared ``Config`` plus its own
+keys, e.g. ``cut:``), the data it trains on (``make_data``), its networks and which of them are
+generators (``generator_map``: direction -> network name, which checkpoints record), its sample
+panels and their captions, and its checkpoint state. The loop, the config loader, inference,
+the monitor, the bench, the app and the CLI never name a method.
 
 ``step`` never syncs with the host: statistics stay on the device until the loop logs them.
 """
@@ -21,13 +14,77 @@ random streams of its own, plus one ``step``. The loop (training/loop.py) only u
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Iterable
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Iterable, Mapping, Protocol
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import Dataset, Sampler
 
 from ..config import Config
+from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
+
+
+@dataclass
+class TrainingData:
+    """What a method trains on: a dataset of dict samples, the sampler that shards it over ranks
+    (``set_epoch(epoch, start)``, ``len(shard)``), and fixed images for the sample panels."""
+
+    dataset: Dataset
+    sampler: Sampler
+    fixed: dict[str, torch.Tensor]  # panel input name -> (n, 3, H, W) in [-1, 1]
+
+
+class Method(Protocol):
+    """The interface the training loop (training/loop.py) calls; nothing else of a method is used."""
+
+    config_type: ClassVar[type[Config]]  # this method's config class (``method: <name>`` selects it)
+    stat_names: tuple[str, ...]  # names of the entries of step()["vector"], logged as loss/..., D/...
+    progress_keys: tuple[str, ...]  # the few stat names shown on the progress bar
+    panel_columns: dict[str, str]  # sample panel name -> what its columns show
+    scaler: torch.amp.GradScaler  # enabled for fp16 only
+
+    def __init__(self, cfg: Config, device: torch.device, precision: str, world_size: int = 1,
+                 rank: int = 0) -> None: ...
+
+    @staticmethod
+    def make_data(cfg: Config, rank: int, world_size: int) -> TrainingData: ...
+
+    @property
+    def nets(self) -> dict[str, nn.Module]: ...  # name -> plain module: what checkpoints store
+
+    @property
+    def generator_map(self) -> dict[str, str]: ...  # direction (AtoB/BtoA) -> name in ``nets``
+
+    def step(self, batch: Mapping[str, torch.Tensor], measure_grads: bool = False) -> dict[str, torch.Tensor]:
+        """One iteration; returns {"vector": (len(stat_names),) tensor, "grad_norm/...": ...}, detached."""
+
+    def end_epoch(self) -> None: ...  # one step of every LR scheduler
+    def learning_rates(self) -> dict[str, float]: ...  # {"lr/G": ..., ...} for the logs
+    def sample_panels(self, fixed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...  # name -> (n, k, 3, H, W)
+    def autocast(self) -> torch.autocast: ...  # the one precision context
+    def state_dict(self) -> dict: ...  # plain tensors and numbers only (weights_only loads it)
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def generators(method: Method) -> dict[str, nn.Module]:
+    """Direction -> generator network, for evaluation, EMA and exports."""
+    return {direction: method.nets[name] for direction, name in method.generator_map.items()}
+
+
+def unpaired_data(cfg: Config, rank: int, world_size: int) -> TrainingData:
+    """Two unpaired domains, trainA/ and trainB/ (CycleGAN, CUT): batches {"A": ..., "B": ...};
+    the panels show fixed test images of both (train images when there is no test split)."""
+    transform = build_transform(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size, cfg.data.flip)
+    dataset = UnpairedDataset(cfg.data.root, transform, cfg.data.max_dataset_size)
+    sampler = UnpairedSampler(len(dataset.paths["A"]), len(dataset.paths["B"]), cfg.train.seed, rank, world_size)
+    root = Path(cfg.data.root)
+    split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
+    fixed = {d: load_fixed_images(root / f"{split}{d}", cfg.logging.n_samples, cfg.data.crop_size) for d in "AB"}
+    return TrainingData(dataset, sampler, fixed)
+
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -114,23 +171,49 @@ def load_training_state(state: dict, nets: dict[str, nn.Module], optimizers: dic
         scaler.load_state_dict(state["scaler"])
 
 
-class TwoOptimizers:
-    """What CycleGAN and CUT share: a generator-side Adam ``opt_G`` and a discriminator-side ``opt_D``,
-    each with its linear-decay scheduler, and one GradScaler; how they are stepped, logged and saved."""
+class OneOptimizer:
+    """A method with one Adam ``opt_G`` (its generator side), a linear-decay scheduler and one
+    GradScaler: how they are stepped, logged and saved. Subclasses set ``cfg``, ``nets``,
+    ``opt_G``, ``sched_G``, ``scaler`` and add their own state in ``extra_state``."""
 
+    cfg: Config
     opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
     sched_G: torch.optim.lr_scheduler.LambdaLR
-    sched_D: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
     nets: dict[str, nn.Module]
 
+    def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:
+        return {"G": self.opt_G}, {"G": self.sched_G}
+
     def end_epoch(self) -> None:
-        self.sched_G.step()
-        self.sched_D.step()
+        for sched in self._optimizers()[1].values():
+            sched.step()
 
     def learning_rates(self) -> dict[str, float]:
-        return {"lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]}
+        return {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in self._optimizers()[0].items()}
 
-    def _parts(self) -> tuple:
-        return (self.nets, {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}, self.scaler)
+    def extra_state(self) -> dict:
+        """The method's own resumable state (random streams, pools): plain tensors and numbers."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None: ...
+
+    def state_dict(self) -> dict:
+        optimizers, schedulers = self._optimizers()
+        return training_state(self.nets, optimizers, schedulers, self.scaler) | {"method": self.cfg.method} \
+            | self.extra_state()
+
+    def load_state_dict(self, state: dict) -> None:
+        load_training_state(state, self.nets, *self._optimizers(), self.scaler)
+        self.load_extra_state(state)
+
+
+class TwoOptimizers(OneOptimizer):
+    """A GAN's two sides: a generator-side Adam ``opt_G`` and a discriminator-side ``opt_D``, each
+    with its linear-decay scheduler, and one GradScaler."""
+
+    opt_D: torch.optim.Optimizer
+    sched_D: torch.optim.lr_scheduler.LambdaLR
+
+    def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:
+        return {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}

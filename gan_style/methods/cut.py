@@ -12,16 +12,75 @@ the three networks, both optimizers and schedulers, the GradScaler, and its own 
 
 from __future__ import annotations
 
+from typing import Any, ClassVar, Literal, Mapping, Optional
+
 import torch
+from pydantic import Field, field_validator
 from torch import nn
 
-from ..config import Config
+from ..config import Config, FinetuneConfig, Section
 from ..domains import dataset_name, default_direction
 from ..nets import PatchDiscriminator, PatchSampler, ResnetGenerator, WithFeatures, init_weights, nce_channels
-from .base import Precision, adam, grad_norm, linear_decay, parameters, scaled_lr, set_requires_grad, wrap
-from .base import TwoOptimizers, load_training_state, training_state
+from .base import Precision, TwoOptimizers, adam, grad_norm, linear_decay, parameters, scaled_lr, set_requires_grad
+from .base import unpaired_data, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss, patch_nce
+
+
+class CutOptions(Section):
+    """CUT / FastCUT (Park et al., ECCV 2020); null values take the method's default."""
+
+    lambda_GAN: float = Field(1.0, ge=0)
+    """Weight of the GAN loss of G(X)."""
+    lambda_NCE: Optional[float] = Field(None, ge=0)
+    """Weight of the PatchNCE loss; null = 1 (cut), 10 (fastcut)."""
+    nce_idt: Optional[bool] = None
+    """Also the identity PatchNCE loss on G(Y) vs Y (total NCE = mean of both); null = on (cut), off (fastcut)."""
+    flip_equivariance: Optional[bool] = None
+    """Flip half of the batches before G, flip the query features back; null = off (cut), on (fastcut)."""
+    nce_layers: list[int] = [0, 4, 8, 12, 16]
+    """Indices of the generator's layers whose features enter PatchNCE (the official choice)."""
+    num_patches: int = Field(256, gt=0)
+    """Patch locations sampled per NCE layer and image."""
+    nce_T: float = Field(0.07, gt=0)
+    """Temperature of the PatchNCE softmax."""
+    netF_nc: int = Field(256, gt=0)
+    """Output width of the patch sampler's MLPs (netF)."""
+
+    @field_validator("nce_layers")
+    @classmethod
+    def _ascending(cls, layers: list[int]) -> list[int]:
+        if not layers or layers != sorted(set(layers)) or layers[0] < 0:
+            raise ValueError(f"give distinct layer indices in ascending order, e.g. [0, 4, 8, 12, 16], not {layers}")
+        return layers
+
+
+class CUTFinetune(FinetuneConfig):
+    G: Optional[str] = None
+    """Weights for G (the data.direction generator), e.g. official:horse2zebra_cut."""
+
+
+class CUTConfig(Config):
+    """CUT: the shared keys, the ``cut:`` section and its one generator in ``finetune``."""
+
+    method_defaults: ClassVar[dict[str, Any]] = {
+        "model.init_type": "xavier", "model.antialias": True,
+        "cut.lambda_NCE": 1.0, "cut.nce_idt": True, "cut.flip_equivariance": False,
+    }
+    method: Literal["cut"] = "cut"
+    """cut: one generator, PatchNCE + identity PatchNCE; see docs/methods.md."""
+    cut: CutOptions = CutOptions()
+    finetune: CUTFinetune = CUTFinetune()
+
+
+class FastCUTConfig(CUTConfig):
+    """FastCUT: CUT's keys, with NCE weighted by 10, no identity NCE, flip-equivariance."""
+
+    method_defaults: ClassVar[dict[str, Any]] = CUTConfig.method_defaults | {
+        "cut.lambda_NCE": 10.0, "cut.nce_idt": False, "cut.flip_equivariance": True,
+    }
+    method: Literal["fastcut"] = "fastcut"  # type: ignore[assignment]
+    """fastcut: CUT without the identity pass, 10 x PatchNCE, flip-equivariance; see docs/methods.md."""
 
 
 def cut_direction(cfg: Config) -> str:
@@ -30,11 +89,12 @@ def cut_direction(cfg: Config) -> str:
 
 
 class CUT(TwoOptimizers):
+    config_type: ClassVar[type[Config]] = CUTConfig
+    make_data = staticmethod(unpaired_data)
     progress_keys = ("loss/G_GAN", "loss/NCE", "loss/D_real", "loss/D_fake")
-    generator_names = ("G",)
     panel_columns = {"X": "real X | G(X): translated", "Y": "real Y | G(Y): identity (should stay Y)"}
 
-    def __init__(self, cfg: Config, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
+    def __init__(self, cfg: CUTConfig, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
         m, t, c = cfg.model, cfg.train, cfg.cut
         self.cfg, self.device, self.precision, self.rank = cfg, device, precision, rank
         self.direction = cut_direction(cfg)
@@ -72,11 +132,15 @@ class CUT(TwoOptimizers):
     def nets(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D, "F": self.F}
 
-    def step(self, real_A: torch.Tensor, real_B: torch.Tensor, measure_grads: bool = False) -> dict[str, torch.Tensor]:
-        """One iteration on a batch (N, 3, H, W) of each domain: D first, then G and F, as the
+    @property
+    def generator_map(self) -> dict[str, str]:
+        return {self.direction: "G"}
+
+    def step(self, batch: Mapping[str, torch.Tensor], measure_grads: bool = False) -> dict[str, torch.Tensor]:
+        """One iteration on a batch {"A": (N, 3, H, W), "B": (N, 3, H, W)}: D first, then G and F, as the
         official code does. Returns detached statistics (stat_names order) without any host sync."""
         c = self.cfg.cut
-        x, y = (real_A, real_B) if self.direction == "AtoB" else (real_B, real_A)  # source X, target Y
+        x, y = (batch["A"], batch["B"]) if self.direction == "AtoB" else (batch["B"], batch["A"])  # source X, target Y
         x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
         y = y.to(self.device, non_blocking=True, memory_format=self.memory_format)
         n, stats = x.shape[0], {}
@@ -141,26 +205,25 @@ class CUT(TwoOptimizers):
         total = sum(patch_nce(qi, ki, n, c.nce_T) for qi, ki in zip(q, k))
         return total * c.lambda_NCE / len(q)
 
-    def generators(self) -> dict[str, nn.Module]:
-        return {self.direction: self.G}
-
     @torch.no_grad()
-    def sample_panels(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Panels for fixed inputs (n, 3, H, W): real X | G(X), and real Y | G(Y)."""
-        x, y = (real_A, real_B) if self.direction == "AtoB" else (real_B, real_A)
+    def sample_panels(self, fixed: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Panels for fixed inputs {"A", "B"}: (n, 3, H, W) each: real X | G(X), and real Y | G(Y)."""
+        x, y = (fixed["A"], fixed["B"]) if self.direction == "AtoB" else (fixed["B"], fixed["A"])
         with self.autocast():
             fake_y, idt_y = self.G(x.to(self.device)).float().cpu(), self.G(y.to(self.device)).float().cpu()
         return {"X": torch.stack([x, fake_y], dim=1), "Y": torch.stack([y, idt_y], dim=1)}
 
-    def state_dict(self) -> dict:
-        return training_state(*self._parts()) | {
-            "method": self.cfg.method,
-            "method_rng": {"patches": self.patch_rng.get_state(), "flip": self.flip_rng.get_state()},
-            "diffaugment": self.augment.state_dict(),
-        }
+    def extra_state(self) -> dict:
+        return {"method_rng": {"patches": self.patch_rng.get_state(), "flip": self.flip_rng.get_state()},
+                "diffaugment": self.augment.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        load_training_state(state, *self._parts())
+    def load_extra_state(self, state: dict) -> None:
         self.patch_rng.set_state(state["method_rng"]["patches"])
         self.flip_rng.set_state(state["method_rng"]["flip"])
         self.augment.load_state_dict(state["diffaugment"])
+
+
+class FastCUT(CUT):
+    """FastCUT (the same paper): CUT's networks and step with FastCUT's defaults (FastCUTConfig)."""
+
+    config_type = FastCUTConfig

@@ -8,19 +8,51 @@ the paper: G_A = G (A->B), G_B = F (B->A), D_A = D_Y (real B vs G_A(A)), D_B = D
 
 from __future__ import annotations
 
+from typing import Any, ClassVar, Literal, Mapping, Optional
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from ..config import Config
+from ..config import Config, FinetuneConfig, TrainConfig
 from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
-from .base import Precision, adam, grad_norm, linear_decay, lr_factor, parameters, scaled_lr, set_requires_grad, wrap
-from .base import TwoOptimizers, load_training_state, training_state
+from .base import Precision, TwoOptimizers, adam, grad_norm, linear_decay, lr_factor, parameters, scaled_lr
+from .base import set_requires_grad, unpaired_data, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss
 from .pool import ImagePool
 
-__all__ = ["CycleGAN", "STAT_NAMES", "lr_factor", "set_requires_grad"]
+__all__ = ["CycleGAN", "CycleGANConfig", "STAT_NAMES", "lr_factor", "set_requires_grad"]
+
+
+class CycleGANTrain(TrainConfig):
+    lambda_A: float = Field(10.0, ge=0)
+    """Weight of the cycle loss A -> B -> A."""
+    lambda_B: float = Field(10.0, ge=0)
+    """Weight of the cycle loss B -> A -> B."""
+    lambda_identity: float = Field(0.5, ge=0)
+    """Identity loss weight, relative to lambda_A/B (0 = off)."""
+    pool_size: int = Field(50, ge=0)
+    """Image history pool per discriminator (0 = off)."""
+
+
+class CycleGANFinetune(FinetuneConfig):
+    G_A: Optional[str] = None
+    """Weights for G_A (A -> B): a checkpoint, export, reference .pth or official:NAME (e.g. official:monet2photo)."""
+    G_B: Optional[str] = None
+    """Weights for G_B (B -> A), e.g. official:style_monet (photo -> Monet)."""
+
+
+class CycleGANConfig(Config):
+    """CycleGAN (Zhu et al., ICCV 2017): the shared keys, the cycle and identity weights and the
+    image pool in ``train``, and its two generators in ``finetune``."""
+
+    method_defaults: ClassVar[dict[str, Any]] = {"model.init_type": "normal", "model.antialias": False}
+    method: Literal["cyclegan"] = "cyclegan"
+    """cyclegan: two generators, cycle loss; see docs/methods.md."""
+    train: CycleGANTrain = CycleGANTrain()
+    finetune: CycleGANFinetune = CycleGANFinetune()
 
 # Order of the per-step statistics vector returned by `CycleGAN.step` (logged as loss/<name>, D/<name>).
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
@@ -29,15 +61,17 @@ STAT_NAMES = tuple(f"loss/{n}" for n in LOSS_NAMES) + tuple(f"D/{n}" for n in D_
 
 
 class CycleGAN(TwoOptimizers):
+    config_type = CycleGANConfig
+    make_data = staticmethod(unpaired_data)
+    generator_map = {"AtoB": "G_A", "BtoA": "G_B"}
     stat_names = STAT_NAMES
-    generator_names = ("G_A", "G_B")
     progress_keys = ("loss/G_A", "loss/G_B", "loss/cycle_A", "loss/D_A", "loss/D_B")
     panel_columns = {
         "A": "real A | G_A(A): A as B | G_B(G_A(A)): reconstructed A",
         "B": "real B | G_B(B): B as A | G_A(G_B(B)): reconstructed B",
     }
 
-    def __init__(self, cfg: Config, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
+    def __init__(self, cfg: CycleGANConfig, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
         m, t = cfg.model, cfg.train
         self.cfg, self.device, self.precision = cfg, device, precision
         self.rank = rank
@@ -74,10 +108,11 @@ class CycleGAN(TwoOptimizers):
     def nets(self) -> dict[str, nn.Module]:
         return {"G_A": self.G_A, "G_B": self.G_B, "D_A": self.D_A, "D_B": self.D_B}
 
-    def step(self, real_A: torch.Tensor, real_B: torch.Tensor, measure_grads: bool = False) -> dict[str, torch.Tensor]:
-        """One iteration on a batch (N, 3, H, W) of each domain. Returns detached statistics
+    def step(self, batch: Mapping[str, torch.Tensor], measure_grads: bool = False) -> dict[str, torch.Tensor]:
+        """One iteration on a batch {"A": (N, 3, H, W), "B": (N, 3, H, W)}. Returns detached statistics
         (a vector in STAT_NAMES order, plus grad norms if asked) without any host sync."""
         t = self.cfg.train
+        real_A, real_B = batch["A"], batch["B"]
         G_A, G_B, D_A, D_B = (self.run[n] for n in ("G_A", "G_B", "D_A", "D_B"))
         real_A = real_A.to(self.device, non_blocking=True, memory_format=self.memory_format)
         real_B = real_B.to(self.device, non_blocking=True, memory_format=self.memory_format)
@@ -133,12 +168,10 @@ class CycleGAN(TwoOptimizers):
         stats["vector"] = torch.stack([x.detach().float() for x in losses] + [p.detach().float().mean() for p in outputs])
         return stats
 
-    def generators(self) -> dict[str, nn.Module]:
-        return {"AtoB": self.G_A, "BtoA": self.G_B}
-
     @torch.no_grad()
-    def sample_panels(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Panels for fixed inputs (n, 3, H, W): rows of real | translated | reconstructed."""
+    def sample_panels(self, fixed: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Panels for fixed inputs {"A", "B"}: (n, 3, H, W) each: rows of real | translated | reconstructed."""
+        real_A, real_B = fixed["A"], fixed["B"]
         x_A, x_B = real_A.to(self.device), real_B.to(self.device)
         with self.autocast():
             fake_B, fake_A = self.G_A(x_A), self.G_B(x_B)
@@ -146,15 +179,11 @@ class CycleGAN(TwoOptimizers):
         cpu = lambda *xs: [x.float().cpu() for x in xs]  # noqa: E731
         return {"A": torch.stack(cpu(real_A, fake_B, rec_A), dim=1), "B": torch.stack(cpu(real_B, fake_A, rec_B), dim=1)}
 
-    def state_dict(self) -> dict:
-        return training_state(*self._parts()) | {
-            "method": "cyclegan",
-            "pools": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
-            "diffaugment": self.augment.state_dict(),
-        }
+    def extra_state(self) -> dict:
+        return {"pools": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
+                "diffaugment": self.augment.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        load_training_state(state, *self._parts())
+    def load_extra_state(self, state: dict) -> None:
         if "diffaugment" in state:  # checkpoints from before DiffAugment existed have none (it was off)
             self.augment.load_state_dict(state["diffaugment"])
         self.pool_A.load_state_dict(state["pools"]["A"], self.device)

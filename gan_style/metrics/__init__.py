@@ -9,8 +9,7 @@ One job per module, imported on demand (``import gan_style.metrics`` stays cheap
 - ``cycle``     L1 / PSNR / SSIM between image batches (cycle reconstruction)
 - ``colour``    colour histograms and distances between them
 - ``generate``  run a generator over a folder (used by ``gan-style eval --weights``)
-- ``training``  the cheap per-epoch evaluation used by ``eval.every`` in training
 - ``registry``  the metric registries (plain dicts: name -> function)
 
-See docs/metrics.md for definitions, conventions and reference numbers.
+The per-epoch evaluation of ``eval.every`` is ``gan_style/training/evaluation.py``. See docs/metrics.md for definitions, conventions and reference numbers.
 """

@@ -5,12 +5,12 @@ Runs on rank 0 at the end of every ``eval.every``-th epoch, on a fixed subset (t
 so its cost is bounded and its values are comparable from epoch to epoch. Logged keys:
 
     eval/cycle_A_l1, eval/cycle_A_psnr, eval/cycle_A_ssim    A -> B -> A vs A (and the same for B);
-                                                             CycleGAN only: it needs both generators
-    eval/colour_w1_B, eval/colour_tv_B                       G_A(A) vs real B colours (and _A)
+                                                             only when both directions have a generator
+    eval/colour_w1_B, eval/colour_tv_B                       (A -> B)(A) vs real B colours (and _A)
     eval/fid_B, eval/kid_B                                   only with eval.fid: true (Inception)
 
-A CUT run has one generator, so it gets the metrics of its one direction (e.g. colour_w1_A and
-fid_A for B -> A) and no cycle metrics.
+Which apply follows the method's generator map: a method with one generator (one direction) gets
+the metrics of that direction (e.g. colour_w1_A and fid_A for B -> A) and no cycle metrics.
 
 FID and KID compare the ``n_images`` fakes with all of train<target> (features cached on disk):
 with few fakes FID is biased upwards, so compare values at a fixed ``n_images`` only.

@@ -15,20 +15,20 @@ from ..inference.weights import read_generator
 from ..io.checkpoint import CheckpointError
 from ..nets import generator_arch
 
-DIRECTION_OF = {"G_A": "AtoB", "G_B": "BtoA"}  # CUT's G: the method's own direction
-
-
 def _describe(arch: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in arch.items() if k not in ("in_channels", "out_channels"))
 
 
-def load_finetune_weights(cfg: Config, nets: dict[str, nn.Module], direction: str | None = None) -> dict[str, str]:
-    """Load each ``finetune.<name>`` spec into ``nets[name]``; return name -> where it came from."""
+def load_finetune_weights(cfg: Config, nets: dict[str, nn.Module], generator_map: dict[str, str]) -> dict[str, str]:
+    """Load each ``finetune.<name>`` spec into ``nets[name]``; return name -> where it came from.
+    ``generator_map`` (direction -> network name, the method's) says which generator of a
+    two-generator file to take: the one of the same direction."""
+    direction_of = {net: direction for direction, net in generator_map.items()}
     sources = {}
     for name, spec in cfg.finetune.model_dump().items():
         if spec is None:
             continue
-        state, info = read_generator(spec, DIRECTION_OF.get(name, direction))
+        state, info = read_generator(spec, direction_of[name])
         wanted = generator_arch(nets[name].state_dict())
         if info.arch != wanted:
             raise CheckpointError(f"finetune.{name}={spec}: {info.origin} is a generator with {_describe(info.arch)} "

@@ -35,11 +35,6 @@ if TYPE_CHECKING:
     from ..config import LoggingConfig
 
 STEP_KEY = "step"  # the training step, logged with every row: the x-axis of every chart
-# What the columns of each panel show (train.py's log_samples builds them in this order).
-PANEL_COLUMNS = {
-    "A": "real A | G_A(A): A as B | G_B(G_A(A)): reconstructed A",
-    "B": "real B | G_B(B): B as A | G_A(G_B(B)): reconstructed B",
-}
 
 
 class NullMonitor:
@@ -158,7 +153,7 @@ class Monitor(NullMonitor):
         for name, image in images.items():
             save_png_atomic(image, self.samples_dir / f"{tag}_{name}.png")
         if self._run is not None:
-            self._guard("log", self._wandb_panels, step, tag, images, captions or PANEL_COLUMNS)
+            self._guard("log", self._wandb_panels, step, tag, images, captions or {})
 
     def log_artifacts(self, files: dict[str, Path]) -> None:
         """Upload the final files (kind -> path, e.g. "checkpoint": last.pt) as W&B model
@@ -174,20 +169,14 @@ class Monitor(NullMonitor):
                 self._guard(f"artifact upload of {kind}", self._wandb_artifact, kind, paths)
 
     def _export_generators(self, checkpoint: Path) -> list[Path]:
-        """The generators (G_A and G_B, or CUT's G) as verified safetensors files; [] (and one line) if
-        the export fails."""
+        """The generators the checkpoint records (one per direction) as verified safetensors files;
+        [] (and one line) if the export fails."""
         try:
             from ..inference.export import export_generator
-            from ..inference.weights import OneDirectionError
+            from ..inference.weights import generator_directions
 
-            paths = []
-            for d in ("AtoB", "BtoA"):
-                try:
-                    paths.append(export_generator(checkpoint, "safetensors",
-                                                  self.run_dir / "export" / f"{self.name}_{d}.safetensors", direction=d).path)
-                except OneDirectionError:  # a CUT checkpoint: one generator, one direction
-                    continue
-            return paths
+            return [export_generator(checkpoint, "safetensors", self.run_dir / "export" / f"{self.name}_{d}.safetensors",
+                                     direction=d).path for d in generator_directions(checkpoint)]
         except Exception as e:
             say(f"warning: could not export the generators for W&B ({type(e).__name__}: {first_line(e)}); "
                 "uploading the checkpoint only")
