@@ -250,11 +250,12 @@ def all_config_keys(types: ConfigTypes) -> list[tuple[str, Any, str, tuple[str, 
             in rows.items()]
 
 
-def _leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """{'train': {'lr': 1e-4}} -> [('train.lr', 1e-4)] (an empty section is a leaf)."""
     out = []
     for key, value in tree.items():
         if isinstance(value, dict) and value:
-            out += _leaves(value, f"{prefix}{key}.")
+            out += flatten(value, f"{prefix}{key}.")
         else:
             out.append((prefix + str(key), value))
     return out
@@ -276,7 +277,7 @@ def _drop_other_methods_keys(tree: dict[str, Any], method: str, types: ConfigTyp
     saved config) and is dropped; set to anything else it is a one-line error."""
     own = {key for key, _, _ in config_keys(types[method])}
     defaults = {m: {key: default for key, default, _ in config_keys(cls)} for m, cls in types.items()}
-    for key, value in _leaves(tree):
+    for key, value in flatten(tree):
         owners = [m for m in types if key in defaults[m]]
         if key in own or not owners:
             continue  # ours, or unknown to every method: validation names it
@@ -312,7 +313,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def _set_dotted(tree: dict, path: list[str], value: Any) -> None:
+def set_dotted(tree: dict, path: list[str], value: Any) -> None:
     node = tree
     for part in path[:-1]:
         child = node.setdefault(part, {})
@@ -372,7 +373,7 @@ def read_config(path: str | Path | None, overrides: list[str], types: ConfigType
             raise ConfigError(f"{path}: the top level must be a mapping of config keys")
     for text in overrides:
         key, value = parse_override(text)
-        _set_dotted(tree, key, value)
+        set_dotted(tree, key, value)
     if overrides:
         source += " + overrides"
     return validate_config(tree, types, source)

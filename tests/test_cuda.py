@@ -11,18 +11,21 @@ import torch
 from conftest import tiny_overrides
 from gan_style.methods import load_config
 from gan_style.io.checkpoint import load_safe
+from gan_style.methods import METHODS
 from gan_style.training.loop import train
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @needs_cuda
-@pytest.mark.parametrize("method", ["cyclegan", "cut", "fastcut"])
+@pytest.mark.parametrize("method", list(METHODS))
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_each_method_trains_on_cuda(toy_root, tmp_path, method, precision):
-    overrides = tiny_overrides(toy_root, tmp_path, method=method, train__precision=precision,
-                               train__device="cuda", train__max_steps=6, logging__log_every=3)
-    last = train(load_config(None, overrides))
+    def overrides(steps: int, **extra) -> list[str]:
+        return tiny_overrides(toy_root, tmp_path, method=method, train__precision=precision, train__device="cuda",
+                              train__max_steps=steps, logging__log_every=3, **extra)
+
+    last = train(load_config(None, overrides(6)))
     ckpt = load_safe(last)
     assert ckpt["step"] == 6
     weights = [v for sd in ckpt["models"].values() for v in sd.values() if v.is_floating_point()]
@@ -31,5 +34,5 @@ def test_each_method_trains_on_cuda(toy_root, tmp_path, method, precision):
     scale = ckpt["scaler"].get("scale") if ckpt["scaler"] else None
     assert (scale is not None) == (precision == "fp16")  # the GradScaler is on for fp16 only
     # The run resumes on the same device: two more steps continue from step 6.
-    again = train(load_config(None, overrides[:-2] + ["train.max_steps=8", "logging.log_every=2", "resume=auto"]))
+    again = train(load_config(None, overrides(8, resume="auto")))
     assert load_safe(again)["step"] == 8

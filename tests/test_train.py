@@ -164,3 +164,18 @@ def test_make_train_with_data_root(toy_root, tmp_path):
                           f"ARGS={args}"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "t" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("log_every", [3, 100])
+def test_every_log_point_logs_the_same_keys(toy_root, tmp_path, log_every):
+    """Periodic log points, epoch ends and a run shorter than log_every all log losses, gradient
+    norms, learning rates and timing (8 steps per epoch, 2 epochs)."""
+    run(toy_root, tmp_path, logging__log_every=log_every)
+    rows = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows]
+    assert steps == ([3, 6, 8, 9, 12, 15, 16] if log_every == 3 else [8, 16])
+    keys = {"loss/G_A", "loss/D_B", "D/A_real", "grad_norm/G", "grad_norm/D", "lr/G", "lr/D", "epoch",
+            "time/img_per_s", "time/data_wait_frac"}
+    for row in rows:
+        assert keys <= set(row), sorted(keys - set(row))
+    assert len({frozenset(r) for r in rows}) == 1

@@ -8,21 +8,22 @@ import time
 
 import torch
 
-from ..config import Config
+from ..config import Config, config_keys, flatten, set_dotted
 from ..methods import METHODS, config_from_dict
 from .common import one_line, peak_memory_gb, reset_peak_memory, sync, synthetic_pair, time_it
 
 
 def method_config(base: Config, method: str, batch: int) -> Config:
     """``base`` (model, data, training settings) for ``method``. The keys ``base``'s own method
-    filled in (init, antialiasing...) are cleared so that ``method`` fills in its own; the loader
-    drops the keys only other methods use when they hold their defaults."""
-    tree = base.to_dict()
-    for key in [*type(base).method_defaults, "model.antialias_up"]:
-        section, name = key.split(".")
-        tree[section][name] = None
-    tree["method"] = method
-    tree["train"] |= {"batch_size": batch, "compile": False}  # eager: compilation would dominate a short run
+    filled in (init, antialiasing...) are cleared so that ``method`` fills in its own, and the keys
+    ``method`` does not have (``base``'s method's own) are left out."""
+    target = {key for key, _, _ in config_keys(METHODS[method].config_type)}
+    values = {key: value for key, value in flatten(base.to_dict()) if key in target}
+    values |= dict.fromkeys([*type(base).method_defaults, "model.antialias_up"])
+    values |= {"method": method, "train.batch_size": batch, "train.compile": False}  # eager: compiling would dominate
+    tree: dict = {}
+    for key, value in values.items():
+        set_dotted(tree, key.split("."), value)
     return config_from_dict(tree, f"bench {method}")
 
 
