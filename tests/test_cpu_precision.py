@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from gan_style.inference import translate
-from gan_style.inference.translate import Generator, resolve_precision, translate_tensor
+from gan_style import devices
+from gan_style.devices import resolve_inference_precision as resolve_precision
+from gan_style.inference.translate import Generator, translate_tensor
 from gan_style.inference.weights import GeneratorInfo
 from gan_style.nets import ResnetBlock, ResnetGenerator, init_weights
 
@@ -56,9 +57,9 @@ def test_bf16_blocks_is_closer_to_fp32_than_bf16_and_tiling_keeps_it():
 
 
 def test_auto_picks_bf16_blocks_only_on_cpus_with_native_bf16(monkeypatch):
-    monkeypatch.setattr(translate, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: True)
     assert resolve_precision("auto", CPU) == "bf16-blocks"
-    monkeypatch.setattr(translate, "native_bf16_cpu", lambda: False)
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: False)
     assert resolve_precision("auto", CPU) == "fp32"
     assert resolve_precision("bf16-blocks", CPU) == "bf16-blocks"
     with pytest.raises(ValueError, match="fp16 needs a CUDA device: use bf16-blocks"):

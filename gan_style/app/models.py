@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ..inference.translate import Generator, load_generator, resolve_device, resolve_precision
+from ..devices import resolve_device, resolve_inference_precision
+from ..inference.translate import Generator, load_generator
 from ..inference.weights import DIRECTIONS, OFFICIAL_MODELS, official_domains, read_generator
 from ..io.checkpoint import CheckpointError
 
@@ -160,7 +161,7 @@ class Catalog:
         """The loaded generator for ``label`` (loading, or downloading, it on first use)."""
         choice = self.choice(label)
         dev = resolve_device(device)
-        key = (label, str(dev), resolve_precision(precision, dev))
+        key = (label, str(dev), resolve_inference_precision(precision, dev))
         with self._lock:  # one load at a time: two users never download the same file twice
             if key in self._loaded:
                 self._loaded.move_to_end(key)

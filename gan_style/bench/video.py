@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from ..inference.translate import Generator, resolve_device, resolve_precision, translate_tensor
+from ..devices import resolve_device, resolve_inference_precision
+from ..inference.translate import Generator, translate_tensor
 from ..inference.video import VideoSettings, translate_video
 from ..inference.weights import GeneratorInfo
 from ..io.clips import write_clip
@@ -38,7 +39,7 @@ def _generator(device: torch.device, ngf: int, n_blocks: int) -> Generator:
     net = init_weights(ResnetGenerator(**arch)).eval().requires_grad_(False).to(device)
     if device.type == "cuda":
         net.to(memory_format=torch.channels_last)
-    return Generator(net, GeneratorInfo(arch=arch, origin="random"), device, resolve_precision("auto", device))
+    return Generator(net, GeneratorInfo(arch=arch, origin="random"), device, resolve_inference_precision("auto", device))
 
 
 def _sync(device: torch.device) -> None:

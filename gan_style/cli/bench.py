@@ -37,6 +37,7 @@ from ..bench.common import DTYPES, machine_info, output_path, write_json
 from ..bench.report import format_results
 from ..bench.training import TrainCase, bench_optimizer, bench_train, count_flops, generator_flops, profile_step
 from ..config import Config, ConfigError, config_from_dict, load_config
+from ..devices import fp16_needs_cuda, resolve_device
 from ..methods import METHODS
 
 # Option defaults per preset. "auto" picks gpu when CUDA is available.
@@ -176,9 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_args(args: argparse.Namespace) -> tuple[argparse.Namespace, Config, torch.device]:
     """Fill unset options from the preset (and -c), parse lists, validate. Raises ValueError with one line."""
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    device = resolve_device(args.device)
     preset = PRESETS[args.preset if args.preset != "auto" else ("gpu" if device.type == "cuda" else "cpu")]
     base = load_config(args.config) if args.config else None
     if base is not None:  # options win over the config's model and size, which win over the preset
@@ -198,7 +197,7 @@ def resolve_args(args: argparse.Namespace) -> tuple[argparse.Namespace, Config, 
         if p not in DTYPES:
             raise ValueError(f"--precisions: unknown precision {p!r}; use fp32, bf16 or fp16")
         if p == "fp16" and device.type != "cuda":
-            raise ValueError("--precisions fp16 needs a CUDA device: use bf16 on the CPU")
+            raise fp16_needs_cuda("--precisions fp16", "bf16")
     for key in ("channels_last", "compile"):
         if isinstance(getattr(args, key), str):
             setattr(args, key, _onoff(getattr(args, key)))
@@ -244,7 +243,7 @@ def resolve_methods(args: argparse.Namespace, device: torch.device) -> None:
     if args.methods_precision not in DTYPES:
         raise ValueError(f"--methods-precision {args.methods_precision!r}: use fp32, bf16 or fp16")
     if args.methods_precision == "fp16" and device.type != "cuda":
-        raise ValueError("--methods-precision fp16 needs a CUDA device: use bf16 or fp32 on the CPU")
+        raise fp16_needs_cuda("--methods-precision fp16")
     if args.methods_batch < 1:
         raise ValueError(f"--methods-batch {args.methods_batch}: must be at least 1")
 

@@ -28,13 +28,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..io.atomic import write_atomic
-from ..io.checkpoint import CheckpointError
-from ..io.download import DownloadError
-from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
+from ..devices import INFERENCE_PRECISIONS
 from ..inference.translate import (
-    AUTO_TILE_AREA,
-    PRECISIONS,
     Generator,
     images_per_pass,
     load_generator,
@@ -54,6 +49,10 @@ from ..inference.video import (
     translate_videos,
 )
 from ..inference.weights import DIRECTIONS, OFFICIAL_MODELS
+from ..io.atomic import write_atomic
+from ..io.checkpoint import CheckpointError
+from ..io.download import DownloadError
+from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
 
 KEEP_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # others are written as PNG
 SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
@@ -135,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--precision",
-        choices=PRECISIONS,
+        choices=INFERENCE_PRECISIONS,
         default="auto",
         help="auto (default): bf16 on CUDA GPUs that support it; on CPUs with native bf16 (AMX, AVX512-BF16) "
         "bf16-blocks (the residual blocks in bf16, the rest fp32: within 1/255 of fp32, 1.6x faster); "

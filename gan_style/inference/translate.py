@@ -22,20 +22,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from PIL import Image
+from torch import nn
 
+from ..devices import BLOCKS, resolve_device, resolve_inference_precision
 from ..io.images import read_rgb, to_rgb
 from ..nets import ResnetBlock, ResnetGenerator
 from .tiling import translate_tiled
 from .weights import GeneratorInfo, read_generator
 
-PRECISIONS = ("auto", "fp32", "bf16", "bf16-blocks", "fp16")
-# bf16-blocks: the convolutions of the residual blocks (at 1/4 resolution, ~77% of the arithmetic)
+# bf16-blocks (BLOCKS): the convolutions of the residual blocks (at 1/4 resolution, ~77% of the arithmetic)
 # in bf16, every other layer, the norms and the residual sums in fp32. On a CPU with AMX: 1.6x
 # fp32, within 1/255 of it on real photos, where whole-network bf16 is off by up to 7/255
 # (docs/benchmarks.md, "CPU translation paths").
-BLOCKS = "bf16-blocks"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, BLOCKS: torch.bfloat16, "fp16": torch.float16}
 AUTO_TILE = 1024  # tile size used when tile="auto" and an image is larger than AUTO_TILE_AREA
 AUTO_TILE_AREA = 2048 * 2048
@@ -62,7 +61,7 @@ class Generator:
         if self.compiled is not None:
             try:
                 return self.compiled(x).float().cpu()
-            except Exception as e:  # a compiler missing or failing: say so once, then run eagerly
+            except Exception as e:  # noqa: BLE001 - a compiler missing or failing: say so once, then run eagerly
                 self.compiled = None
                 while (cause := getattr(e, "inner_exception", None) or e.__cause__) is not None:
                     e = cause
@@ -126,35 +125,6 @@ def instance_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     return d * torch.rsqrt(d.square().mean((2, 3), keepdim=True) + eps)
 
 
-def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16), where bf16 is fast."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r}: CUDA is not available here; use --device cpu")
-    return device
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """auto = bf16 on CUDA devices that support it (the same rule as training), bf16-blocks on
-    CPUs with native bf16 (AMX, AVX512-BF16), else fp32."""
-    if name not in PRECISIONS:
-        raise ValueError(f"precision {name!r}: use one of {', '.join(PRECISIONS)}")
-    if name == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return BLOCKS if device.type == "cpu" and native_bf16_cpu() else "fp32"
-    if name == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device: use bf16-blocks, bf16 or fp32 on the CPU")
-    return name
-
-
 def load_generator(
     weights: str | Path, direction: str | None = None, device: str | torch.device = "auto", precision: str = "auto",
     ema: bool = True,
@@ -167,7 +137,7 @@ def load_generator(
     a checkpoint's averaged generator weights when it has them (``train.ema``); False = the raw ones.
     """
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
+    prec = resolve_inference_precision(precision, dev)
     state, info = read_generator(weights, direction, ema)
     net = ResnetGenerator(**info.arch)
     net.load_state_dict(state, strict=True)
