@@ -34,8 +34,6 @@ from ..inference.translate import (
     images_per_pass,
     load_generator,
     resize_short_side,
-    to_image,
-    to_tensor,
     translate_tensor,
 )
 from ..inference.video import (
@@ -53,6 +51,7 @@ from ..io.atomic import write_atomic
 from ..io.checkpoint import CheckpointError
 from ..io.download import DownloadError
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
+from ..io.tensors import float_to_image, image_to_float
 
 KEEP_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # others are written as PNG
 SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
@@ -316,7 +315,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
-            return i, to_tensor(resize_short_side(read_rgb(self.paths[i]), self.size)), None
+            return i, image_to_float(resize_short_side(read_rgb(self.paths[i]), self.size)), None
         except ImageReadError as e:
             return i, None, str(e)
         except (OSError, ValueError, MemoryError) as e:
@@ -386,7 +385,7 @@ def translate_jobs(gen: Generator, jobs: list[Job], args: argparse.Namespace) ->
                         bar.update(len(chunk))
                         continue
                     for (i, _), y in zip(chunk, out):
-                        pending.append((pool.submit(save_image, to_image(y), jobs[i].dest), jobs[i]))
+                        pending.append((pool.submit(save_image, float_to_image(y), jobs[i].dest), jobs[i]))
                     bar.update(len(chunk))
                 while len(pending) > 8:  # bound the images waiting to be written
                     finish(*pending.pop(0))

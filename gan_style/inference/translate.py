@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -27,6 +26,7 @@ from torch import nn
 
 from ..devices import BLOCKS, resolve_device, resolve_inference_precision
 from ..io.images import read_rgb, to_rgb
+from ..io.tensors import float_to_image, image_to_float
 from ..nets import ResnetBlock, ResnetGenerator
 from .tiling import translate_tiled
 from .weights import GeneratorInfo, read_generator
@@ -147,28 +147,7 @@ def load_generator(
     return Generator(net, info, dev, prec)
 
 
-# ---------------------------------------------------------------- images <-> tensors
-
-
-def from_uint8(arr: np.ndarray) -> torch.Tensor:
-    """(..., H, W, 3) uint8 pixels -> (..., 3, H, W) float tensor in [-1, 1] (mean 0.5, std 0.5 as in training)."""
-    return torch.from_numpy(np.array(arr, dtype=np.uint8)).movedim(-1, -3).float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """(..., 3, H, W) tensor in [-1, 1] -> (..., H, W, 3) uint8 pixels (contiguous, on the CPU)."""
-    arr = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return arr.movedim(-3, -1).contiguous().cpu().numpy()
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> (3, H, W) float tensor in [-1, 1]."""
-    return from_uint8(np.asarray(img, dtype=np.uint8))
-
-
-def to_image(t: torch.Tensor) -> Image.Image:
-    """(3, H, W) tensor in [-1, 1] -> RGB PIL image."""
-    return Image.fromarray(to_uint8(t), mode="RGB")
+# ---------------------------------------------------------------- images
 
 
 def resize_short_side(img: Image.Image, size: int | None) -> Image.Image:
@@ -249,5 +228,5 @@ def translate_image(
     """
     img = read_rgb(image) if isinstance(image, (str, Path)) else to_rgb(image)
     img = resize_short_side(img, size)
-    out = translate_tensor(gen, to_tensor(img)[None], tile=tile)
-    return to_image(out[0])
+    out = translate_tensor(gen, image_to_float(img)[None], tile=tile)
+    return float_to_image(out[0])

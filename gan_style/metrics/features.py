@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..io.images import ImageReadError, list_images, read_rgb
 from ..io.atomic import write_atomic
+from ..io.images import ImageReadError, list_images, read_rgb
+from ..io.tensors import image_to_uint8
 from .colour import ColourHistogram
 from .stats import MetricError
 
@@ -40,7 +41,7 @@ class FeatureSet:
     cached: bool = False
     skipped_names: list[str] = field(default_factory=list)  # the files of ``skipped``, relative to folder
 
-    def split_halves(self) -> tuple["FeatureSet", "FeatureSet"]:
+    def split_halves(self) -> tuple[FeatureSet, FeatureSet]:
         """Even and odd positions (in sorted-name order): two disjoint halves of one folder."""
         halves = []
         for start in (0, 1):
@@ -48,14 +49,9 @@ class FeatureSet:
         return halves[0], halves[1]
 
 
-def to_uint8_chw(image) -> torch.Tensor:
-    """PIL RGB image -> (3, H, W) uint8 tensor."""
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
 def _read(path: Path) -> torch.Tensor | str:
     try:
-        return to_uint8_chw(read_rgb(path))
+        return image_to_uint8(read_rgb(path))
     except ImageReadError as e:
         return str(e)
 
