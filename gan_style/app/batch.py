@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..inference.translate import Generator, translate_image
 from ..io.atomic import write_atomic
-from ..io.images import ImageReadError, read_rgb
+from ..io.images import ImageReadError, read_rgb, write_image
 
 PREVIEW_SIDE = 2048  # previews in the page are at most this long; the PNGs keep the full size
 Progress = Callable[[float, str], None]  # (fraction done, what is being done)
@@ -102,14 +102,14 @@ def read_upload(path: Path, name: str, size: int | None, limits: Limits) -> Imag
 
 
 def save_png(img: Image.Image, dest: Path) -> Path:
-    return write_atomic(dest, lambda f: img.save(f, format="PNG"), binary=True)
+    return write_image(dest, img, "PNG")
 
 
 def save_preview(img: Image.Image, dest: Path) -> Path:
     """A JPEG at most PREVIEW_SIDE long, for the page (the full image stays in the PNG)."""
     small = img.copy()
     small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
-    return write_atomic(dest, lambda f: small.save(f, format="JPEG", quality=92), binary=True)
+    return write_image(dest, small, "JPEG", quality=92)
 
 
 def unique_stem(stem: str, taken: set[str]) -> str:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -47,14 +46,12 @@ from ..inference.video import (
     translate_videos,
 )
 from ..inference.weights import DIRECTIONS, OFFICIAL_MODELS
-from ..io.atomic import write_atomic
 from ..io.checkpoint import CheckpointError
 from ..io.download import DownloadError
-from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb
+from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb, write_image
 from ..io.tensors import float_to_image, image_to_float
 
 KEEP_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # others are written as PNG
-SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
 
 
 class InputError(ValueError):
@@ -326,13 +323,6 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-def save_image(img: Image.Image, dest: Path) -> None:
-    """Write ``img`` to ``dest`` atomically, in the format its extension names."""
-    fmt = Image.registered_extensions()[dest.suffix.lower()]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(dest, lambda f: img.save(f, format=fmt, **SAVE_OPTIONS.get(fmt, {})), binary=True)
-
-
 # ---------------------------------------------------------------- the loop
 
 
@@ -385,7 +375,7 @@ def translate_jobs(gen: Generator, jobs: list[Job], args: argparse.Namespace) ->
                         bar.update(len(chunk))
                         continue
                     for (i, _), y in zip(chunk, out):
-                        pending.append((pool.submit(save_image, float_to_image(y), jobs[i].dest), jobs[i]))
+                        pending.append((pool.submit(write_image, jobs[i].dest, float_to_image(y)), jobs[i]))
                     bar.update(len(chunk))
                 while len(pending) > 8:  # bound the images waiting to be written
                     finish(*pending.pop(0))

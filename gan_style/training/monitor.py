@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from ..io.atomic import write_atomic
+from ..io.images import write_image
 from ..io.tensors import unit_to_uint8_hwc
 
 if TYPE_CHECKING:
@@ -327,7 +327,7 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def save_png_atomic(image: np.ndarray, path: Path) -> None:
-    write_atomic(path, lambda f: Image.fromarray(image).save(f, format="PNG"), binary=True)
+    write_image(path, image, "PNG")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
