@@ -9,6 +9,7 @@ training.py     the training ladder / grid (``ReferenceStep``, ``TrainCase``), A
 data.py         the input pipeline        translation.py   ``gan_style.inference``
 methods.py      CycleGAN, CUT and FastCUT side by side
 video.py        video translation: decode + translate + encode (needs the ``video`` extra)
+clips.py        synthetic video clips (moving shapes + a sine-wave sound) for it and for the tests
 cpu_paths.py    CPU translation paths side by side (fp32, bf16, bf16-blocks, compile, ONNX Runtime)
 report.py       the tables
 
