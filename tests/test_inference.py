@@ -355,3 +355,15 @@ def test_inference_imports_no_training_code():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_commands_show_library_warnings_as_one_line(capsys, caplog):
+    import logging
+
+    from gan_style.logs import show_warnings
+
+    show_warnings()
+    show_warnings()  # once, however often called
+    logging.getLogger("gan_style.inference.translate").warning("torch.compile failed (%s); running uncompiled", "X")
+    assert capsys.readouterr().err == "warning: torch.compile failed (X); running uncompiled\n"
+    assert "running uncompiled" in caplog.text  # still propagates to the application's logging

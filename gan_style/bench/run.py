@@ -4,6 +4,7 @@ sections of ``gan_style.bench.SECTIONS``; each printed as it comes and written t
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -11,11 +12,14 @@ import time
 import torch
 
 from ..config import ConfigError
+from ..logs import show_warnings
 from . import SECTIONS
 from .common import machine_info, output_path, write_json
 from .presets import add_arguments, resolve_args
 from .report import format_results
 from .training import TrainCase, bench_optimizer, bench_train, count_flops, generator_flops, profile_step
+
+logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
     results["settings"]["only"] = sorted(args.only)
     load, cores = results["machine"]["load_average_1_5_15"], os.cpu_count() or 1
     if load and load[0] > 0.75 * cores:  # other work shares the cores: say so rather than print wrong figures silently
-        print(
-            f"warning: the machine is busy (load {load[0]:.1f} on {cores} cores): timings will be noisy; PyTorch's "
-            "threads wait for each other when cores are shared, so --threads 1 may be faster",
-            file=sys.stderr,
+        logger.warning(
+            "the machine is busy (load %.1f on %d cores): timings will be noisy; PyTorch's threads wait for each "
+            "other when cores are shared, so --threads 1 may be faster", load[0], cores,
         )
     print(
         f"benchmarking on {device} ({results['machine'].get('gpu', {}).get('name') or results['machine']['cpu']}); "
@@ -89,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m gan_style.bench", description="benchmark training and translation speed"
     )
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    show_warnings()
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Imports nothing from the training code.
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,8 @@ from ..io.tensors import float_to_image, image_to_float
 from ..nets import ResnetBlock, ResnetGenerator
 from .tiling import translate_tiled
 from .weights import GeneratorInfo, read_generator
+
+logger = logging.getLogger(__name__)
 
 # bf16-blocks (BLOCKS): the convolutions of the residual blocks (at 1/4 resolution, ~77% of the arithmetic)
 # in bf16, every other layer, the norms and the residual sums in fp32. On a CPU with AMX: 1.6x
@@ -66,8 +68,7 @@ class Generator:
                 while (cause := getattr(e, "inner_exception", None) or e.__cause__) is not None:
                     e = cause
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                print(f"torch.compile failed ({e.__class__.__name__}: {first[:200]}); running uncompiled",
-                      file=sys.stderr)
+                logger.warning("torch.compile failed (%s: %s); running uncompiled", e.__class__.__name__, first[:200])
         return self.forward(x).float().cpu()
 
     def compile(self, backend: str = "inductor") -> Generator:

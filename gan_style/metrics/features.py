@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ from ..io.images import ImageReadError, list_images, read_rgb
 from ..io.tensors import image_to_uint8
 from .colour import ColourHistogram
 from .stats import MetricError
+
+logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 
@@ -117,7 +119,7 @@ def folder_features(
     if found is not None:
         found.folder = str(folder)
         for message in found.skipped:
-            print(f"warning: skipped unreadable image: {message}", file=sys.stderr)
+            logger.warning("skipped unreadable image: %s", message)
         return found
 
     names, skipped, skipped_names, feats = [], [], [], []
@@ -130,7 +132,7 @@ def folder_features(
                 if isinstance(image, str):
                     skipped.append(image)
                     skipped_names.append(path.relative_to(folder).as_posix())
-                    tqdm.write(f"warning: skipped unreadable image: {image}", file=sys.stderr)
+                    logger.warning("skipped unreadable image: %s", image)
                 else:
                     batch.append(image)
                     names.append(path.relative_to(folder).as_posix())
@@ -147,7 +149,7 @@ def folder_features(
                       "skipped_names": np.array(skipped_names, dtype=str)}
             write_atomic(entry, lambda f: np.savez(f, **arrays), binary=True)
         except OSError as e:
-            print(f"warning: could not write the feature cache {entry} ({e}); continuing", file=sys.stderr)
+            logger.warning("could not write the feature cache %s (%s); continuing", entry, e)
     return result
 
 

@@ -10,7 +10,7 @@ not change the result). Uses the inference API only.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,8 @@ from ..io.tensors import float_to_uint8, image_to_float
 from .colour import ColourHistogram
 from .cycle import to_unit
 from .registry import PAIR_METRICS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,7 +48,7 @@ def _batches(paths: list[Path], batch_size: int, skipped: list[str]):
             x = image_to_float(read_rgb(path))
         except ImageReadError as e:
             skipped.append(str(e))
-            tqdm.write(f"warning: skipped unreadable image: {e}", file=sys.stderr)
+            logger.warning("skipped unreadable image: %s", e)
             continue
         if batch and (x.shape != batch[0].shape or len(batch) == batch_size):
             yield names, torch.stack(batch)

@@ -19,7 +19,7 @@ with few fakes FID is biased upwards, so compare values at a fixed ``n_images`` 
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from ..io.tensors import float_to_uint8
 from ..metrics.colour import ColourHistogram
 from ..metrics.cycle import to_unit
 from ..metrics.registry import COLOUR_METRICS, PAIR_METRICS
+
+logger = logging.getLogger(__name__)
 
 BATCH = 8
 
@@ -104,7 +106,7 @@ class EpochEvaluator:
             return {f"eval/fid_{dst}": fid(gen, self.real_features[dst]),
                     f"eval/kid_{dst}": kid(gen, self.real_features[dst])[0]}
         except MetricError as e:
-            print(f"warning: eval: {e}", file=sys.stderr)
+            logger.warning("eval: %s", e)
             return {}
 
 
