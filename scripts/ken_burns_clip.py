@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from gan_style.io.clips import write_video
+from gan_style.bench.clips import write_video
 from gan_style.io.images import read_rgb
 
 

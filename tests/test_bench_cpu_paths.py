@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from app_helpers import smooth_image
+
 from gan_style.bench.cpu_paths import bench_cpu_paths, format_table, photo_errors
-from gan_style.inference.translate import native_bf16_cpu
+from gan_style.devices import native_bf16_cpu
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from gan_style.inference import translate
-from gan_style.inference.translate import Generator, resolve_precision, translate_tensor
+from gan_style import devices
+from gan_style.devices import resolve_inference_precision as resolve_precision
+from gan_style.inference.translate import Generator, translate_tensor
 from gan_style.inference.weights import GeneratorInfo
 from gan_style.nets import ResnetBlock, ResnetGenerator, init_weights
 
@@ -56,16 +57,16 @@ def test_bf16_blocks_is_closer_to_fp32_than_bf16_and_tiling_keeps_it():
 
 
 def test_auto_picks_bf16_blocks_only_on_cpus_with_native_bf16(monkeypatch):
-    monkeypatch.setattr(translate, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: True)
     assert resolve_precision("auto", CPU) == "bf16-blocks"
-    monkeypatch.setattr(translate, "native_bf16_cpu", lambda: False)
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: False)
     assert resolve_precision("auto", CPU) == "fp32"
     assert resolve_precision("bf16-blocks", CPU) == "bf16-blocks"
     with pytest.raises(ValueError, match="fp16 needs a CUDA device: use bf16-blocks"):
         resolve_precision("fp16", CPU)
 
 
-def test_compiled_generator_matches_eager_and_falls_back_when_compiling_fails(capsys):
+def test_compiled_generator_matches_eager_and_falls_back_when_compiling_fails(caplog):
     # aot_eager: dynamo's capture and guards without minutes of C++ compilation (inductor is timed
     # in docs/benchmarks.md, not tested here).
     x, other = torch.rand(1, 3, 32, 40) * 2 - 1, torch.rand(1, 3, 44, 28) * 2 - 1
@@ -81,5 +82,5 @@ def test_compiled_generator_matches_eager_and_falls_back_when_compiling_fails(ca
     broken = generators()["bf16-blocks"].compile(backend=no_compiler)
     assert torch.equal(broken(x), eager(x))  # ran uncompiled
     assert broken.compiled is None
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "torch.compile failed" in err and "no C++ compiler on this machine" in err and "running uncompiled" in err

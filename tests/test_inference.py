@@ -15,13 +15,13 @@ import torch
 from PIL import Image
 
 from gan_style import load_generator, translate_image
-from gan_style.io.checkpoint import CheckpointError, save_atomic
 from gan_style.cli import main as cli_main
-from gan_style.io.download import DownloadError
-from gan_style.inference.translate import Generator, pad_to_multiple, to_tensor, translate_tensor
-from gan_style.nets import PatchDiscriminator, ResnetGenerator, init_weights
+from gan_style.inference.translate import Generator, pad_to_multiple, translate_tensor
 from gan_style.inference.weights import GeneratorInfo, WeightsError
-
+from gan_style.io.checkpoint import CheckpointError, save_atomic
+from gan_style.io.download import DownloadError
+from gan_style.io.tensors import image_to_float
+from gan_style.nets import PatchDiscriminator, ResnetGenerator, init_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -253,7 +253,7 @@ def test_translate_image_keeps_size_and_orientation(gen, tmp_path):
 
 def test_padding_reflects_and_is_cropped_back(gen):
     img = smooth_image(32, 40)  # already a multiple of 4: no padding, exactly the network's output
-    x = to_tensor(img)[None]
+    x = image_to_float(img)[None]
     assert torch.equal(translate_tensor(gen, x, tile=0), gen(x))
     odd = x[..., :30, :37]
     padded, (h, w) = pad_to_multiple(odd)
@@ -268,7 +268,7 @@ def test_padding_reflects_and_is_cropped_back(gen):
 @pytest.mark.parametrize("tile", [32, 48, 64])
 def test_tiled_translation_matches_untiled(tile):
     g = load_generator_from(tiny_generator(5, n_blocks=2))
-    x = to_tensor(smooth_image(102, 150, seed=3))[None]
+    x = image_to_float(smooth_image(102, 150, seed=3))[None]
     whole = translate_tensor(g, x, tile=0)
     tiled = translate_tensor(g, x, tile=tile)
     assert whole.std() > 0.05  # a real picture, not a constant
@@ -279,7 +279,7 @@ def test_tiled_translation_matches_untiled(tile):
 def test_naive_tiles_would_show_seams():
     # The property the tiler exists for: translating tiles independently differs visibly.
     g = load_generator_from(tiny_generator(5, n_blocks=2))
-    x = to_tensor(smooth_image(96, 96, seed=3))[None]
+    x = image_to_float(smooth_image(96, 96, seed=3))[None]
     whole = translate_tensor(g, x, tile=0)
     naive = torch.cat([translate_tensor(g, x[..., :, :48], tile=0), translate_tensor(g, x[..., :, 48:], tile=0)], dim=3)
     assert (naive - whole)[..., 16:-16, 40:56].abs().max() > 0.05
@@ -289,7 +289,7 @@ def test_naive_tiles_would_show_seams():
 def test_tiled_matches_untiled_on_cuda_in_bf16():
     g = load_generator_from(tiny_generator(5, n_blocks=2).cuda())
     g.device, g.precision = torch.device("cuda"), "bf16"
-    x = to_tensor(smooth_image(102, 150, seed=3))[None]
+    x = image_to_float(smooth_image(102, 150, seed=3))[None]
     assert (translate_tensor(g, x, tile=48) - translate_tensor(g, x, tile=0)).abs().mean() < 0.02
 
 
@@ -355,3 +355,15 @@ def test_inference_imports_no_training_code():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_commands_show_library_warnings_as_one_line(capsys, caplog):
+    import logging
+
+    from gan_style.logs import show_warnings
+
+    show_warnings()
+    show_warnings()  # once, however often called
+    logging.getLogger("gan_style.inference.translate").warning("torch.compile failed (%s); running uncompiled", "X")
+    assert capsys.readouterr().err == "warning: torch.compile failed (X); running uncompiled\n"
+    assert "running uncompiled" in caplog.text  # still propagates to the application's logging

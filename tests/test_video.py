@@ -16,17 +16,17 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
 from gan_style import translate_image
+from gan_style.bench.clips import write_clip, write_sound
 from gan_style.cli import main as cli_main
 from gan_style.inference import translate as translate_module
 from gan_style.inference import video as video_module
 from gan_style.inference.translate import Generator
 from gan_style.inference.video import TemporalBlend, VideoError, VideoSettings, stream_seconds, translate_video
 from gan_style.inference.weights import GeneratorInfo
-from gan_style.io.clips import write_clip, write_sound
 from gan_style.metrics.flicker import FlickerMeter, flicker
 from gan_style.nets import ResnetGenerator, init_weights
 
@@ -302,7 +302,7 @@ def test_deflicker_blends_still_areas_and_keeps_changes():
     out = torch.cat([out, blend(x[3:], y[3:])])  # state carries over between batches
     assert torch.equal(out[0], y[0]) and torch.equal(out[3], y[3])  # first frame and the cut: fresh output
     assert torch.allclose(out[1], 0.2 * y[1] + 0.8 * out[0])  # still input: mostly the previous output
-    changes = lambda t: (t[1:3] - t[0:2]).abs().mean()  # noqa: E731
+    changes = lambda t: (t[1:3] - t[0:2]).abs().mean()
     assert changes(out) < 0.5 * changes(y)
     with pytest.raises(ValueError, match="deflicker"):
         TemporalBlend(1.0)

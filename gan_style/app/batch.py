@@ -1,4 +1,4 @@
-"""Translate the files of one request: each checked, read and translated on its own.
+"""Translate the files of one request with ``gan_style.inference.batch``, one file at a time.
 
 A file that is too large, not an image or truncated gets a one-line message naming it (by the
 name the user uploaded it under, never the server's temporary path) and the rest of the batch
@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..inference.translate import Generator, translate_image
+from ..inference.batch import FileRefused, Job, translate_jobs
+from ..inference.translate import Generator
 from ..io.atomic import write_atomic
-from ..io.images import ImageReadError, read_rgb
+from ..io.images import ImageReadError, read_rgb, write_image
 
 PREVIEW_SIDE = 2048  # previews in the page are at most this long; the PNGs keep the full size
 Progress = Callable[[float, str], None]  # (fraction done, what is being done)
@@ -61,7 +61,7 @@ class Batch:
         return [r for r in self.results if r.error is not None]
 
 
-class InputRefused(ValueError):
+class InputRefused(FileRefused):
     """An upload refused before decoding (too big); the message names the file."""
 
 
@@ -102,14 +102,19 @@ def read_upload(path: Path, name: str, size: int | None, limits: Limits) -> Imag
 
 
 def save_png(img: Image.Image, dest: Path) -> Path:
-    return write_atomic(dest, lambda f: img.save(f, format="PNG"), binary=True)
+    return write_image(dest, img, "PNG")
 
 
 def save_preview(img: Image.Image, dest: Path) -> Path:
     """A JPEG at most PREVIEW_SIDE long, for the page (the full image stays in the PNG)."""
     small = img.copy()
     small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
-    return write_atomic(dest, lambda f: small.save(f, format="JPEG", quality=92), binary=True)
+    return write_image(dest, small, "JPEG", quality=92)
+
+
+def preview_path(job: Job, which: str) -> Path:
+    """out/previews/photo_monet_before.jpg for the job writing out/photo_monet.png."""
+    return job.dest.parent / "previews" / f"{job.dest.stem}_{which}.jpg"
 
 
 def unique_stem(stem: str, taken: set[str]) -> str:
@@ -121,25 +126,6 @@ def unique_stem(stem: str, taken: set[str]) -> str:
         out = f"{stem}_{n}"
     taken.add(out)
     return out
-
-
-def translate_one(
-    gen: Generator, path: Path, name: str, stem: str, out_dir: Path, size: int | None, tile, limits: Limits
-) -> Result:
-    start = time.perf_counter()
-    try:
-        img = read_upload(path, name, size, limits)
-        out = translate_image(gen, img, size=size, tile=tile)
-    except (InputRefused, ImageReadError) as e:
-        return Result(name, error=str(e))
-    except torch.OutOfMemoryError:
-        return Result(name, error=f"{name}: out of memory: choose a smaller output size or tiles of 512")
-    result = Result(name, png=save_png(out, out_dir / f"{stem}.png"), size=out.size)
-    result.before = save_preview(img, out_dir / "previews" / f"{stem}_before.jpg")
-    small = max(out.size) <= PREVIEW_SIDE
-    result.after = result.png if small else save_preview(out, out_dir / "previews" / f"{stem}_after.jpg")
-    result.seconds = time.perf_counter() - start
-    return result
 
 
 def translate_files(
@@ -158,13 +144,37 @@ def translate_files(
     """
     if len(files) > limits.max_files:
         raise InputRefused(f"{len(files)} files: this server translates at most {limits.max_files} per request")
+    start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    batch, taken, start = Batch(), set(), time.perf_counter()
-    for i, (path, name) in enumerate(files):
-        if progress:
-            progress(i / len(files), f"{name} ({i + 1}/{len(files)})")
-        stem = unique_stem(f"{Path(name).stem}_{gen.info.target}", taken)  # photo.jpg -> photo_monet.png
-        batch.results.append(translate_one(gen, path, name, stem, out_dir, size, tile, limits))
+    taken: set[str] = set()  # photo.jpg -> photo_monet.png
+    jobs = [Job(path, out_dir / f"{unique_stem(f'{Path(name).stem}_{gen.info.target}', taken)}.png", name)
+            for path, name in files]
+    done = 0
+
+    def read(job: Job) -> Image.Image:
+        img = read_upload(job.src, job.name, size, limits)
+        save_preview(img, preview_path(job, "before"))
+        return img
+
+    def write(job: Job, out: Image.Image) -> tuple[Path, Path]:
+        png = save_png(out, job.dest)
+        return png, png if max(out.size) <= PREVIEW_SIDE else save_preview(out, preview_path(job, "after"))
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress and done < len(jobs):
+            progress(done / len(jobs), f"{jobs[done].name} ({done + 1}/{len(jobs)})")
+
+    if progress and jobs:
+        progress(0.0, f"{jobs[0].name} (1/{len(jobs)})")
+    report = translate_jobs(gen, jobs, size, tile, batch_size=1, read=read, write=write, progress=step,
+                            oom_hint="choose a smaller output size or tiles of 512")
+    batch = Batch()
+    for job, o in zip(jobs, report.outcomes):
+        png, after = o.output if o.written else (None, None)
+        batch.results.append(Result(job.name, o.error, png, preview_path(job, "before") if png else None, after,
+                                    o.size if png else None, o.seconds))
     if len(batch.done) > 1:
         batch.zip = zip_pngs([r.png for r in batch.done], out_dir / "translated.zip")
     batch.seconds = time.perf_counter() - start

@@ -7,7 +7,7 @@ browser sends is ever used as a path.
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -16,9 +16,12 @@ from pathlib import Path
 
 import torch
 
-from ..inference.translate import Generator, load_generator, resolve_device, resolve_precision
+from ..devices import resolve_device, resolve_inference_precision
+from ..inference.translate import Generator, load_generator
 from ..inference.weights import DIRECTIONS, OFFICIAL_MODELS, official_domains, read_generator
 from ..io.checkpoint import CheckpointError
+
+logger = logging.getLogger(__name__)
 
 # The published model zoos: (prefix of the weights spec, model names). The CUT zoo joins here.
 ZOOS: tuple[tuple[str, tuple[str, ...]], ...] = (("official", OFFICIAL_MODELS),)
@@ -108,7 +111,7 @@ def discover(
 
 def _report_empty(path: Path, found: list[ModelChoice]) -> list[ModelChoice]:
     if not found:
-        print(f"serve: skipping {path}: not a generator gan_style can read", file=sys.stderr)
+        logger.warning("serve: skipping %s: not a generator gan_style can read", path)
     return found
 
 
@@ -160,7 +163,7 @@ class Catalog:
         """The loaded generator for ``label`` (loading, or downloading, it on first use)."""
         choice = self.choice(label)
         dev = resolve_device(device)
-        key = (label, str(dev), resolve_precision(precision, dev))
+        key = (label, str(dev), resolve_inference_precision(precision, dev))
         with self._lock:  # one load at a time: two users never download the same file twice
             if key in self._loaded:
                 self._loaded.move_to_end(key)

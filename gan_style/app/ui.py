@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from ..inference.translate import PRECISIONS
+from ..devices import INFERENCE_PRECISIONS
 from ..io.checkpoint import CheckpointError
 from ..io.download import DownloadError
 from .batch import Batch, InputRefused, Limits, summary, translate_files
@@ -47,7 +47,7 @@ def devices() -> list[str]:
 
 
 def precisions() -> list[str]:
-    return [p for p in PRECISIONS if p != "fp16" or torch.cuda.is_available()]
+    return [p for p in INFERENCE_PRECISIONS if p != "fp16" or torch.cuda.is_available()]
 
 
 def uploaded(files: list[str] | None, upload_dir: Path) -> list[tuple[Path, str]]:
@@ -63,7 +63,7 @@ def uploaded(files: list[str] | None, upload_dir: Path) -> list[tuple[Path, str]
 
 
 def translate_handler(config: AppConfig, catalog: Catalog):
-    def translate(files, label, size, tile, device, precision, progress=gr.Progress(track_tqdm=True)):
+    def translate(files, label, size, tile, device, precision, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         inputs = uploaded(files, config.upload_dir)
         if not inputs:
             raise gr.Error("Add one or more images first (drag them onto the upload box).")

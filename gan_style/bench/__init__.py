@@ -1,11 +1,15 @@
-"""The benchmark behind ``gan-style bench``, one module per thing it measures (the CLI is
-gan_style/cli/bench.py; ``python -m gan_style.bench`` runs it too).
+"""The benchmark behind ``gan-style bench``, one module per thing it measures (``python -m
+gan_style.bench`` runs it too; gan_style/cli/bench.py only wires the command).
+
+presets.py      the options, their presets and their checks (``add_arguments``, ``resolve_args``)
+run.py          the order of a run: train, its profile, then ``SECTIONS``; the JSON file
 
 common.py       timing, synchronisation, peak memory, machine info, device peaks, the JSON file
 training.py     the training ladder / grid (``ReferenceStep``, ``TrainCase``), Adam alone, FLOPs, profile
 data.py         the input pipeline        translation.py   ``gan_style.inference``
 methods.py      CycleGAN, CUT and FastCUT side by side
 video.py        video translation: decode + translate + encode (needs the ``video`` extra)
+clips.py        synthetic video clips (moving shapes + a sine-wave sound) for it and for the tests
 cpu_paths.py    CPU translation paths side by side (fp32, bf16, bf16-blocks, compile, ONNX Runtime)
 report.py       the tables
 
@@ -23,7 +27,8 @@ Sections run in this order, each only when ``--only`` lists it (the default list
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from .data import bench_data
 from .methods import bench_methods

@@ -1,5 +1,5 @@
 """``python -m gan_style.bench``: the same as ``gan-style bench``."""
 
-from ..cli.bench import main
+from .run import main
 
 raise SystemExit(main())

@@ -41,8 +41,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..inference.translate import Generator, load_generator, to_tensor, translate_tensor
+from ..inference.translate import Generator, load_generator, translate_tensor
 from ..io.images import list_images, read_rgb
+from ..io.tensors import image_to_float
 from ..nets import ResnetGenerator, init_weights
 
 PATHS = (
@@ -164,7 +165,7 @@ def bench_cpu_paths(
     if unknown:
         raise ValueError(f"unknown paths {unknown}: choose from {', '.join(PATHS)}")
     img = read_rgb(image).resize(size, Image.Resampling.BICUBIC) if image else synthetic_photo(size)
-    x = to_tensor(img)[None]
+    x = image_to_float(img)[None]
     with tempfile.TemporaryDirectory(prefix="bench_cpu_") as tmp:
         gen = _generator(weights, direction, ngf, n_blocks, Path(tmp))
         ref = torch_runner(gen, "fp32", False, False)(x)
@@ -192,7 +193,7 @@ def photo_errors(
         gen = _generator(weights, direction, ngf, n_blocks, Path(tmp))
         gens = {p: Generator(gen.net, gen.info, gen.device, p) for p in ("fp32", "bf16", "bf16-blocks")}
         for photo in photos:
-            x = to_tensor(read_rgb(photo))[None]
+            x = image_to_float(read_rgb(photo))[None]
             out = {p: translate_tensor(g, x) for p, g in gens.items()}
             row = {"photo": photo.name, "size": f"{x.shape[3]}x{x.shape[2]}"}
             rows.append(row | {f"{p}_err_255": max_error_255(out[p], out["fp32"]) for p in ("bf16", "bf16-blocks")})

@@ -3,7 +3,7 @@
     python -m gan_style.bench.video                          # 256 px and 720p, on the GPU if there is one
     python -m gan_style.bench.video --frames 8 --sizes 256x256,1280x720 --device cpu
 
-For each frame size a synthetic clip (moving shapes + AAC sound, ``gan_style.io.clips``) is
+For each frame size a synthetic clip (moving shapes + AAC sound, ``gan_style.bench.clips``) is
 written to a temporary folder and translated by ``translate_video`` with a randomly initialised
 generator of the given architecture (speed does not depend on the weights). Three figures:
 
@@ -24,11 +24,12 @@ from pathlib import Path
 
 import torch
 
-from ..inference.translate import Generator, resolve_device, resolve_precision, translate_tensor
+from ..devices import resolve_device, resolve_inference_precision
+from ..inference.translate import Generator, translate_tensor
 from ..inference.video import VideoSettings, translate_video
 from ..inference.weights import GeneratorInfo
-from ..io.clips import write_clip
 from ..nets import ResnetGenerator, init_weights
+from .clips import write_clip
 
 FPS = 25
 
@@ -38,7 +39,7 @@ def _generator(device: torch.device, ngf: int, n_blocks: int) -> Generator:
     net = init_weights(ResnetGenerator(**arch)).eval().requires_grad_(False).to(device)
     if device.type == "cuda":
         net.to(memory_format=torch.channels_last)
-    return Generator(net, GeneratorInfo(arch=arch, origin="random"), device, resolve_precision("auto", device))
+    return Generator(net, GeneratorInfo(arch=arch, origin="random"), device, resolve_inference_precision("auto", device))
 
 
 def _sync(device: torch.device) -> None:

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from ..logs import show_warnings
+
 COMMANDS = {
     "train": ("gan_style.cli.train", "train a model (any method) from a config (see configs/)"),
     "fetch": ("gan_style.cli.fetch", "download an official CycleGAN dataset"),
@@ -38,4 +40,5 @@ def main(argv: list[str] | None = None) -> int:
             modules[name] = importlib.import_module(module_name)
             modules[name].add_arguments(p)
     args = parser.parse_args(argv)
+    show_warnings()  # library warnings (logging) as "warning: ..." lines on stderr
     return modules[args.command].run(args)

@@ -152,7 +152,7 @@ class _Context:
         self.feature_names = [m for m in metrics if m in FEATURE_METRICS]
         self.extractor = None
         if self.feature_names:
-            from ..inference.translate import resolve_device
+            from ..devices import resolve_device
             from ..metrics.inception import cache_dir, load_inception
 
             self.cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else cache_dir()
@@ -248,9 +248,9 @@ def _eval_weights(ctx: _Context) -> dict:
 
 
 def _eval_generator(ctx: _Context, gen, spec: str) -> dict:
-    from ..io.images import list_images
     from ..inference.translate import load_generator
     from ..inference.weights import WeightsError
+    from ..io.images import list_images
     from ..metrics.features import folder_colours
     from ..metrics.generate import translate_and_measure
 

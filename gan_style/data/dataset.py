@@ -11,10 +11,10 @@ the middle of an epoch, and across a change in the number of GPUs for A.
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import albumentations as A
 import cv2
@@ -24,6 +24,8 @@ from albumentations.pytorch import ToTensorV2
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from ..io.images import ImageReadError, list_images, read_rgb
+
+logger = logging.getLogger(__name__)
 
 LAYOUT_HELP = "expected <root>/trainA and <root>/trainB folders of images (see data/README.md)"
 
@@ -169,5 +171,5 @@ def load_fixed_images(folder: Path, n: int, size: int) -> torch.Tensor:
         try:
             images.append(transform(image=np.asarray(read_rgb(path)))["image"])
         except ImageReadError as e:
-            print(f"warning: {e}", file=sys.stderr)
+            logger.warning("%s", e)
     return torch.stack(images) if images else torch.empty(0, 3, size, size)

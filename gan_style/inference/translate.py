@@ -14,28 +14,29 @@ Imports nothing from the training code.
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from PIL import Image
+from torch import nn
 
+from ..devices import BLOCKS, resolve_device, resolve_inference_precision
 from ..io.images import read_rgb, to_rgb
+from ..io.tensors import float_to_image, image_to_float
 from ..nets import ResnetBlock, ResnetGenerator
 from .tiling import translate_tiled
 from .weights import GeneratorInfo, read_generator
 
-PRECISIONS = ("auto", "fp32", "bf16", "bf16-blocks", "fp16")
-# bf16-blocks: the convolutions of the residual blocks (at 1/4 resolution, ~77% of the arithmetic)
+logger = logging.getLogger(__name__)
+
+# bf16-blocks (BLOCKS): the convolutions of the residual blocks (at 1/4 resolution, ~77% of the arithmetic)
 # in bf16, every other layer, the norms and the residual sums in fp32. On a CPU with AMX: 1.6x
 # fp32, within 1/255 of it on real photos, where whole-network bf16 is off by up to 7/255
 # (docs/benchmarks.md, "CPU translation paths").
-BLOCKS = "bf16-blocks"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, BLOCKS: torch.bfloat16, "fp16": torch.float16}
 AUTO_TILE = 1024  # tile size used when tile="auto" and an image is larger than AUTO_TILE_AREA
 AUTO_TILE_AREA = 2048 * 2048
@@ -62,13 +63,12 @@ class Generator:
         if self.compiled is not None:
             try:
                 return self.compiled(x).float().cpu()
-            except Exception as e:  # a compiler missing or failing: say so once, then run eagerly
+            except Exception as e:  # noqa: BLE001 - a compiler missing or failing: say so once, then run eagerly
                 self.compiled = None
                 while (cause := getattr(e, "inner_exception", None) or e.__cause__) is not None:
                     e = cause
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                print(f"torch.compile failed ({e.__class__.__name__}: {first[:200]}); running uncompiled",
-                      file=sys.stderr)
+                logger.warning("torch.compile failed (%s: %s); running uncompiled", e.__class__.__name__, first[:200])
         return self.forward(x).float().cpu()
 
     def compile(self, backend: str = "inductor") -> Generator:
@@ -126,35 +126,6 @@ def instance_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     return d * torch.rsqrt(d.square().mean((2, 3), keepdim=True) + eps)
 
 
-def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16), where bf16 is fast."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r}: CUDA is not available here; use --device cpu")
-    return device
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """auto = bf16 on CUDA devices that support it (the same rule as training), bf16-blocks on
-    CPUs with native bf16 (AMX, AVX512-BF16), else fp32."""
-    if name not in PRECISIONS:
-        raise ValueError(f"precision {name!r}: use one of {', '.join(PRECISIONS)}")
-    if name == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return BLOCKS if device.type == "cpu" and native_bf16_cpu() else "fp32"
-    if name == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device: use bf16-blocks, bf16 or fp32 on the CPU")
-    return name
-
-
 def load_generator(
     weights: str | Path, direction: str | None = None, device: str | torch.device = "auto", precision: str = "auto",
     ema: bool = True,
@@ -167,7 +138,7 @@ def load_generator(
     a checkpoint's averaged generator weights when it has them (``train.ema``); False = the raw ones.
     """
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
+    prec = resolve_inference_precision(precision, dev)
     state, info = read_generator(weights, direction, ema)
     net = ResnetGenerator(**info.arch)
     net.load_state_dict(state, strict=True)
@@ -177,28 +148,7 @@ def load_generator(
     return Generator(net, info, dev, prec)
 
 
-# ---------------------------------------------------------------- images <-> tensors
-
-
-def from_uint8(arr: np.ndarray) -> torch.Tensor:
-    """(..., H, W, 3) uint8 pixels -> (..., 3, H, W) float tensor in [-1, 1] (mean 0.5, std 0.5 as in training)."""
-    return torch.from_numpy(np.array(arr, dtype=np.uint8)).movedim(-1, -3).float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """(..., 3, H, W) tensor in [-1, 1] -> (..., H, W, 3) uint8 pixels (contiguous, on the CPU)."""
-    arr = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return arr.movedim(-3, -1).contiguous().cpu().numpy()
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> (3, H, W) float tensor in [-1, 1]."""
-    return from_uint8(np.asarray(img, dtype=np.uint8))
-
-
-def to_image(t: torch.Tensor) -> Image.Image:
-    """(3, H, W) tensor in [-1, 1] -> RGB PIL image."""
-    return Image.fromarray(to_uint8(t), mode="RGB")
+# ---------------------------------------------------------------- images
 
 
 def resize_short_side(img: Image.Image, size: int | None) -> Image.Image:
@@ -279,5 +229,5 @@ def translate_image(
     """
     img = read_rgb(image) if isinstance(image, (str, Path)) else to_rgb(image)
     img = resize_short_side(img, size)
-    out = translate_tensor(gen, to_tensor(img)[None], tile=tile)
-    return to_image(out[0])
+    out = translate_tensor(gen, image_to_float(img)[None], tile=tile)
+    return float_to_image(out[0])

@@ -41,8 +41,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..io.atomic import temporary_path
+from ..io.tensors import float_to_uint8_hwc, uint8_to_float
 from ..metrics.flicker import FlickerMeter
-from .translate import Generator, from_uint8, images_per_pass, resize_short_side, to_uint8, translate_tensor
+from .translate import Generator, images_per_pass, resize_short_side, translate_tensor
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".3gp",
@@ -367,11 +368,11 @@ def translate_stage(
     """Translate each Frames batch (audio packets pass through); measure flicker on the results."""
     for item in items:
         if isinstance(item, Frames):
-            x = from_uint8(item.pixels)  # (N, 3, H, W) in [-1, 1]
+            x = uint8_to_float(item.pixels)  # (N, 3, H, W) in [-1, 1]
             y = translate_tensor(gen, x, tile=settings.tile)  # (N, 3, H, W) fp32 on the CPU
             if blend is not None:
                 y = blend(x, y)
-            pixels = to_uint8(y)  # (N, H, W, 3) uint8
+            pixels = float_to_uint8_hwc(y)  # (N, H, W, 3) uint8
             meter.update(item.pixels, pixels)
             item = Frames(pixels, item.pts, item.durations)
         yield item

@@ -1,4 +1,4 @@
-"""Read any image a user may have as 8-bit RGB, and write results.
+"""Read any image a user may have as 8-bit RGB, and write results (atomically: ``write_image``).
 
 Shared by training data and inference: grayscale, palette, RGBA/LA (composited on white),
 16-bit PNG (scaled, not clipped), CMYK, and EXIF-rotated JPEGs (turned upright) all come
@@ -14,6 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import write_atomic
+
+# Encoder options used when a writer passes none: high-quality JPEG (no chroma subsampling) and WebP.
+SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"})
 
 
@@ -71,3 +75,17 @@ def read_rgb(path: str | Path) -> Image.Image:
         raise ImageReadError(f"{path}: cannot read image ({e.__class__.__name__}: {e})") from None
     except Image.DecompressionBombError as e:
         raise ImageReadError(f"{path}: {e}") from None
+
+
+def write_image(path: str | Path, image: Image.Image | np.ndarray, format: str | None = None, **options) -> Path:
+    """Write ``image`` (a PIL image, or (H, W, 3) uint8 pixels) to ``path`` atomically; returns ``path``.
+
+    ``format``: a PIL format name (PNG, JPEG, ...); default: the one ``path``'s extension names
+    (KeyError for an unknown extension). ``options``: the encoder's (e.g. ``quality=92``), in place
+    of the defaults in ``SAVE_OPTIONS``. Missing folders are created.
+    """
+    path = Path(path)
+    img = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    fmt = format or Image.registered_extensions()[path.suffix.lower()]
+    options = options or SAVE_OPTIONS.get(fmt, {})
+    return write_atomic(path, lambda f: img.save(f, format=fmt, **options), binary=True)

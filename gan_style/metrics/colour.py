@@ -18,17 +18,12 @@ import torch
 JOINT_BINS = 16
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Generator range [-1, 1] -> uint8 [0, 255], rounded as when saved to PNG."""
-    return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
 class ColourHistogram:
     def __init__(self) -> None:
         self.channels = torch.zeros(3, 256, dtype=torch.int64)
         self.joint = torch.zeros(JOINT_BINS**3, dtype=torch.int64)
 
-    def add(self, images: torch.Tensor) -> "ColourHistogram":
+    def add(self, images: torch.Tensor) -> ColourHistogram:
         """Count the pixels of a uint8 batch (N, 3, H, W) or image (3, H, W)."""
         if images.dtype != torch.uint8 or images.shape[-3] != 3:
             raise ValueError(f"expected uint8 RGB images (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +21,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..io.images import ImageReadError, list_images, read_rgb
 from ..io.atomic import write_atomic
+from ..io.images import ImageReadError, list_images, read_rgb
+from ..io.tensors import image_to_uint8
 from .colour import ColourHistogram
 from .stats import MetricError
+
+logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 
@@ -40,7 +43,7 @@ class FeatureSet:
     cached: bool = False
     skipped_names: list[str] = field(default_factory=list)  # the files of ``skipped``, relative to folder
 
-    def split_halves(self) -> tuple["FeatureSet", "FeatureSet"]:
+    def split_halves(self) -> tuple[FeatureSet, FeatureSet]:
         """Even and odd positions (in sorted-name order): two disjoint halves of one folder."""
         halves = []
         for start in (0, 1):
@@ -48,14 +51,9 @@ class FeatureSet:
         return halves[0], halves[1]
 
 
-def to_uint8_chw(image) -> torch.Tensor:
-    """PIL RGB image -> (3, H, W) uint8 tensor."""
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
 def _read(path: Path) -> torch.Tensor | str:
     try:
-        return to_uint8_chw(read_rgb(path))
+        return image_to_uint8(read_rgb(path))
     except ImageReadError as e:
         return str(e)
 
@@ -121,7 +119,7 @@ def folder_features(
     if found is not None:
         found.folder = str(folder)
         for message in found.skipped:
-            print(f"warning: skipped unreadable image: {message}", file=sys.stderr)
+            logger.warning("skipped unreadable image: %s", message)
         return found
 
     names, skipped, skipped_names, feats = [], [], [], []
@@ -134,7 +132,7 @@ def folder_features(
                 if isinstance(image, str):
                     skipped.append(image)
                     skipped_names.append(path.relative_to(folder).as_posix())
-                    tqdm.write(f"warning: skipped unreadable image: {image}", file=sys.stderr)
+                    logger.warning("skipped unreadable image: %s", image)
                 else:
                     batch.append(image)
                     names.append(path.relative_to(folder).as_posix())
@@ -151,7 +149,7 @@ def folder_features(
                       "skipped_names": np.array(skipped_names, dtype=str)}
             write_atomic(entry, lambda f: np.savez(f, **arrays), binary=True)
         except OSError as e:
-            print(f"warning: could not write the feature cache {entry} ({e}); continuing", file=sys.stderr)
+            logger.warning("could not write the feature cache %s (%s); continuing", entry, e)
     return result
 
 

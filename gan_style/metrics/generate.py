@@ -10,20 +10,23 @@ not change the result). Uses the inference API only.
 
 from __future__ import annotations
 
-import sys
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..inference.translate import Generator, translate_tensor
 from ..io.images import ImageReadError, read_rgb
-from ..inference.translate import Generator, to_tensor, translate_tensor
-from .colour import ColourHistogram, to_uint8
+from ..io.tensors import float_to_uint8, image_to_float
+from .colour import ColourHistogram
 from .cycle import to_unit
 from .registry import PAIR_METRICS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,10 +45,10 @@ def _batches(paths: list[Path], batch_size: int, skipped: list[str]):
     names, batch = [], []
     for path in paths:
         try:
-            x = to_tensor(read_rgb(path))
+            x = image_to_float(read_rgb(path))
         except ImageReadError as e:
             skipped.append(str(e))
-            tqdm.write(f"warning: skipped unreadable image: {e}", file=sys.stderr)
+            logger.warning("skipped unreadable image: %s", e)
             continue
         if batch and (x.shape != batch[0].shape or len(batch) == batch_size):
             yield names, torch.stack(batch)
@@ -73,7 +76,7 @@ def translate_and_measure(
     bar = tqdm(total=len(paths), unit="img", desc="translate", disable=not progress, leave=False)
     for batch_names, x in _batches(paths, batch_size, skipped):
         fake = translate_tensor(gen, x, tile=tile)  # (N, 3, H, W) in [-1, 1], CPU fp32
-        fake_u8 = to_uint8(fake)
+        fake_u8 = float_to_uint8(fake)
         colours.add(fake_u8)
         if extractor is not None:
             feats.append(extractor(list(fake_u8)))

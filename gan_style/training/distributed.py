@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from ..devices import resolve_device
 
 TIMEOUT_ENV = "GAN_STYLE_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 600.0
@@ -29,7 +32,7 @@ class DistEnv:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = torch.device("cpu")  # noqa: RUF009 - a device is immutable
     backend: str = "none"
     timeout_s: float = DEFAULT_TIMEOUT_S
 
@@ -44,18 +47,6 @@ class DistEnv:
 
 class RankFailure(ValueError):
     """Another rank failed (rank 0 reported an error, or a peer died or hung): one-line message."""
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda:<local_rank> if CUDA is available, else cpu. 'cuda' -> cuda:<local_rank>."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"train.device={name} but CUDA is not available here: use train.device=cpu (or auto)")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-    return torch.device(name)
 
 
 def timeout_from_env() -> float:
@@ -75,7 +66,7 @@ def timeout_from_env() -> float:
 def init_distributed(device_name: str = "auto", timeout_s: float | None = None) -> DistEnv:
     """Initialise from torchrun's environment if present; return this process's rank and device."""
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return DistEnv(device=resolve_device(device_name))
+        return DistEnv(device=resolve_device(device_name, option="train.device="))
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     timeout_s = timeout_from_env() if timeout_s is None else timeout_s
@@ -84,7 +75,7 @@ def init_distributed(device_name: str = "auto", timeout_s: float | None = None) 
             f"train.device={device_name} cannot be used with {world_size} processes: each process uses "
             "cuda:<LOCAL_RANK>; use train.device=cuda (or auto) and CUDA_VISIBLE_DEVICES to pick the GPUs"
         )
-    device = resolve_device(device_name, local_rank)
+    device = resolve_device(device_name, local_rank, option="train.device=")
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise ValueError(

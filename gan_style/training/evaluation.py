@@ -19,18 +19,21 @@ with few fakes FID is biased upwards, so compare values at a fixed ``n_images`` 
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from ..data.dataset import load_fixed_images
-from ..metrics.colour import ColourHistogram, to_uint8
+from ..io.tensors import float_to_uint8
+from ..metrics.colour import ColourHistogram
 from ..metrics.cycle import to_unit
 from ..metrics.registry import COLOUR_METRICS, PAIR_METRICS
+
+logger = logging.getLogger(__name__)
 
 BATCH = 8
 
@@ -42,7 +45,7 @@ class EpochEvaluator:
         split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
         self.device = device
         self.real = {d: load_fixed_images(root / f"{split}{d}", n_images, size) for d in "AB"}  # (n, 3, s, s)
-        self.colours = {d: ColourHistogram().add(to_uint8(x)) for d, x in self.real.items() if len(x)}
+        self.colours = {d: ColourHistogram().add(float_to_uint8(x)) for d, x in self.real.items() if len(x)}
         self.extractor, self.real_features = None, {}
         if fid:
             from ..metrics.features import folder_features
@@ -74,9 +77,9 @@ class EpochEvaluator:
                 for key, fn in PAIR_METRICS.items():
                     if rec is not None:
                         per_image[key].append(fn(to_unit(rec.float().cpu()), to_unit(x.cpu())))
-                colours.add(to_uint8(fake))
+                colours.add(float_to_uint8(fake))
                 if self.extractor is not None:
-                    feats.append(self.extractor(list(to_uint8(fake))))
+                    feats.append(self.extractor(list(float_to_uint8(fake))))
             for key, values in per_image.items():
                 if values:
                     out[f"eval/cycle_{src}_{key}"] = float(torch.cat(values).mean())
@@ -103,7 +106,7 @@ class EpochEvaluator:
             return {f"eval/fid_{dst}": fid(gen, self.real_features[dst]),
                     f"eval/kid_{dst}": kid(gen, self.real_features[dst])[0]}
         except MetricError as e:
-            print(f"warning: eval: {e}", file=sys.stderr)
+            logger.warning("eval: %s", e)
             return {}
 
 

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
+from ..devices import resolve_precision
 from ..config import Config, save_config
 from ..data.dataset import ignore_stop_signals
 from ..data.fetch import fetch_cyclegan_dataset
@@ -48,14 +49,6 @@ class TrainingStopped(RuntimeError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    if name == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if name == "fp16" and device.type == "cpu":
-        raise ValueError("train.precision=fp16 needs a CUDA device: use bf16 or fp32 on the CPU")
-    return name
 
 
 def resolve_resume(cfg: Config, run_dir: Path) -> Path | None:

@@ -25,11 +25,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from ..io.atomic import write_atomic
+from ..io.images import write_image
+from ..io.tensors import unit_to_uint8_hwc
 
 if TYPE_CHECKING:
     from ..config import LoggingConfig
@@ -311,11 +312,11 @@ def panel_grid(columns: torch.Tensor) -> torch.Tensor:
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    return image.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return unit_to_uint8_hwc(image)
 
 
 def save_png_atomic(image: np.ndarray, path: Path) -> None:
-    write_atomic(path, lambda f: Image.fromarray(image).save(f, format="PNG"), binary=True)
+    write_image(path, image, "PNG")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

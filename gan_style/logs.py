@@ -1,0 +1,39 @@
+"""Where library warnings go when gan_style runs as a command.
+
+Library modules warn through ``logging`` (``logger = logging.getLogger(__name__)``) and never
+print; an application embedding gan_style decides what to do with them. The commands
+(``gan-style ...``, ``python -m gan_style.bench``) call ``show_warnings`` so users see each one as
+a single ``warning: ...`` line on stderr, above any progress bar. Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+class WarningLines(logging.Handler):
+    """Writes each record as one ``warning: MESSAGE`` line to the current ``sys.stderr``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter("warning: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record).replace("\n", " ")
+            from tqdm import tqdm  # write above a progress bar instead of through it
+
+            tqdm.write(line, file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging's contract: report through handleError, never raise
+            self.handleError(record)
+
+
+def show_warnings() -> None:
+    """Show gan_style's warnings on stderr (once, however often called). Records still propagate
+    to the root logger, so an application's own logging configuration sees them too."""
+    log = logging.getLogger("gan_style")
+    if not any(isinstance(h, WarningLines) for h in log.handlers):
+        log.addHandler(WarningLines())
+    if log.level == logging.NOTSET or log.level > logging.WARNING:
+        log.setLevel(logging.WARNING)
