@@ -30,7 +30,7 @@ else
               --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT) --max_restarts=$(MAX_RESTARTS) -m gan_style train
 endif
 
-.PHONY: help setup train test demo fetch translate export eval bench serve clean
+.PHONY: help setup train test lint demo fetch translate export eval bench serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,8 +45,12 @@ setup: $(STAMP)  ## create .venv and install gan_style with all extras
 train: setup  ## train DOMAIN (configs/$(DOMAIN).yaml); DATA_ROOT=..., ARGS="key=value ...", GPUS=N NNODES= NODE_RANK= MASTER_ADDR= MAX_RESTARTS=
 	$(TRAIN_CMD) $(TRAIN_ARGS)
 
-test: setup  ## run the whole test suite (CPU)
+test: setup lint  ## lint (ruff, the import layers), then the whole test suite (CPU)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup  ## ruff and the layer contract of docs/architecture.md (lint-imports)
+	$(BIN)/ruff check gan_style tests scripts
+	$(BIN)/lint-imports
 
 demo: setup  ## offline demo: toy dataset + tiny model, about 3 minutes on a CPU
 	$(BIN)/python -m gan_style.data.toydata datasets/toy

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from conftest import REPO, tiny_overrides
 from gan_style import load_generator

@@ -91,7 +91,8 @@ def test_fid_needs_two_images_and_equal_dimensions():
 def kid_direct(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD^2 with (x.y/d + 1)^3 by explicit loops: the textbook definition."""
     m, d = len(x), x.shape[1]
-    k = lambda u, v: (u @ v / d + 1) ** 3
+    def k(u, v):
+        return (u @ v / d + 1) ** 3
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
@@ -183,7 +184,8 @@ def test_colour_distances_closed_forms():
     black = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
     white = torch.full((1, 3, 8, 8), 255, dtype=torch.uint8)
     grey, shifted = torch.full((2, 3, 8, 8), 100, dtype=torch.uint8), torch.full((2, 3, 8, 8), 110, dtype=torch.uint8)
-    h = lambda x: ColourHistogram().add(x)
+    def h(x):
+        return ColourHistogram().add(x)
     assert colour.colour_w1(h(black), h(white)) == pytest.approx(1.0)
     assert colour.colour_tv(h(black), h(white)) == pytest.approx(1.0)
     assert colour.colour_w1(h(grey), h(shifted)) == pytest.approx(10 / 255)

@@ -27,7 +27,7 @@ from gan_style.inference import video as video_module
 from gan_style.inference.translate import Generator
 from gan_style.inference.video import TemporalBlend, VideoError, VideoSettings, stream_seconds, translate_video
 from gan_style.inference.weights import GeneratorInfo
-from gan_style.metrics.flicker import FlickerMeter, flicker
+from gan_style.inference.flicker import FlickerMeter, flicker
 from gan_style.nets import ResnetGenerator, init_weights
 
 ARCH = {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 2}
@@ -302,7 +302,8 @@ def test_deflicker_blends_still_areas_and_keeps_changes():
     out = torch.cat([out, blend(x[3:], y[3:])])  # state carries over between batches
     assert torch.equal(out[0], y[0]) and torch.equal(out[3], y[3])  # first frame and the cut: fresh output
     assert torch.allclose(out[1], 0.2 * y[1] + 0.8 * out[0])  # still input: mostly the previous output
-    changes = lambda t: (t[1:3] - t[0:2]).abs().mean()
+    def changes(t):
+        return (t[1:3] - t[0:2]).abs().mean()
     assert changes(out) < 0.5 * changes(y)
     with pytest.raises(ValueError, match="deflicker"):
         TemporalBlend(1.0)

@@ -18,7 +18,9 @@ import torch
 
 from ..devices import resolve_device, resolve_inference_precision
 from ..inference.translate import Generator, load_generator
-from ..inference.weights import DIRECTIONS, OFFICIAL_MODELS, official_domains, read_generator
+from ..domains import DIRECTIONS
+from ..inference.weights import official_domains, read_generator
+from ..inference.zoo import OFFICIAL_MODELS
 from ..io.checkpoint import CheckpointError
 
 logger = logging.getLogger(__name__)

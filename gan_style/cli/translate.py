@@ -36,7 +36,8 @@ from ..inference.batch import (
 )
 from ..inference.translate import Generator, load_generator
 from ..inference.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS, VideoError, VideoSettings, import_av, translate_videos
-from ..inference.weights import DIRECTIONS, OFFICIAL_MODELS
+from ..domains import DIRECTIONS
+from ..inference.zoo import OFFICIAL_MODELS
 from ..io.checkpoint import CheckpointError
 from ..io.download import DownloadError
 from ..io.images import IMAGE_EXTENSIONS

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from ..io.atomic import temporary_path
 from ..io.tensors import float_to_uint8_hwc, uint8_to_float
-from ..metrics.flicker import FlickerMeter
+from .flicker import FlickerMeter
 from .translate import Generator, images_per_pass, resize_short_side, translate_tensor
 
 VIDEO_EXTENSIONS = frozenset(
@@ -104,7 +104,7 @@ class VideoResult:
     frames: int = 0  # frames written
     corrupt: int = 0  # frames that could not be decoded (skipped)
     seconds: float = 0.0  # wall time of the whole translation
-    flicker: float | None = None  # see gan_style.metrics.flicker
+    flicker: float | None = None  # see gan_style.inference.flicker
     audio: list[str] = field(default_factory=list)  # what happened to each audio stream
     warnings: list[str] = field(default_factory=list)
     truncated: str | None = None  # why the input ended early, if it did

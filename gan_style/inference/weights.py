@@ -21,7 +21,6 @@ safetensors, so no file can run code. Imports nothing from the training code.
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 from dataclasses import asdict, dataclass
@@ -32,7 +31,7 @@ import torch
 from ..domains import DIRECTIONS, dataset_name, default_direction
 from ..io.checkpoint import CheckpointError, load_safe, upgrade_checkpoint
 from ..nets import ResnetGenerator, generator_arch
-from .zoo import OFFICIAL_MODELS, ZooError, official_direction, official_domains, official_weights
+from .zoo import ZooError, official_direction, official_domains, official_weights
 
 
 # The reference normalises images to [-1, 1] with mean 0.5 and std 0.5 per channel.
