@@ -298,11 +298,13 @@ def test_finish_marks_a_stopped_run_failed(tmp_path, monkeypatch):
 
 def test_artifacts_fall_back_to_the_checkpoint_when_export_fails(tmp_path, monkeypatch, capsys):
     import gan_style.inference.export
+    import gan_style.inference.weights
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("no exporter")
 
     monkeypatch.setattr(gan_style.inference.export, "export_generator", broken_export)
+    monkeypatch.setattr(gan_style.inference.weights, "generator_directions", lambda path: ["AtoB", "BtoA"])
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setitem(sys.modules, "wandb", fake := fake_wandb(fail="none"))
     cfg = load_config(None, ["logging.wandb=online", "logging.log_artifacts=true"]).logging

@@ -75,13 +75,14 @@ def upgrade_checkpoint(ckpt: dict) -> dict:
         nets = {data.get("direction") or default_direction(dataset): "G"}
     else:
         nets = {"AtoB": "G_A", "BtoA": "G_B"}
-    return ckpt | {"format_version": FORMAT_VERSION, "generators": describe_generators(nets, dataset, {})}
+    return ckpt | {"format_version": FORMAT_VERSION, "generators": describe_generators(nets, domain_names(dataset), {})}
 
 
-def describe_generators(nets: dict[str, str], dataset: str | None, archs: dict[str, dict]) -> dict[str, dict]:
+def describe_generators(nets: dict[str, str], domains: tuple[str, str], archs: dict[str, dict]) -> dict[str, dict]:
     """What a checkpoint records of its generators: direction -> {"net": name in ``models``,
-    "source"/"target": domain names, "arch": the generator's constructor arguments, if given}."""
-    a, b = domain_names(dataset)
+    "source"/"target": domain names (``domains``: those of A and B), "arch": the generator's
+    constructor arguments, if given}."""
+    a, b = domains
     out = {}
     for direction, net in nets.items():
         source, target = (a, b) if direction == "AtoB" else (b, a)

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import Dataset, Sampler
 
 from ..config import Config
+from ..domains import dataset_name, domain_names
 from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
 
 
@@ -57,6 +58,9 @@ class Method(Protocol):
 
     @property
     def generator_map(self) -> dict[str, str]: ...  # direction (AtoB/BtoA) -> name in ``nets``
+
+    @property
+    def domains(self) -> tuple[str, str]: ...  # the names of A and B, e.g. ("monet", "photo")
 
     def step(self, batch: Mapping[str, torch.Tensor], measure_grads: bool = False) -> dict[str, torch.Tensor]:
         """One iteration; returns {"vector": (len(stat_names),) tensor, "grad_norm/...": ...}, detached."""
@@ -184,6 +188,11 @@ class OneOptimizer:
 
     def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:
         return {"G": self.opt_G}, {"G": self.sched_G}
+
+    @property
+    def domains(self) -> tuple[str, str]:
+        """The names of A and B, read from the dataset's name (monet2photo: monet, photo)."""
+        return domain_names(dataset_name(self.cfg.data.dataset, self.cfg.data.root))
 
     def end_epoch(self) -> None:
         for sched in self._optimizers()[1].values():

@@ -27,7 +27,6 @@ from ..devices import resolve_precision
 from ..config import Config, save_config
 from ..data.dataset import ignore_stop_signals
 from ..data.fetch import fetch_cyclegan_dataset
-from ..domains import dataset_name
 from ..io.checkpoint import FORMAT_VERSION, CheckpointError, describe_generators, load_safe, save_atomic
 from ..io.checkpoint import upgrade_checkpoint
 from ..methods import METHODS, Method, TrainingData, config_from_dict, generators
@@ -421,7 +420,7 @@ def save(state: TrainState, path: Path) -> None:
         "format_version": FORMAT_VERSION,
         "gan_style_version": __version__,
         "method": cfg.method,
-        "generators": describe_generators(model.generator_map, dataset_name(cfg.data.dataset, cfg.data.root), archs),
+        "generators": describe_generators(model.generator_map, model.domains, archs),
         "epoch": pos.epoch,
         "epoch_step": pos.epoch_step,
         "step": pos.step,
