@@ -9,12 +9,14 @@ multi-step comparisons use a tiny lr to keep that noise far below the tolerances
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from gan_style.bench.common import compiled_graphs
 from gan_style.bench.methods import method_config
@@ -43,7 +45,9 @@ def make(precision: str = "fp32", **train) -> CycleGAN:
 
 
 def batches(n: int = 2, batch: int = 2, size: int = 32) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(1)
+    """Seed 8: no (Leaky)ReLU input within 1e-6 std of 0 in the first step (see kink_margins;
+    measured 2.8e-6). Seed 1 had one at 4e-7 std, which took the other slope with channels_last."""
+    g = torch.Generator().manual_seed(8)
     return [tuple(torch.rand(batch, 3, size, size, generator=g) * 2 - 1 for _ in "AB") for _ in range(n)]
 
 
@@ -56,14 +60,36 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
+@contextlib.contextmanager
+def kink_margins(model: CycleGAN):
+    """Collects, for every (Leaky)ReLU call in the model's networks, how far its input stays from
+    the kink at 0: min |x| / std(x). An input within rounding (~1e-7 std) of 0 may take the other
+    slope on other kernels (CPUs), and in a model this small that one unit moves a gradient by ~2%.
+    The gradient comparisons need every margin above 1e-6 (10x rounding) to be well-conditioned."""
+    margins: list[float] = []
+
+    def record(module, args):
+        x = args[0].detach()
+        margins.append((x.abs().min() / x.std()).item())
+
+    kinks = (m for net in model.nets.values() for m in net.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU)))
+    hooks = [m.register_forward_pre_hook(record) for m in kinks]
+    try:
+        yield margins
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 @pytest.mark.parametrize("lambda_identity", [0.5, 0.0])
 def test_our_step_equals_the_reference_step(lambda_identity):
     # Ours batches independent passes (2N images per call) and uses fused Adam.
     ours, ref = make(lambda_identity=lambda_identity), make(lambda_identity=lambda_identity)
     reference = ReferenceStep(ref)
     data = batches()
-    v_ours, v_ref = ours.step(*data[0])["vector"], reference.step(*data[0])["vector"]
-    assert v_ours.shape == (len(STAT_NAMES),)
+    with kink_margins(ref) as margins:
+        v_ours, v_ref = ours.step(*data[0])["vector"], reference.step(*data[0])["vector"]
+    assert v_ours.shape == (len(STAT_NAMES),) and min(margins) > 1e-6
     torch.testing.assert_close(v_ours, v_ref, rtol=1e-5, atol=1e-6)
     g_ours, g_ref = grads(ours), grads(ref)
     for name in g_ref:
@@ -86,12 +112,13 @@ def test_channels_last_equals_contiguous():
     plain, fast = make(), make(channels_last=True)
     assert fast.G_A.model[1].weight.is_contiguous(memory_format=torch.channels_last)
     data = batches()
-    torch.testing.assert_close(fast.step(*data[0])["vector"], plain.step(*data[0])["vector"], rtol=1e-5, atol=1e-6)
+    with kink_margins(plain) as margins:  # other kernels, other rounding: no input near a kink
+        v_plain = plain.step(*data[0])["vector"]
+    assert min(margins) > 1e-6
+    torch.testing.assert_close(fast.step(*data[0])["vector"], v_plain, rtol=1e-5, atol=1e-6)
     g_fast, g_plain = grads(fast), grads(plain)
-    # Other kernels, other rounding: in a model this small one activation in ~4000 that is within
-    # 1e-8 of zero can land on the other side of a (Leaky)ReLU, which moves a gradient by ~1%.
     for name in g_plain:
-        assert rel_err(g_fast[name], g_plain[name]) < 0.05, name
+        assert rel_err(g_fast[name], g_plain[name]) < 1e-4, name
     for a, b in data[1:]:
         torch.testing.assert_close(fast.step(a, b)["vector"], plain.step(a, b)["vector"], rtol=1e-4, atol=1e-5)
 
