@@ -378,9 +378,9 @@ def test_ddp_checkpoint_resumes_mid_epoch_on_the_right_images(ddp_run, data, mon
     batches = []
 
     class Recorder(gan_style.training.loop.METHODS["cyclegan"]):
-        def step(self, real_A, real_B, **kwargs):
-            batches.append(real_A.clone())
-            return super().step(real_A, real_B, **kwargs)
+        def step(self, batch, **kwargs):
+            batches.append(batch["A"].clone())
+            return super().step(batch, **kwargs)
 
     monkeypatch.setitem(gan_style.training.loop.METHODS, "cyclegan", Recorder)
     resumed = single(data, data.parent / "runs", "ddp_mid", resume=run_dir / "last.pt",
