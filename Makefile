@@ -30,7 +30,7 @@ else
               --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT) --max_restarts=$(MAX_RESTARTS) -m gan_style train
 endif
 
-.PHONY: help setup train test lint demo fetch translate export eval bench serve clean
+.PHONY: help setup train test lint demo fetch translate stylize export eval bench serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,6 +76,13 @@ translate: setup  ## translate DOMAIN's run (or CKPT=) on its test photos -> res
 export: setup  ## export DOMAIN's (or CKPT=) generator -> exports/; DIRECTION=BtoA FORMAT="safetensors onnx torchscript"
 	$(BIN)/gan-style export --weights $(WEIGHTS) --format $(FORMAT) $(if $(DIRECTION),--direction $(DIRECTION)) \
 	  $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
+
+# ---- style from one painting ----
+CONTENT ?=
+STYLE   ?=
+
+stylize: setup  ## a painting of CONTENT (photos: files/folders) from STYLE (one or more paintings) -> results/stylized/; ARGS="--strength 0.7 ..."
+	$(BIN)/gan-style stylize --content $(CONTENT) --style $(STYLE) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)
 
 # ---- eval / bench ----
 # make eval DOMAIN=monet                 translate the test set with runs/$(DOMAIN)/last.pt (or CKPT=...)

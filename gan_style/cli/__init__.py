@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("gan_style.cli.train", "train a model (any method) from a config (see configs/)"),
     "fetch": ("gan_style.cli.fetch", "download an official CycleGAN dataset"),
     "translate": ("gan_style.cli.translate", "translate images with a trained, exported or pretrained generator"),
+    "stylize": ("gan_style.cli.stylize", "a painting of your photos from one painting (Gatys; no training)"),
     "export": ("gan_style.cli.export", "export a generator to safetensors, TorchScript or ONNX"),
     "eval": ("gan_style.cli.eval", "measure FID, KID, MiFID and cycle/colour metrics"),
     "bench": ("gan_style.cli.bench", "benchmark training and translation speed"),
@@ -25,7 +26,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gan-style", description="Unpaired image-to-image translation with CycleGAN.")
+    parser = argparse.ArgumentParser(prog="gan-style", description="Image style translation: unpaired (CycleGAN, CUT, FastCUT) and from one painting.")
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"gan_style {__version__}")

@@ -1,0 +1,141 @@
+"""Style from one painting (Gatys, Ecker, Bethge 2015, "A Neural Algorithm of Artistic Style"):
+optimise the pixels of the output so that its features keep the photo's content and its Gram
+matrices match the painting's, with the normalised objective of gan_style/nets/perceptual.py
+(one ``strength`` in [0, 1] instead of a raw lambda).
+
+Coarse to fine: the first scale has a long side of at most ``start_side`` px; each next scale
+doubles it up to the output size, starting from the previous result upsampled. Most of the
+optimisation happens at the cheap scales, and the largest scale needs only a few steps, which
+bounds time and memory (L-BFGS keeps ``history`` pairs of full-size tensors). Optional: keep the
+photo's colours (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer"): the
+result's luminance with the photo's chroma (YCbCr).
+
+Images are (1, 3, H, W) tensors in [-1, 1] on the CPU; the work happens on ``device``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..nets.perceptual import DEFAULT_LAYERS, MIN_STYLE_SIDE, FeatureNet, StyleObjective, fit_painting, style_grams
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, torch.Tensor | None], None]  # (steps done, steps in all, current image or None)
+
+
+@dataclass
+class StylizeSettings:
+    strength: float = 0.5  # share of the objective given to the painting's style (0: the photo)
+    steps: int = 60  # optimiser steps at each scale (halved at each finer one, at least 10)
+    optimizer: str = "lbfgs"  # lbfgs (Gatys) or adam
+    size: int | None = None  # long side of the output in px; None = the photo's size
+    start_side: int = 256  # long side of the coarsest scale
+    preserve_colour: bool = False
+    tv: float = 1e-3  # total-variation weight (against high-frequency noise)
+    lr: float = 0.02  # Adam's learning rate (L-BFGS uses 1 with a strong-Wolfe line search)
+    history: int = 10  # L-BFGS history pairs
+    precision: str = "fp32"  # fp32 or bf16 (the feature network under autocast; Grams in fp32)
+    content_layers: Sequence[str] | None = None  # None: the feature network's defaults
+    style_layers: Sequence[str] | None = None
+    painting_weights: Sequence[float] = field(default_factory=list)  # blend of several paintings (default equal)
+
+
+def scales(height: int, width: int, start_side: int) -> list[tuple[int, int]]:
+    """(H, W) of each scale, coarsest first; the last is (height, width)."""
+    sizes = [(height, width)]
+    while max(sizes[0]) > start_side and min(sizes[0]) / 2 >= MIN_STYLE_SIDE:
+        h, w = sizes[0]
+        sizes.insert(0, (round(h / 2), round(w / 2)))
+    return sizes
+
+
+def steps_at(scale: int, n_scales: int, steps: int) -> int:
+    """All ``steps`` at the coarsest scale, then half as many at each finer one (at least 10)."""
+    return max(min(steps, 10), steps >> scale) if n_scales > 1 else steps
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=size[0] < x.shape[-2])
+
+
+def preserve_colour(result: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """The result's luminance (Y of YCbCr, BT.601) with the photo's chroma; images in [-1, 1]."""
+    to_ycc = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    ycc_r = torch.einsum("ij,njhw->nihw", to_ycc, (result + 1) / 2)
+    ycc_p = torch.einsum("ij,njhw->nihw", to_ycc, (photo + 1) / 2)
+    mixed = torch.cat([ycc_r[:, :1], ycc_p[:, 1:]], dim=1)
+    rgb = torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_ycc), mixed)
+    return (rgb * 2 - 1).clamp(-1, 1)
+
+
+def stylize(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch.Tensor], settings: StylizeSettings,
+            device: torch.device, progress: Progress | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The stylised photo (1, 3, H', W') in [-1, 1] on the CPU (H', W': ``settings.size`` or the
+    photo's), and the objective's terms at the end (``content``, ``style``: 1 = as far from the
+    painting's style as the photo was, ``tv``)."""
+    s = settings
+    content_layers = tuple(s.content_layers or DEFAULT_LAYERS[net.name][0])
+    style_layers = tuple(s.style_layers or DEFAULT_LAYERS[net.name][1])
+    net.check([*content_layers, *style_layers])
+    h, w = photo.shape[-2:]
+    if s.size:
+        factor = s.size / max(h, w)
+        h, w = max(4, round(h * factor)), max(4, round(w * factor))
+    plan = scales(h, w, s.start_side)
+    total = sum(steps_at(i, len(plan), s.steps) for i in range(len(plan)))
+    weights = list(s.painting_weights) or [1.0] * len(paintings)
+    x, done, terms = None, 0, {}
+    net = net.to(device)
+    for i, size in enumerate(plan):
+        target = resize(photo, size).to(device)
+        styles = [fit_painting(p, max(size)).to(device) for p in paintings]
+        with autocast(device, s.precision):
+            grams = style_grams(net, styles, weights, style_layers)
+            objective = StyleObjective(net, target, grams, content_layers, s.strength, s.tv)
+        start = target if x is None else resize(x, size).to(device)
+        x, terms = optimise(objective, start, steps_at(i, len(plan), s.steps), s, device, done, total, progress)
+        done += steps_at(i, len(plan), s.steps)
+    result = x.detach().float().cpu().clamp(-1, 1)
+    if s.preserve_colour:
+        result = preserve_colour(result, resize(photo, plan[-1]))
+    return result, terms
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def optimise(objective: StyleObjective, start: torch.Tensor, steps: int, s: StylizeSettings, device: torch.device,
+             done: int, total: int, progress: Progress | None) -> tuple[torch.Tensor, dict[str, float]]:
+    """``steps`` optimiser steps on the pixels from ``start``; returns the image and the last terms."""
+    x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    state = {"evals": 0, "terms": {}}
+
+    def closure() -> torch.Tensor:  # called by the optimiser; reads nothing that changes between calls
+        opt.zero_grad(set_to_none=True)
+        with autocast(device, s.precision):
+            loss, parts = objective(x)
+        loss.sum().backward()
+        state["evals"] += 1
+        state["terms"] = {k: float(v.detach().mean()) for k, v in parts.items()}
+        return loss.sum()
+
+    if s.optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=s.history, line_search_fn="strong_wolfe")
+    else:
+        opt = torch.optim.Adam([x], lr=s.lr)
+    for step in range(steps):
+        opt.step(closure)
+        with torch.no_grad():
+            x.clamp_(-1, 1)
+        if progress is not None:
+            progress(done + step + 1, total, x.detach() if step + 1 == steps else None)
+    return x.detach(), state["terms"]
