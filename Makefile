@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 DOMAIN      ?= monet
 CONFIG      ?= configs/$(DOMAIN).yaml
 DATA_ROOT   ?=
+STYLE       ?=
 ARGS        ?=
 GPUS        ?= 1
 NNODES      ?= 1
@@ -19,7 +20,7 @@ MAX_RESTARTS ?= 0
 PYTEST_ARGS ?=
 
 # torchrun restarts all workers after a failure (MAX_RESTARTS > 0): they must continue from last.pt.
-TRAIN_ARGS = -c $(CONFIG) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(if $(filter-out 0,$(MAX_RESTARTS)),resume=auto) $(ARGS)
+TRAIN_ARGS = -c $(CONFIG) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(if $(STYLE),'style.paintings=[$(STYLE)]') $(if $(filter-out 0,$(MAX_RESTARTS)),resume=auto) $(ARGS)
 ifeq ($(GPUS)$(NNODES)$(MAX_RESTARTS),110)
   TRAIN_CMD = $(BIN)/gan-style train
 else ifeq ($(NNODES),1)
@@ -42,7 +43,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install gan_style with all extras
 
-train: setup  ## train DOMAIN (configs/$(DOMAIN).yaml); DATA_ROOT=..., ARGS="key=value ...", GPUS=N NNODES= NODE_RANK= MASTER_ADDR= MAX_RESTARTS=
+train: setup  ## train DOMAIN (configs/$(DOMAIN).yaml); DATA_ROOT=..., STYLE=painting (method: style), ARGS="key=value ...", GPUS=N NNODES= NODE_RANK= MASTER_ADDR= MAX_RESTARTS=
 	$(TRAIN_CMD) $(TRAIN_ARGS)
 
 test: setup lint  ## lint (ruff, the import layers), then the whole test suite (CPU)
@@ -79,7 +80,6 @@ export: setup  ## export DOMAIN's (or CKPT=) generator -> exports/; DIRECTION=Bt
 
 # ---- style from one painting ----
 CONTENT ?=
-STYLE   ?=
 
 stylize: setup  ## a painting of CONTENT (photos: files/folders) from STYLE (one or more paintings) -> results/stylized/; ARGS="--strength 0.7 ..."
 	$(BIN)/gan-style stylize --content $(CONTENT) --style $(STYLE) $(if $(OUTPUT),--output $(OUTPUT)) $(ARGS)

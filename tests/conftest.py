@@ -57,3 +57,14 @@ def tiny_overrides(root: Path, out_dir: Path, **extra) -> list[str]:
     }
     values.update({k.replace("__", "."): v for k, v in extra.items()})
     return [f"{k}={'null' if v is None else v}" for k, v in values.items()]
+
+
+def synthetic_extra(method: str, folder: Path) -> dict:
+    """``tiny_overrides`` keyword arguments for the files a method needs on synthetic data (the
+    style method's painting, written in ``folder``); {} for most methods."""
+    from gan_style.methods import METHODS
+
+    def value(v):
+        return f"[{','.join(map(str, v))}]" if isinstance(v, list) else v
+
+    return {k.replace(".", "__"): value(v) for k, v in METHODS[method].synthetic_overrides(folder).items()}

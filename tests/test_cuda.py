@@ -8,7 +8,7 @@ on the GPU, are checked by scripts/gpu_checks.py, which runs them in parallel pr
 import pytest
 import torch
 
-from conftest import tiny_overrides
+from conftest import synthetic_extra, tiny_overrides
 from gan_style.methods import load_config
 from gan_style.io.checkpoint import load_safe
 from gan_style.methods import METHODS
@@ -23,7 +23,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 def test_each_method_trains_on_cuda(toy_root, tmp_path, method, precision):
     def overrides(steps: int, **extra) -> list[str]:
         return tiny_overrides(toy_root, tmp_path, method=method, train__precision=precision, train__device="cuda",
-                              train__max_steps=steps, logging__log_every=3, **extra)
+                              train__max_steps=steps, logging__log_every=3, **synthetic_extra(method, tmp_path), **extra)
 
     last = train(load_config(None, overrides(6)))
     ckpt = load_safe(last)

@@ -78,8 +78,9 @@ def recording(method_class, models: list, grads: dict, sgd_D: bool = False):
                 params = (p for group in opt.param_groups for p in group["params"] if p.grad is not None)
                 grads.setdefault(self.steps, {}).update({names[p]: p.grad.detach().clone() for p in params})
 
-            for opt in (self.opt_G, self.opt_D):
-                opt.register_step_pre_hook(capture)
+            for opt in (self.opt_G, getattr(self, "opt_D", None)):  # the style method may have no D
+                if opt is not None:
+                    opt.register_step_pre_hook(capture)
 
         def step(self, *args, **kwargs):
             self.steps += 1
@@ -108,7 +109,8 @@ def worker(dump_dir: Path, overrides: list[str]) -> int:
                     os._exit(17)  # a crash: the process vanishes
                 out = super().step(*args, **kwargs)
                 if self.steps == 1:  # the state after one step, Adam's moments included
-                    optimizers = {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()}
+                    optimizers = {name: opt.state_dict() for name, opt in (("G", self.opt_G), ("D", getattr(self, "opt_D", None)))
+                                  if opt is not None}
                     first.update(copy.deepcopy({"models": self.state_dict()["models"], "optimizers": optimizers}))
                     first["grads"] = grads[1]
                     if fault and rank == 0 and first_try:
@@ -154,6 +156,8 @@ from gan_style.training.distributed import (  # noqa: E402
 from gan_style.data.toydata import make_toy_dataset  # noqa: E402
 from gan_style.training.loop import train  # noqa: E402
 from gan_style.methods import METHODS  # noqa: E402
+from conftest import synthetic_extra  # noqa: E402
+
 
 def overrides(root: Path, out: Path, name: str, **extra) -> list[str]:
     """A tiny deterministic run: no random crop, no flip, no pool, a log (and stop check) every step;
@@ -211,14 +215,18 @@ GRAD_RTOL = 1e-3
 NOISE = 1e-4  # the noise biases' gradient norm against their network's: measured at most 1.3e-6
 
 
-def method_extra(method: str) -> dict:
-    """Overrides of the tiny run for ``method`` (pool_size is CycleGAN's alone: its default elsewhere)."""
-    return {} if method == "cyclegan" else {"method": method, "cut__num_patches": 16, "train__pool_size": 50}
+def method_extra(method: str, folder: Path) -> dict:
+    """Overrides of the tiny run for ``method`` (pool_size is CycleGAN's alone: its default elsewhere),
+    with the files the method needs on synthetic data (the style method's painting) in ``folder``."""
+    if method == "cyclegan":
+        return {}
+    extra = {"method": method, "train__pool_size": 50} | ({"cut__num_patches": 16} if method != "style" else {})
+    return extra | synthetic_extra(method, folder)
 
 
 def fresh_method(root: Path, method: str):
     """The method's training state as the tiny run builds it (its networks' layout, its optimizers' order)."""
-    cfg = load_config(None, overrides(root, root.parent / "unused", "x", **method_extra(method)))
+    cfg = load_config(None, overrides(root, root.parent / "unused", "x", **method_extra(method, root.parent)))
     return METHODS[method](cfg, torch.device("cpu"), "fp32")
 
 
@@ -495,7 +503,7 @@ def test_cut_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch, meth
     on every rank). In a step D learns first, and G's gradient comes through the updated D: a first
     Adam step of D would move its near-0-gradient weights by +-lr on rounding, and 5 such weights
     change G's gradient by up to 5e-3 (measured). So here D learns by SGD, smooth in its gradient."""
-    extra = method_extra(method) | {"train__max_steps": 1}
+    extra = method_extra(method, data.parent) | {"train__max_steps": 1}
     dump = data.parent / f"dump_{method}"
     proc = torchrun(dump, overrides(data, data.parent / "runs", f"{method}_ddp", **extra), env={SGD_ENV: "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -506,4 +514,19 @@ def test_cut_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch, meth
     model = fresh_method(data, method)
     assert model.nets.keys() == {"G", "D", "F"}
     assert ranks[0].keys() == set(param_names(model).values())
+    assert_same_gradients(ranks[0], solo[1], noise_biases(model))
+
+
+def test_style_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch):
+    """The style method (one generator, a frozen feature network, no discriminator) under DDP:
+    G's gradient averaged over 2 ranks x 1 photo equals one process's on 2 photos."""
+    extra = method_extra("style", data.parent) | {"train__max_steps": 1}
+    dump = data.parent / "dump_style"
+    proc = torchrun(dump, overrides(data, data.parent / "runs", "style_ddp", **extra))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [dumped(dump, rank)["grads"][1] for rank in (0, 1)]
+    assert all(torch.equal(v, ranks[1][k]) for k, v in ranks[0].items())
+    _, solo = single_recorded(monkeypatch, data, data.parent / "runs", "style_solo", train__batch_size=2, **extra)
+    model = fresh_method(data, "style")
+    assert model.nets.keys() == {"G"} and ranks[0].keys() == set(param_names(model).values())
     assert_same_gradients(ranks[0], solo[1], noise_biases(model))

@@ -4,7 +4,9 @@ peak memory (CUDA) and each method's speed-up over the first one listed."""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -13,13 +15,15 @@ from ..methods import METHODS, config_from_dict
 from .common import one_line, peak_memory_gb, reset_peak_memory, sync, synthetic_pair, time_it
 
 
-def method_config(base: Config, method: str, batch: int) -> Config:
+def method_config(base: Config, method: str, batch: int, folder: Path | None = None) -> Config:
     """``base`` (model, data, training settings) for ``method``. The keys ``base``'s own method
     filled in (init, antialiasing...) are cleared so that ``method`` fills in its own, and the keys
-    ``method`` does not have (``base``'s method's own) are left out."""
+    ``method`` does not have (``base``'s method's own) are left out. With ``folder``, the method's
+    ``synthetic_overrides`` (files it needs, e.g. a painting, written there) are added."""
     target = {key for key, _, _ in config_keys(METHODS[method].config_type)}
     values = {key: value for key, value in flatten(base.to_dict()) if key in target}
     values |= dict.fromkeys([*type(base).method_defaults, "model.antialias_up"])
+    values |= METHODS[method].synthetic_overrides(folder) if folder is not None else {}
     values |= {"method": method, "train.batch_size": batch, "train.compile": False}  # eager: compiling would dominate
     tree: dict = {}
     for key, value in values.items():
@@ -31,14 +35,16 @@ def bench_method(base: Config, method: str, device: torch.device, args) -> dict:
     """One method's step: the first (untimed) step, ``args.warmup`` more, then the median of
     ``args.repeats`` chunks of ``args.iters`` steps."""
     batch, precision = args.methods_batch, args.methods_precision
-    model = METHODS[method](method_config(base, method, batch), device, precision)
-    real_A, real_B = synthetic_pair(batch, args.size, device)
+    with tempfile.TemporaryDirectory(prefix="gan_style_bench_") as folder:
+        model = METHODS[method](method_config(base, method, batch, Path(folder)), device, precision)
+    keys = METHODS[method].batch_keys
+    images = dict(zip(keys, synthetic_pair(batch, args.size, device) * len(keys)))  # the same synthetic images
     reset_peak_memory(device)
     start = time.perf_counter()
-    model.step({"A": real_A, "B": real_B})
+    model.step(images)
     sync(device)
     first_step_s = time.perf_counter() - start
-    timing = time_it(lambda: model.step({"A": real_A, "B": real_B}), device, args.warmup, args.iters, args.repeats)
+    timing = time_it(lambda: model.step(images), device, args.warmup, args.iters, args.repeats)
     s_it = timing["s_per_call"]
     return {
         "method": method,

@@ -84,7 +84,7 @@ class UnpairedDataset(Dataset):
         self._bad: set[Path] = set()  # per worker process: files already known to be unreadable
 
     def __len__(self) -> int:
-        return max(len(self.paths["A"]), len(self.paths["B"]))
+        return max(len(paths) for paths in self.paths.values())
 
     def _read(self, domain: str, index: int, skipped: list[str]) -> tuple[np.ndarray, Path]:
         paths = self.paths[domain]
@@ -103,7 +103,8 @@ class UnpairedDataset(Dataset):
         index_a, index_b, seed = key
         skipped: list[str] = []
         out = {}
-        for domain, index, offset in (("A", index_a, 0), ("B", index_b, 1)):
+        # zip: a dataset of one folder (PhotoDataset) uses the first index only.
+        for (domain, index), offset in zip(zip(self.paths, (index_a, index_b)), (0, 1)):
             image, path = self._read(domain, index, skipped)
             # Seeded per sample (not per worker): the same augmentation whatever the worker count.
             self.transform.set_random_seed(seed * 2 + offset)
@@ -111,6 +112,16 @@ class UnpairedDataset(Dataset):
             out[f"{domain}_path"] = str(path)
         out["skipped"] = "\n".join(skipped)
         return out
+
+
+class PhotoDataset(UnpairedDataset):
+    """One folder of photos: items {'photo': (3,H,W), 'photo_path', 'skipped'}, indexed like
+    ``UnpairedDataset`` (by ``UnpairedSampler(n, 1, ...)``; the second index is unused)."""
+
+    def __init__(self, folder: str | Path, transform: A.Compose, max_size: int | None = None):
+        self.paths = {"photo": find_images(Path(folder))[:max_size]}
+        self.transform = transform
+        self._bad = set()
 
 
 def ignore_stop_signals(worker_id: int) -> None:

@@ -14,8 +14,9 @@ from ..config import Config, all_config_keys, read_config, validate_config
 from .base import Method, TrainingData, generators
 from .cut import CUT, FastCUT
 from .cyclegan import CycleGAN
+from .style import StyleTransfer
 
-METHODS: dict[str, type[Method]] = {"cyclegan": CycleGAN, "cut": CUT, "fastcut": FastCUT}
+METHODS: dict[str, type[Method]] = {"cyclegan": CycleGAN, "cut": CUT, "fastcut": FastCUT, "style": StyleTransfer}
 
 
 def config_types() -> dict[str, type[Config]]:
@@ -38,5 +39,5 @@ def every_config_key() -> list[tuple[str, Any, str, tuple[str, ...]]]:
     return all_config_keys(config_types())
 
 
-__all__ = ["CUT", "METHODS", "CycleGAN", "FastCUT", "Method", "TrainingData", "config_from_dict", "every_config_key",
+__all__ = ["CUT", "METHODS", "CycleGAN", "FastCUT", "Method", "StyleTransfer", "TrainingData", "config_from_dict", "every_config_key",
            "generators", "load_config"]

@@ -42,6 +42,7 @@ class Method(Protocol):
     """The interface the training loop (training/loop.py) calls; nothing else of a method is used."""
 
     config_type: ClassVar[type[Config]]  # this method's config class (``method: <name>`` selects it)
+    batch_keys: ClassVar[tuple[str, ...]]  # the images of a batch (make_data's samples), e.g. ("A", "B")
     stat_names: tuple[str, ...]  # names of the entries of step()["vector"], logged as loss/..., D/...
     progress_keys: tuple[str, ...]  # the few stat names shown on the progress bar
     panel_columns: dict[str, str]  # sample panel name -> what its columns show
@@ -52,6 +53,11 @@ class Method(Protocol):
 
     @staticmethod
     def make_data(cfg: Config, rank: int, world_size: int) -> TrainingData: ...
+
+    @staticmethod
+    def synthetic_overrides(folder: Path) -> dict[str, object]:
+        """Dotted config keys (and files written in ``folder``) that let the method run on
+        synthetic batches (the bench, tests): e.g. a generated painting. Usually {}."""
 
     @property
     def nets(self) -> dict[str, nn.Module]: ...  # name -> plain module: what checkpoints store
@@ -185,6 +191,11 @@ class OneOptimizer:
     sched_G: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
     nets: dict[str, nn.Module]
+    batch_keys: ClassVar[tuple[str, ...]] = ("A", "B")
+
+    @staticmethod
+    def synthetic_overrides(folder: Path) -> dict[str, object]:
+        return {}
 
     def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:
         return {"G": self.opt_G}, {"G": self.sched_G}
