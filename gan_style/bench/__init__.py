@@ -10,6 +10,7 @@ data.py         the input pipeline        translation.py   ``gan_style.inference
 methods.py      CycleGAN, CUT and FastCUT side by side
 video.py        video translation: decode + translate + encode (needs the ``video`` extra)
 clips.py        synthetic video clips (moving shapes + a sine-wave sound) for it and for the tests
+style.py        gan-style stylize at 256/512/1024 px beside plain VGG19 Gatys
 cpu_paths.py    CPU translation paths side by side (fp32, bf16, bf16-blocks, compile, ONNX Runtime)
 report.py       the tables
 
@@ -50,9 +51,17 @@ SECTIONS: dict[str, Section] = {
     "translate": Section("translation", bench_translate, format_translate),
     "methods": Section("methods side by side", bench_methods, format_methods),
     "video": Section("video translation (frames/s)", lambda base, device, args: _video(base, device)),
+    "style": Section("style from one painting: stylize vs VGG19 Gatys (s per photo)",
+                     lambda base, device, args: _style(device)),
     "cpu_paths": Section("CPU translation paths, 1024x768, 9 blocks (s/image, error vs fp32)",
                          lambda base, device, args: _cpu_paths(device)),
 }
+
+
+def _style(device) -> list[dict]:
+    from .style import bench_style  # the Inception weights are located only when this section runs
+
+    return bench_style(device)
 
 
 def _cpu_paths(device) -> list[dict]:

@@ -134,15 +134,18 @@ def vgg_weights_path(name: str) -> Path:
     return path
 
 
-def vgg_features(name: str) -> FeatureNet:
+def vgg_features(name: str, pretrained: bool = True) -> FeatureNet:
+    """torchvision's VGG ``features`` as a FeatureNet; ``pretrained=False``: random weights (the
+    bench times it: speed does not depend on the weights)."""
     from torchvision.models import vgg16, vgg19
 
-    state = torch.load(vgg_weights_path(name), map_location="cpu", weights_only=True)
     net = (vgg19 if name == "vgg19" else vgg16)(weights=None)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise FeatureError(f"{vgg_weights_path(name)}: not torchvision's {name} ({str(e).splitlines()[0]})") from None
+    if pretrained:
+        state = torch.load(vgg_weights_path(name), map_location="cpu", weights_only=True)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            raise FeatureError(f"{vgg_weights_path(name)}: not torchvision's {name} ({str(e).splitlines()[0]})") from None
     modules = list(net.features)
     # Style transfer's habit: the ReLUs out of place, so that a recorded activation is not
     # overwritten by the next layer.
