@@ -139,6 +139,32 @@ def test_browser_translates_downloads_and_names_a_bad_file(server, page, tmp_pat
         save_screenshot(page, Path(os.environ["GAN_STYLE_SCREENSHOT"]))
 
 
+def test_browser_paints_a_photo_from_one_painting(server, page, tmp_path):
+    """The "From one painting" tab: photo and painting uploaded, Stylize, the result at the photo's
+    size (under the CPU cap), a PNG to download; a trained style model is just another model."""
+    photo, painting = tmp_path / "harbour.png", tmp_path / "monet.png"
+    landscape(*SCENES[1][1:], size=(64, 48)).save(photo)
+    landscape(*SCENES[0][1:], size=(96, 96)).save(painting)
+    page.goto(server["url"] + "/")
+    page.get_by_role("tab", name="From one painting").click()
+    page.locator("#style-photos input[type=file]").set_input_files([str(photo)])
+    page.locator("#style-painting input[type=file]").set_input_files(str(painting))
+    page.locator("#style-photos").get_by_text("harbour", exact=False).wait_for()
+    page.locator("#style-painting").get_by_text("monet", exact=False).wait_for()
+    page.click("#stylize")
+    status = page.locator("#style-status")
+    status.get_by_text("Stylized 1 of 1 photo(s) at strength 0.5", exact=False).wait_for(timeout=90_000)
+    page.wait_for_function("document.querySelector('#style-result img') && "
+                           "document.querySelector('#style-result img').naturalWidth > 0")
+    assert page.locator("#style-result img").evaluate("e => [e.naturalWidth, e.naturalHeight]") == [64, 48]
+    with page.expect_download() as download:
+        page.locator("#style-downloads a[download]").first.click()
+    assert download.value.suggested_filename == "harbour_painted.png"
+    got = np.asarray(Image.open(download.value.path()).convert("RGB"), dtype=np.int16)
+    original = np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16)
+    assert got.shape == original.shape and np.abs(got - original).mean() > 2  # painted, not a copy
+
+
 def save_screenshot(page, dest: Path) -> None:
     """The page as a small PNG (256 colours)."""
     import io

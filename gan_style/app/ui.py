@@ -1,4 +1,4 @@
-"""The Gradio page of ``gan-style serve``: a Translate tab and a Training tab.
+"""The Gradio page of ``gan-style serve``: a Translate tab, a "From one painting" tab and a Training tab.
 
 Everything the page can ask for is a choice the server made: model labels (``Catalog``), run
 names (``training.list_runs``), devices, precisions and tile sizes from fixed lists. Uploaded
@@ -20,6 +20,7 @@ from ..io.checkpoint import CheckpointError
 from ..io.download import DownloadError
 from .batch import Batch, InputRefused, Limits, summary, translate_files
 from .models import Catalog, UnknownModel
+from .stylize import CPU_MAX_SIDE, stylize_stream
 from .training import latest_panels, list_runs, loss_curves, read_metrics, run_dir, run_status
 
 TILES = {"auto": "auto", "off": 0, "512 px": 512, "1024 px": 1024}
@@ -137,6 +138,44 @@ def translate_tab(config: AppConfig, catalog: Catalog) -> None:
     gallery.select(show_pair, inputs=[pairs], outputs=[before, after])
 
 
+def stylize_handler(config: AppConfig):
+    def paint(files, painting, strength, keep_colour, device, progress=gr.Progress()):  # noqa: B008
+        photos, style = uploaded(files, config.upload_dir), uploaded([painting] if painting else [], config.upload_dir)
+        if not photos or not style:
+            raise gr.Error("Add one or more photos and one painting first.")
+        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+        out = config.work_dir / uuid.uuid4().hex
+        try:
+            for update in stylize_stream(photos[: config.limits.max_files], style[0], float(strength), bool(keep_colour),
+                                         out, dev, config.limits):
+                yield update.status, update.preview and str(update.preview), [str(p) for p in update.results] or None
+        except (InputRefused, ValueError, OSError) as e:
+            raise gr.Error(str(e).splitlines()[0]) from None
+
+    return paint
+
+
+def stylize_tab(config: AppConfig) -> None:
+    gr.Markdown(f"Drop photos and one painting, choose how strongly to paint, press **Stylize**, and watch the "
+                f"painting emerge (Gatys et al.: no training, no model). On a CPU the long side is limited to "
+                f"{CPU_MAX_SIDE} px, about 30 s a photo.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            photos = gr.File(label="Photos", file_count="multiple", elem_id="style-photos")
+            painting = gr.File(label="Painting", file_count="single", elem_id="style-painting")
+            strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Strength (0 = the photo, 1 = style only)",
+                                 elem_id="style-strength")
+            keep_colour = gr.Checkbox(False, label="Keep the photo's colours", elem_id="style-colour")
+            device = gr.Dropdown(devices(), value="auto", label="Device")
+            go = gr.Button("Stylize", variant="primary", elem_id="stylize")
+        with gr.Column(scale=2):
+            status = gr.Markdown(elem_id="style-status")
+            result = gr.Image(label="Painting of your photo", type="filepath", interactive=False, elem_id="style-result")
+            downloads = gr.File(label="Download (PNG)", file_count="multiple", elem_id="style-downloads")
+    go.click(stylize_handler(config), inputs=[photos, painting, strength, keep_colour, device],
+             outputs=[status, result, downloads], concurrency_limit=config.concurrency, concurrency_id="translate")
+
+
 def training_handler(config: AppConfig):
     import pandas as pd  # a Gradio dependency
 
@@ -177,6 +216,8 @@ def build_app(config: AppConfig, catalog: Catalog) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tab("Translate"):
             translate_tab(config, catalog)
+        with gr.Tab("From one painting"):
+            stylize_tab(config)
         with gr.Tab("Training") as tab:
             training_tab(config, tab)
     return app

@@ -26,7 +26,7 @@ from ..nets.perceptual import DEFAULT_LAYERS, MIN_STYLE_SIDE, FeatureNet, StyleO
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, torch.Tensor | None], None]  # (steps done, steps in all, current image or None)
+Progress = Callable[[int, int, torch.Tensor], None]  # (steps done, steps in all, the current image: a view, do not keep)
 
 
 @dataclass
@@ -137,5 +137,5 @@ def optimise(objective: StyleObjective, start: torch.Tensor, steps: int, s: Styl
         with torch.no_grad():
             x.clamp_(-1, 1)
         if progress is not None:
-            progress(done + step + 1, total, x.detach() if step + 1 == steps else None)
+            progress(done + step + 1, total, x.detach())
     return x.detach(), state["terms"]
