@@ -22,7 +22,7 @@ from gan_style.bench.common import compiled_graphs
 from gan_style.bench.methods import method_config
 from gan_style.bench.training import ReferenceStep, count_flops, generator_flops
 from gan_style.cli import bench
-from gan_style.methods import load_config
+from gan_style.methods import METHODS, load_config
 from gan_style.methods.cyclegan import STAT_NAMES, CycleGAN
 
 CPU = torch.device("cpu")
@@ -206,7 +206,7 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     assert [r["tile"] for r in results["translate"]["large"]] == [32, 0]
     assert results["machine"]["versions"]["torch"] == torch.__version__
     methods = results["methods"]["rows"]  # 1 block: CUT's NCE layer 16 lies in the upsampling part
-    assert [r["method"] for r in methods] == ["cyclegan", "cut", "fastcut"] and all(r["it_per_s"] > 0 for r in methods)
+    assert [r["method"] for r in methods] == list(METHODS) and all(r["it_per_s"] > 0 for r in methods)
     printed = capsys.readouterr().out
     assert "reference step, fp32, NCHW, eager, batch 1" in printed and str(out) in printed
 
@@ -224,7 +224,7 @@ def test_methods_side_by_side(tmp_path):
     tiny = "--ngf 4 --ndf 4 --n-blocks 5 --size 32 --warmup 0 --iters 1 --repeats 1 --threads 1 --only methods"
     assert bench.main([*tiny.split(), "--out", str(out)]) == 0
     section = json.loads(out.read_text())["methods"]
-    assert [r["method"] for r in section["rows"]] == ["cyclegan", "cut", "fastcut"]
+    assert [r["method"] for r in section["rows"]] == list(METHODS)
     for row in section["rows"]:
         assert row["s_per_iter"] > 0 and row["batch"] == 1 and row["precision"] == "fp32"
     assert section["rows"][0]["speedup_vs_first"] == 1.0
