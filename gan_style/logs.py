@@ -2,8 +2,9 @@
 
 Library modules warn through ``logging`` (``logger = logging.getLogger(__name__)``) and never
 print; an application embedding gan_style decides what to do with them. The commands
-(``gan-style ...``, ``python -m gan_style.bench``) call ``show_warnings`` so users see each one as
-a single ``warning: ...`` line on stderr, above any progress bar. Imports only the standard library.
+(``gan-style ...``, ``python -m gan_style.bench``) call ``show_warnings`` so users see each warning as
+a single ``warning: ...`` line on stderr, above any progress bar, and information (INFO) as its
+plain line. Imports only the standard library.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import sys
 
 
 class WarningLines(logging.Handler):
-    """Writes each record as one ``warning: MESSAGE`` line to the current ``sys.stderr``."""
+    """Writes each record as one line to the current ``sys.stderr``: ``warning: MESSAGE`` for
+    warnings and errors, the message alone for information (e.g. where a W&B run is)."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.setFormatter(logging.Formatter("warning: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record).replace("\n", " ")
+            line = (self.format(record) if record.levelno >= logging.WARNING else record.getMessage()).replace("\n", " ")
             from tqdm import tqdm  # write above a progress bar instead of through it
 
             tqdm.write(line, file=sys.stderr)
@@ -35,5 +37,5 @@ def show_warnings() -> None:
     log = logging.getLogger("gan_style")
     if not any(isinstance(h, WarningLines) for h in log.handlers):
         log.addHandler(WarningLines())
-    if log.level == logging.NOTSET or log.level > logging.WARNING:
-        log.setLevel(logging.WARNING)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)

@@ -9,6 +9,10 @@ import pytest
 import torch
 
 from gan_style.data.toydata import make_toy_dataset
+from gan_style.logs import show_warnings
+
+# In-process runs show the library's warnings and notes on stderr, as the commands do.
+show_warnings()
 
 REPO = Path(__file__).resolve().parents[1]
 

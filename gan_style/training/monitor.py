@@ -12,6 +12,7 @@ which the run goes on with the local files only. See docs/monitoring.md.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import netrc
 import os
@@ -26,11 +27,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 from torchvision.utils import make_grid
-from tqdm import tqdm
 
 from ..io.atomic import write_atomic
 from ..io.images import write_image
 from ..io.tensors import unit_to_uint8_hwc
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..config import LoggingConfig
@@ -133,9 +135,9 @@ class Monitor(NullMonitor):
         if self._run is None:
             return
         if mode == "online":
-            say(f"W&B: online run {getattr(run, 'url', None) or run.id} ({reason})")
+            logger.info("W&B: online run %s (%s)", getattr(run, "url", None) or run.id, reason)
         else:
-            say(f"W&B: offline run ({reason}) written to {short(self._sync_dir())}")
+            logger.info("W&B: offline run (%s) written to %s", reason, short(self._sync_dir()))
 
     # ---- during training ----
     def log(self, step: int, scalars: dict[str, float]) -> None:
@@ -179,7 +181,7 @@ class Monitor(NullMonitor):
             return [export_generator(checkpoint, "safetensors", self.run_dir / "export" / f"{self.name}_{d}.safetensors",
                                      direction=d).path for d in generator_directions(checkpoint)]
         except Exception as e:
-            say(f"warning: could not export the generators for W&B ({type(e).__name__}: {first_line(e)}); "
+            logger.warning(f"could not export the generators for W&B ({type(e).__name__}: {first_line(e)}); "
                 "uploading the checkpoint only")
             return []
 
@@ -201,7 +203,7 @@ class Monitor(NullMonitor):
         except Exception as e:
             self._report("finish", e, "the local files are complete")
         if self.wandb_mode == "offline":
-            say(f"W&B: offline run saved; upload it with: wandb sync {self._sync_pattern(run)}")
+            logger.info("W&B: offline run saved; upload it with: wandb sync %s", self._sync_pattern(run))
 
     # ---- W&B calls (each wrapped by _guard) ----
     def _wandb_log(self, step: int, row: dict[str, Any]) -> None:
@@ -244,8 +246,8 @@ class Monitor(NullMonitor):
         if self._reported:
             return
         self._reported = True
-        say(f"warning: W&B {what} failed ({type(exc).__name__}: {first_line(exc)}); {hint}; "
-            f"metrics.jsonl and samples/ in {short(self.run_dir)} keep everything")
+        logger.warning("W&B %s failed (%s: %s); %s; metrics.jsonl and samples/ in %s keep everything",
+                       what, type(exc).__name__, first_line(exc), hint, short(self.run_dir))
 
     def _sync_dir(self) -> Path | None:
         """The folder `wandb sync` uploads (the offline run's folder), or None."""
@@ -355,5 +357,3 @@ def short(path: Path | None) -> str:
         return str(path)
 
 
-def say(line: str) -> None:
-    tqdm.write(line, file=sys.stderr)  # above any progress bar
