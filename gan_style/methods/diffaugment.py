@@ -17,7 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("color", "translation", "cutout")
+from ..config import DIFFAUGMENT_POLICIES
+
+POLICIES = DIFFAUGMENT_POLICIES  # the one list, the config's Literal (config.py)
 
 
 def parse_policy(text: str) -> tuple[str, ...]:
