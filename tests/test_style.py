@@ -226,3 +226,29 @@ def test_ctrl_c_keeps_no_partial_output(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(command, "stylize", interrupted)
     assert cli_main(["stylize", "--content", str(photo), "--style", str(painting), "-o", str(tmp_path / "out")]) == 130
     assert "interrupted" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_eval_measures_stylised_images_against_the_painting(tmp_path, capsys):
+    import json
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    blue = (noise(48, 64, 1) * np.array([0.2, 0.4, 1.0])).astype(np.uint8)  # a bluish photo, an orange painting
+    write(photos / "a.png", blue)
+    painting = write(tmp_path / "p.png", (noise(80, 80, 8) * np.array([1.0, 0.6, 0.1])).astype(np.uint8))
+    out = tmp_path / "out"
+    assert cli_main(["stylize", "--content", str(photos), "--style", str(painting), "--steps", "8", "-o", str(out),
+                     "--strength", "0.8"]) == 0
+    report = tmp_path / "style.json"
+    assert cli_main(["eval", "--painting", str(painting), "--fake", str(out), "--input", str(photos),
+                     "--json", str(report)]) == 0
+    scores = json.loads(report.read_text())["results"]
+    assert scores["images"] == 1 and scores["style"] < 0.9 and scores["content"] > 0
+    assert scores["colour_w1_after"] < scores["colour_w1_before"]
+    # The photos themselves: style 1 and content 0 by definition.
+    assert cli_main(["eval", "--painting", str(painting), "--fake", str(photos), "--input", str(photos),
+                     "--json", str(report)]) == 0
+    same = json.loads(report.read_text())["results"]
+    assert same["style"] == pytest.approx(1.0, abs=1e-4) and same["content"] == pytest.approx(0.0, abs=1e-6)
+    assert cli_main(["eval", "--painting", str(painting), "--fake", str(out)]) == 2
+    assert "--painting needs --input DIR" in capsys.readouterr().err

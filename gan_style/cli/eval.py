@@ -5,6 +5,7 @@ Three ways to say what to compare:
     gan-style eval --weights runs/monet/last.pt            # translate the test set, compare with train set
     gan-style eval --fake results/fakes --real datasets/monet2photo/trainA
     gan-style eval --halves datasets/monet2photo/trainA     # two halves of one folder: the noise floor
+    gan-style eval --painting monet.jpg --fake results/stylized --input photos/   # style metrics (docs/style.md)
 
 Errors a user can fix are printed as one line without a traceback (exit code 2).
 See docs/metrics.md for the definitions and reference numbers.
@@ -47,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--weights-back", metavar="SPEC",
                       help="the opposite generator, for cycle metrics when --weights holds only one")
     what.add_argument("--data-root", metavar="DIR", help="dataset folder, instead of the one the checkpoint recorded")
+    what.add_argument("--painting", metavar="FILE",
+                      help="style metrics instead: the stylised images of --fake (or --weights' translations of "
+                           "--input) against this painting and their photos in --input (same file names): "
+                           "style distance (1 = the photo's), content distance, colour W1 before and after")
+    what.add_argument("--features", default="inception", choices=("inception", "vgg19", "vgg16"),
+                      help="feature network of the style metrics (default inception)")
 
     how = parser.add_argument_group("metrics and settings")
     how.add_argument("--metrics", default=",".join(GROUPS),
@@ -107,6 +114,8 @@ def _selected(text: str) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.painting:
+        return _run_style(args)
     modes = [m for m in ("weights", "fake", "halves") if getattr(args, m)]
     if len(modes) != 1:
         raise ValueError("give exactly one of --weights, --fake or --halves (see gan-style eval --help)")
@@ -142,6 +151,43 @@ def _run(args: argparse.Namespace) -> int:
     write_json(path, report)
     print(f"results written to {path} ({time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def _run_style(args: argparse.Namespace) -> int:
+    """--painting: style metrics of stylised images (--fake, or --weights applied to --input) against their photos."""
+    import tempfile
+
+    from ..io.images import list_images
+    from ..metrics.style import folder_style_scores
+    from ..nets.perceptual import load_features
+
+    if not args.input or bool(args.fake) == bool(args.weights):
+        raise ValueError("--painting needs --input DIR (the photos) and one of --fake DIR (their stylised images, "
+                         "same file names) or --weights (a model to stylise them)")
+    photos = {p.stem: p for p in list_images(Path(args.input))[: args.limit]}
+    net = load_features(args.features)
+    with tempfile.TemporaryDirectory(prefix="gan_style_eval_") as tmp:
+        fakes = Path(args.fake) if args.fake else _translate_all(args.weights[0], list(photos.values()), Path(tmp))
+        pairs = [(f, photos[f.stem]) for f in list_images(fakes) if f.stem in photos]
+        scores = folder_style_scores(net, pairs, Path(args.painting))
+    print(f"style metrics of {scores['images']} image(s) against {args.painting} ({args.features} features):")
+    print(f"  style distance   1.000 -> {scores['style']:.4f}   (1 = as far from the painting's style as the photos)")
+    print(f"  content distance 0.000 -> {scores['content']:.4f}")
+    print(f"  colour W1 to the painting {scores['colour_w1_before']:.4f} -> {scores['colour_w1_after']:.4f}")
+    if args.json:
+        from ..metrics.report import write_json
+
+        write_json(Path(args.json), {"painting": args.painting, "features": args.features, "results": scores})
+    return 0
+
+
+def _translate_all(weights: str, photos: list[Path], out: Path) -> Path:
+    from ..inference.translate import load_generator, translate_image
+
+    gen = load_generator(weights)
+    for photo in photos:
+        translate_image(gen, photo).save(out / f"{photo.stem}.png")
+    return out
 
 
 class _Context:

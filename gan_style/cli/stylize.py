@@ -25,7 +25,7 @@ from ..inference.batch import InputError, check_output_name, find_inputs, plan, 
 from ..inference.stylize import StylizeSettings, stylize
 from ..io.images import ImageReadError, is_image_file, read_rgb
 from ..io.inception import InceptionError
-from ..io.tensors import float_to_image, float_to_uint8, image_to_float
+from ..io.tensors import float_to_image, image_to_float
 from ..nets.perceptual import DEFAULT_LAYERS, FEATURES, MIN_STYLE_SIDE, FeatureError, load_features
 
 logger = logging.getLogger(__name__)
@@ -123,12 +123,6 @@ def jobs_for(args: argparse.Namespace) -> tuple[list, int, list[str]]:
     return select_jobs(plan(found, output, single, None), args.overwrite)
 
 
-def colour_w1_to(painting: torch.Tensor, image: torch.Tensor) -> float:
-    from ..metrics.colour import ColourHistogram, colour_w1
-
-    return colour_w1(ColourHistogram().add(float_to_uint8(image)), ColourHistogram().add(float_to_uint8(painting)))
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         torch.manual_seed(args.seed)
@@ -166,7 +160,7 @@ def stylize_job(job, net, paintings: list[torch.Tensor], settings: StylizeSettin
                 bar.total = total
                 bar.update(done - bar.n)
 
-            result, terms = stylize(net, photo, paintings, settings, device, progress)
+            result, _ = stylize(net, photo, paintings, settings, device, progress)
         write_job(job, float_to_image(result[0]))
     except (ImageReadError, FeatureError, OSError, ValueError, RuntimeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -175,9 +169,10 @@ def stylize_job(job, net, paintings: list[torch.Tensor], settings: StylizeSettin
         print(f"error: {message}", file=sys.stderr)
         return 0
     print(f"{job.src} -> {job.dest} ({result.shape[-1]}x{result.shape[-2]})")
-    if metrics:
-        before = colour_w1_to(paintings[0], photo)
-        after = colour_w1_to(paintings[0], result)
-        print(f"  style distance {1.0:.3f} -> {terms['style']:.3f} (1 = the photo's), content distance "
-              f"0 -> {terms['content']:.3f}, colour W1 to the painting {before:.4f} -> {after:.4f}")
+    if metrics:  # against the first painting (gan_style/metrics/style.py)
+        from ..metrics.style import style_scores
+
+        m = style_scores(net, result, photo, paintings[0])
+        print(f"  style distance 1.000 -> {m['style']:.3f} (1 = the photo's), content distance 0 -> {m['content']:.3f}, "
+              f"colour W1 to the painting {m['colour_w1_before']:.4f} -> {m['colour_w1_after']:.4f}")
     return 1
