@@ -152,8 +152,8 @@ class EvalConfig(Section):
     """Images per domain used by the evaluation during training (a fixed subset)."""
     fid: bool = False
     """Also compute FID/KID with the Inception network (needs gan_style[metrics]; slow on a CPU)."""
-    best: Optional[str] = Field(None, pattern=r"^(fid|kid|colour_w1|colour_tv)_[AB]$")
-    """Keep best.pt whenever this eval metric improves (lower is better), e.g. kid_A, fid_A (need eval.fid) or colour_w1_A; null = off."""
+    best: Optional[str] = Field(None, pattern=r"^((fid|kid|colour_w1|colour_tv)_[AB]|style|content)$")
+    """Keep best.pt whenever this eval metric improves (lower is better), e.g. kid_A, fid_A (need eval.fid), colour_w1_A, or style (method: style); null = off."""
 
 
 class Config(Section):

@@ -71,6 +71,18 @@ def test_style_config_errors_are_one_line(toy_root, tmp_path):
     assert cfg.method == "style" and cfg.style.paintings == ["trainA"]
 
 
+def test_eval_every_measures_the_style_and_keeps_the_best(toy_root, tmp_path):
+    last = train(load_config(None, style_overrides(toy_root, tmp_path, train__n_epochs=3, train__n_epochs_decay=0,
+                                                   eval__every=1, eval__best="style")))
+    rows = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/style" in r]
+    assert [r["step"] for r in evals] == [2, 4, 6] and all(0 < r["eval/style"] and r["eval/content"] >= 0 for r in evals)
+    best = min(r["eval/style"] for r in evals)
+    assert (tmp_path / "t" / "best.pt").is_file() and load_safe(last)["best"]["best"] == pytest.approx(best)
+    with pytest.raises(ConfigError, match="method=style evaluates its own metrics"):
+        load_config(None, style_overrides(toy_root, tmp_path, eval__every=1, eval__best="kid_A", eval__fid=True))
+
+
 def test_a_painting_folder_means_its_first_image(toy_root, tmp_path):
     cfg = load_config(None, style_overrides(toy_root, tmp_path, style__paintings="[trainA]", train__max_steps=1))
     last = train(cfg)

@@ -71,6 +71,12 @@ class Method(Protocol):
     def step(self, batch: Mapping[str, torch.Tensor], measure_grads: bool = False) -> dict[str, torch.Tensor]:
         """One iteration; returns {"vector": (len(stat_names),) tensor, "grad_norm/...": ...}, detached."""
 
+    domain_evaluation: ClassVar[bool]  # eval.every translates each direction's source domain and compares
+    # it with the target domain (training/evaluation.py); False for methods without a target domain
+
+    def evaluate(self, fixed: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The method's own eval.every metrics ("eval/<name>": value) on the fixed panel images; usually {}."""
+
     def end_epoch(self) -> None: ...  # one step of every LR scheduler
     def learning_rates(self) -> dict[str, float]: ...  # {"lr/G": ..., ...} for the logs
     def sample_panels(self, fixed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...  # name -> (n, k, 3, H, W)
@@ -192,9 +198,13 @@ class OneOptimizer:
     scaler: torch.amp.GradScaler
     nets: dict[str, nn.Module]
     batch_keys: ClassVar[tuple[str, ...]] = ("A", "B")
+    domain_evaluation: ClassVar[bool] = True
 
     @staticmethod
     def synthetic_overrides(folder: Path) -> dict[str, object]:
+        return {}
+
+    def evaluate(self, fixed: dict[str, torch.Tensor]) -> dict[str, float]:
         return {}
 
     def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:

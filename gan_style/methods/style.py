@@ -84,9 +84,9 @@ class StyleConfig(Config):
         if not self.style.paintings:
             raise ValueError("style.paintings is empty: give a painting, e.g. `make train DOMAIN=style_monet "
                              "STYLE=painting.jpg` or style.paintings=[painting.jpg]")
-        if self.eval.every:
-            raise ValueError("eval.every does not apply to method=style (its metrics compare two domains): "
-                             "measure with `gan-style stylize --metrics` or gan-style eval --fake")
+        if self.eval.fid or (self.eval.best and self.eval.best not in ("style", "content")):
+            raise ValueError("method=style evaluates its own metrics (eval/style, eval/content on the panel photos): "
+                             "set eval.fid=false and eval.best to style, content or null")
         return self
 
 
@@ -111,6 +111,7 @@ def read_paintings(cfg: StyleConfig) -> list[torch.Tensor]:
 class StyleTransfer(OneOptimizer):
     config_type = StyleConfig
     batch_keys = ("photo",)
+    domain_evaluation = False  # no target domain of photos: eval.every measures the objective's terms instead
     generator_map = {"AtoB": "G"}
     panel_columns = {"photo": "photo | G(photo): stylised"}
 
@@ -238,6 +239,18 @@ class StyleTransfer(OneOptimizer):
             x = int(torch.randint(p.shape[-1] - w + 1, (1,), generator=self.crop_rng))
             crops.append(p[0, :, y:y + h, x:x + w])
         return torch.stack(crops)
+
+    @torch.no_grad()
+    def evaluate(self, fixed: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """eval.every: the style distance (1 = the photos') and content distance of G on the fixed photos."""
+        photos = fixed["photo"].to(self.device)
+        if photos.numel() == 0:
+            return {}
+        with self.autocast():
+            out = self.G(photos)
+            objective = StyleObjective(self.features, photos, self.grams, self.content_layers, 0.5)
+            _, parts = objective(out)
+        return {"eval/style": float(parts["style"].mean()), "eval/content": float(parts["content"].mean())}
 
     @torch.no_grad()
     def sample_panels(self, fixed: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -330,7 +330,7 @@ def start_monitoring(state: TrainState) -> None:
     save_config(cfg, state.run_dir / "config.yaml")
     state.monitor = Monitor(state.run_dir, cfg.logging, name=cfg.name, state=state.monitor_state, step=state.pos.step)
     state.monitor.start(run_info(state) | {"finetune": state.finetuned})
-    if cfg.eval.every:
+    if cfg.eval.every and state.model.domain_evaluation:
         state.evaluator = EpochEvaluator(cfg.data.root, cfg.eval.n_images, cfg.data.crop_size, env.device,
                                          cfg.eval.fid)
 
@@ -390,7 +390,12 @@ def log_samples(state: TrainState, tag: str) -> None:
 def evaluate(state: TrainState) -> None:
     """eval.every: the metrics of the generators (EMA weights if on); best.pt when eval.best improves."""
     with averaged(state):
-        metrics = state.evaluator.log(generators(state.model), state.model.autocast, state.monitor, state.pos.step)
+        metrics = state.model.evaluate(state.data.fixed)  # the method's own metrics (most have none)
+        if metrics:
+            state.monitor.log(state.pos.step, metrics)
+            tqdm.write("eval: " + " ".join(f"{k.split('/', 1)[1]} {v:.4f}" for k, v in metrics.items()))
+        if state.evaluator is not None:  # translate each direction's source images, compare with the target's
+            metrics |= state.evaluator.log(generators(state.model), state.model.autocast, state.monitor, state.pos.step)
     if state.best is not None:
         if state.best.improved(metrics):
             save(state, state.run_dir / "best.pt")
@@ -402,7 +407,7 @@ def end_epoch(state: TrainState) -> None:
     pos, cfg = state.pos, state.cfg
     pos.epoch, pos.epoch_step = pos.epoch + 1, 0
     state.model.end_epoch()
-    if state.evaluator is not None and pos.epoch % cfg.eval.every == 0:
+    if cfg.eval.every and state.env.is_main and pos.epoch % cfg.eval.every == 0:
         evaluate(state)  # before last.pt, so that last.pt holds the best value it may have set
     save(state, state.run_dir / "last.pt")
     if cfg.checkpoint.save_every and pos.epoch % cfg.checkpoint.save_every == 0:
