@@ -45,6 +45,10 @@ def test_style_trains_learns_and_records_its_generator(toy_root, tmp_path):
     assert cli_main(["translate", "--weights", str(last), "--input", str(toy_root / "testA"), "-o", str(out)]) == 0
     assert len(list(out.iterdir())) == 2
     assert cli_main(["export", "--weights", str(last), "-o", str(tmp_path / "g.safetensors")]) == 0
+    from gan_style.app.models import file_choices  # the web app's Translate tab offers it like any model
+
+    choices = file_choices(last, "runs", "t")
+    assert [(c.direction, c.label) for c in choices] == [("AtoB", "t: photo → synthetic_painting (AtoB)")]
 
 
 @pytest.mark.parametrize("lambda_gan", [0.0, 0.5])
