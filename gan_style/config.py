@@ -242,9 +242,10 @@ def config_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any
 def all_config_keys(types: ConfigTypes) -> list[tuple[str, Any, str, tuple[str, ...]]]:
     """The keys of every method's config: (key, default, description, the methods that have it)."""
     rows: dict[str, tuple[Any, str, list[str]]] = {}
+    shared = {key: desc for key, _, desc in config_keys(Config)}  # a method may narrow a shared key's text
     for method, cls in types.items():
         for key, default, desc in config_keys(cls):
-            rows.setdefault(key, (default, desc, []))[2].append(method)
+            rows.setdefault(key, (default, shared.get(key, desc), []))[2].append(method)
     every = len(types)
     return [(key, default, desc, tuple(owners) if len(owners) < every else ()) for key, (default, desc, owners)
             in rows.items()]
