@@ -152,9 +152,9 @@ class Monitor(NullMonitor):
         """``panels``: name -> (n, k, 3, H, W) in [-1, 1]: n rows of k columns (e.g. real | fake | rec);
         ``captions``: name -> what the columns show (the method's ``panel_columns``)."""
         self._step = step
-        images = {name: to_uint8(panel_grid(columns)) for name, columns in panels.items()}  # (H, W, 3)
+        images = {name: unit_to_uint8_hwc(panel_grid(columns)) for name, columns in panels.items()}  # (H, W, 3)
         for name, image in images.items():
-            save_png_atomic(image, self.samples_dir / f"{tag}_{name}.png")
+            write_image(self.samples_dir / f"{tag}_{name}.png", image, "PNG")
         if self._run is not None:
             self._guard("log", self._wandb_panels, step, tag, images, captions or {})
 
@@ -310,15 +310,6 @@ def panel_grid(columns: torch.Tensor) -> torch.Tensor:
     """(n, k, 3, H, W) in [-1, 1] -> one (3, n*H, k*W) image in [0, 1]: n rows of k columns."""
     n, k = columns.shape[:2]
     return make_grid(columns.flatten(0, 1).float(), nrow=k, padding=2, normalize=True, value_range=(-1, 1))
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    return unit_to_uint8_hwc(image)
-
-
-def save_png_atomic(image: np.ndarray, path: Path) -> None:
-    write_image(path, image, "PNG")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
