@@ -102,10 +102,9 @@ def painting_path(spec: str, root: Path) -> Path:
     return path
 
 
-def read_paintings(cfg: StyleConfig) -> list[torch.Tensor]:
+def read_paintings(paths: list[Path]) -> list[torch.Tensor]:
     """The painting(s) as (1, 3, H, W) in [-1, 1] (grayscale, RGBA, 16-bit converted)."""
-    root = Path(cfg.data.root)
-    return [image_to_float(read_rgb(painting_path(spec, root)))[None] for spec in cfg.style.paintings]
+    return [image_to_float(read_rgb(path))[None] for path in paths]
 
 
 class StyleTransfer(OneOptimizer):
@@ -123,7 +122,9 @@ class StyleTransfer(OneOptimizer):
         self.content_layers = tuple(st.content_layers or DEFAULT_LAYERS[st.features][0])
         self.style_layers = tuple(st.style_layers or DEFAULT_LAYERS[st.features][1])
         self.features.check([*self.content_layers, *self.style_layers])
-        paintings = read_paintings(cfg)
+        paths = [painting_path(spec, Path(cfg.data.root)) for spec in st.paintings]
+        self._domains = ("photo", "+".join(path.stem for path in paths))  # the checkpoint's labels: photo -> painting
+        paintings = read_paintings(paths)
         side = st.painting_size or cfg.data.load_size
         fitted = [fit_painting(p, side).to(device) for p in paintings]
         self.grams = style_grams(self.features, fitted, st.painting_weights or [1.0] * len(fitted), self.style_layers)
@@ -177,7 +178,7 @@ class StyleTransfer(OneOptimizer):
 
     @property
     def domains(self) -> tuple[str, str]:
-        return "photo", "+".join(painting_path(p, Path(self.cfg.data.root)).stem for p in self.cfg.style.paintings)
+        return self._domains
 
     def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:
         if self.D is None:
