@@ -41,6 +41,44 @@ DiffAugmentPolicy = Literal["color", "translation", "cutout"]
 DIFFAUGMENT_POLICIES: tuple[str, ...] = get_args(DiffAugmentPolicy)
 
 
+class IntensityConfig(Section):
+    """How one domain's data units map to the networks' [-1, 1] (io/intensity.py, docs/science.md).
+    mode null = 8-bit RGB images (photos): the exact path for 16-bit, float and medical data is off."""
+
+    mode: Optional[Literal["window", "percentile", "range"]] = None
+    """null (8-bit RGB photos), window (fixed low/high in data units, e.g. CT -1000/2000 HU), percentile (low/high percentiles, per image or per dataset) or range (the dtype's full range)."""
+    low: Optional[float] = None
+    """window: the data value mapped to -1; percentile: the lower percentile (default 0.5)."""
+    high: Optional[float] = None
+    """window: the data value mapped to +1; percentile: the upper percentile (default 99.5)."""
+    per: Literal["dataset", "image"] = "dataset"
+    """percentile: computed once over the training data (dataset) or for each image (image)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _percentile_defaults(cls, values: Any) -> Any:
+        # Filled in before validation (assigning after it would re-validate): the saved config says what ran.
+        if isinstance(values, dict) and values.get("mode") == "percentile":
+            values = {"low": 0.5, "high": 99.5} | {k: v for k, v in values.items() if v is not None}
+        return values
+
+    @model_validator(mode="after")
+    def _check(self) -> "IntensityConfig":
+        if self.mode == "window" and (self.low is None or self.high is None or self.low >= self.high):
+            raise ValueError(f"mode=window needs low < high (data units), got low={self.low} high={self.high}")
+        if self.mode == "percentile":
+            if not 0 <= self.low < self.high <= 100:
+                raise ValueError(f"mode=percentile needs 0 <= low < high <= 100, got low={self.low} high={self.high}")
+        return self
+
+
+class DomainIntensities(Section):
+    A: IntensityConfig = IntensityConfig()
+    """Domain A (trainA/)."""
+    B: IntensityConfig = IntensityConfig()
+    """Domain B (trainB/)."""
+
+
 class DataConfig(Section):
     root: str = "datasets/monet2photo"
     """Folder with trainA/ trainB/ (and optionally testA/ testB/)."""
@@ -60,11 +98,23 @@ class DataConfig(Section):
     """DataLoader worker processes per GPU/process (0 = load in the main process)."""
     max_dataset_size: Optional[int] = Field(None, gt=0)
     """Use at most this many images of each domain (smoke runs, benchmarks)."""
+    intensity: DomainIntensities = DomainIntensities()
+    """Per-domain intensity normalisation of scientific data (16-bit, float, DICOM, NIfTI, TIFF stacks)."""
+    axis: int = Field(2, ge=0, le=2)
+    """NIfTI volumes: the axis they are sliced along into 2-D training images."""
+    volume: Optional[int] = Field(None, ge=0)
+    """4-D NIfTI: which 3-D volume to use (null: a 4-D file is skipped with a one-line message)."""
+    min_foreground: float = Field(0.01, ge=0, lt=1)
+    """Scientific data: skip slices with less than this fraction of pixels above 5% of their domain's window (empty slices of a volume); 0 = keep all."""
     direction: Optional[Literal["AtoB", "BtoA"]] = None
     """CUT/FastCUT: the one way G translates (BtoA = B -> A); CycleGAN: the default way to translate and evaluate. null = BtoA for *2photo datasets (photo -> painting), else AtoB."""
 
 
 class ModelConfig(Section):
+    input_nc: int = Field(3, ge=1)
+    """Channels of domain A's images (1 = grayscale, CT, MR; 3 = RGB; N = multichannel); != 3 needs data.intensity.A.mode."""
+    output_nc: int = Field(3, ge=1)
+    """Channels of domain B's images; != 3 needs data.intensity.B.mode."""
     ngf: int = Field(64, gt=0)
     """Generator width: filters of the first conv layer."""
     ndf: int = Field(64, gt=0)
@@ -196,7 +246,18 @@ class Config(Section):
             raise ValueError(f"name {self.name!r} must be a non-empty folder name without '/'")
         self._resolve_method_defaults()
         self._check_eval_and_training_options()
+        self._check_channels()
         return self
+
+    def _check_channels(self) -> None:
+        # 8-bit RGB photos (intensity mode null) have 3 channels; other counts need the exact path.
+        for domain, nc, key in (("A", self.model.input_nc, "input_nc"), ("B", self.model.output_nc, "output_nc")):
+            if nc != 3 and getattr(self.data.intensity, domain).mode is None:
+                raise ValueError(f"model.{key}={nc} needs data.intensity.{domain}.mode (window, percentile or range): "
+                                 "8-bit photos have 3 channels (docs/science.md)")
+        if self.eval.every and (self.data.intensity.A.mode or self.data.intensity.B.mode):
+            raise ValueError("eval.every measures photo metrics (FID, colour); with data.intensity set, set eval.every=0 "
+                             "and measure with gan-style eval --paired (docs/science.md)")
 
     def _check_eval_and_training_options(self) -> None:
         best = self.eval.best

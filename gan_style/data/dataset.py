@@ -44,14 +44,20 @@ def find_images(folder: Path) -> list[Path]:
     return paths
 
 
-def build_transform(preprocess: str, load_size: int, crop_size: int, flip: bool) -> A.Compose:
-    """Albumentations pipeline: HWC uint8 RGB array -> (3, crop, crop) float tensor in [-1, 1]."""
+def build_transform(preprocess: str, load_size: int, crop_size: int, flip: bool, float_data: bool = False) -> A.Compose:
+    """Albumentations pipeline: HWC uint8 RGB array -> (3, crop, crop) float tensor in [-1, 1].
+
+    ``float_data``: the input is float32 (H, W, C) already in [-1, 1] (scientific data, see
+    scans.py): no scaling, and linear resizing, as cubic would overshoot the window at sharp
+    edges (bone next to air).
+    """
     reflect = cv2.BORDER_REFLECT_101
+    interpolation = cv2.INTER_LINEAR if float_data else cv2.INTER_CUBIC
     steps: list = []
     if preprocess == "resize_and_crop":
-        steps.append(A.Resize(load_size, load_size, interpolation=cv2.INTER_CUBIC))
+        steps.append(A.Resize(load_size, load_size, interpolation=interpolation))
     elif preprocess == "scale_shortside_and_crop":
-        steps.append(A.SmallestMaxSize(max_size=load_size, interpolation=cv2.INTER_CUBIC))
+        steps.append(A.SmallestMaxSize(max_size=load_size, interpolation=interpolation))
     if preprocess == "none":
         # Keep the image's size, padded to a multiple of 4 for the generator's down/upsampling.
         steps.append(A.PadIfNeeded(None, None, pad_height_divisor=4, pad_width_divisor=4, border_mode=reflect))
@@ -60,7 +66,9 @@ def build_transform(preprocess: str, load_size: int, crop_size: int, flip: bool)
         steps += [A.PadIfNeeded(crop_size, crop_size, border_mode=reflect), A.RandomCrop(crop_size, crop_size)]
     if flip:
         steps.append(A.HorizontalFlip(p=0.5))
-    steps += [A.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), max_pixel_value=255.0), ToTensorV2()]
+    if not float_data:
+        steps.append(A.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), max_pixel_value=255.0))
+    steps.append(ToTensorV2())
     return A.Compose(steps, seed=0)
 
 
@@ -93,11 +101,15 @@ class UnpairedDataset(Dataset):
             if path in self._bad:
                 continue
             try:
-                return np.asarray(read_rgb(path)), path
+                return self._decode(domain, path), path
             except ImageReadError as e:
                 self._bad.add(path)
                 skipped.append(str(e))
         raise DataError(f"no image in {paths[0].parent} can be read: {LAYOUT_HELP}")
+
+    def _decode(self, domain: str, path: Path) -> np.ndarray:
+        """One file as the transform's input: (H, W, 3) uint8 RGB here; ImageReadError if unusable."""
+        return np.asarray(read_rgb(path))
 
     def __getitem__(self, key: tuple[int, int, int]) -> dict:
         index_a, index_b, seed = key

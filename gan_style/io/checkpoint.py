@@ -78,14 +78,19 @@ def upgrade_checkpoint(ckpt: dict) -> dict:
     return ckpt | {"format_version": FORMAT_VERSION, "generators": describe_generators(nets, domain_names(dataset), {})}
 
 
-def describe_generators(nets: dict[str, str], domains: tuple[str, str], archs: dict[str, dict]) -> dict[str, dict]:
+def describe_generators(nets: dict[str, str], domains: tuple[str, str], archs: dict[str, dict],
+                        intensity: dict[str, dict | None] | None = None) -> dict[str, dict]:
     """What a checkpoint records of its generators: direction -> {"net": name in ``models``,
     "source"/"target": domain names (``domains``: those of A and B), "arch": the generator's
-    constructor arguments, if given}."""
+    constructor arguments, if given, and for scientific data "source_intensity"/"target_intensity":
+    how each side's units map to [-1, 1] (``intensity``: "A"/"B" -> io.intensity.Intensity.to_dict())}."""
     a, b = domains
+    intensity = intensity or {}
     out = {}
     for direction, net in nets.items():
-        source, target = (a, b) if direction == "AtoB" else (b, a)
+        (source, target), sides = ((a, b), "AB") if direction == "AtoB" else ((b, a), "BA")
         out[direction] = {"net": net, "source": source, "target": target} | (
             {"arch": archs[net]} if net in archs else {})
+        if any(intensity.get(side) for side in sides):
+            out[direction] |= {"source_intensity": intensity.get(sides[0]), "target_intensity": intensity.get(sides[1])}
     return out

@@ -13,6 +13,8 @@ Two float ranges occur: the generator's [-1, 1] (mean 0.5, std 0.5 as in trainin
 - ``image_to_uint8``:      RGB PIL image                    -> (3, H, W) uint8 tensor
 - ``image_to_float``:      RGB PIL image                    -> (3, H, W) float32 tensor in [-1, 1]
 - ``float_to_image``:      (3, H, W) tensor in [-1, 1]      -> RGB PIL image
+- ``as_display``:          (..., C, H, W) tensor            -> (..., 3, H, W): 1 channel shown gray, 2 as
+  red/green, more than 3 by their first three (panels of scientific data; display only)
 """
 
 from __future__ import annotations
@@ -56,3 +58,13 @@ def image_to_float(image: Image.Image) -> torch.Tensor:
 def float_to_image(t: torch.Tensor) -> Image.Image:
     """(3, H, W) tensor in [-1, 1] -> RGB PIL image."""
     return Image.fromarray(float_to_uint8_hwc(t), mode="RGB")
+
+
+def as_display(t: torch.Tensor) -> torch.Tensor:
+    """(..., C, H, W) -> (..., 3, H, W) for panels: gray for C = 1, (c0, c1, -1) for C = 2, the first 3 for C > 3."""
+    c = t.shape[-3]
+    if c == 1:
+        return t.expand(*t.shape[:-3], 3, *t.shape[-2:])
+    if c == 2:
+        return torch.cat([t, torch.full_like(t[..., :1, :, :], -1.0)], dim=-3)
+    return t[..., :3, :, :]

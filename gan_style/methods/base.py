@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterable, Mapping, Protocol
 
 import torch
@@ -26,6 +26,9 @@ from torch.utils.data import Dataset, Sampler
 from ..config import Config
 from ..domains import dataset_name, domain_names
 from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
+from ..data.scans import Reading, ScanDataset, domain_planes, drop_empty, load_fixed_planes
+from ..data.scans import resolve_intensity
+from ..io.intensity import Intensity
 
 
 @dataclass
@@ -35,7 +38,9 @@ class TrainingData:
 
     dataset: Dataset
     sampler: Sampler
-    fixed: dict[str, torch.Tensor]  # panel input name -> (n, 3, H, W) in [-1, 1]
+    fixed: dict[str, torch.Tensor]  # panel input name -> (n, C, H, W) in [-1, 1]
+    intensity: dict[str, Intensity | None] = field(default_factory=dict)  # domain -> its units' mapping
+    # (scientific data, data/scans.py); None or absent: 8-bit RGB
 
 
 class Method(Protocol):
@@ -92,7 +97,10 @@ def generators(method: Method) -> dict[str, nn.Module]:
 
 def unpaired_data(cfg: Config, rank: int, world_size: int) -> TrainingData:
     """Two unpaired domains, trainA/ and trainB/ (CycleGAN, CUT): batches {"A": ..., "B": ...};
-    the panels show fixed test images of both (train images when there is no test split)."""
+    the panels show fixed test images of both (train images when there is no test split).
+    Scientific data (data.intensity set for a domain) is read exactly: ``scan_data``."""
+    if cfg.data.intensity.A.mode or cfg.data.intensity.B.mode:
+        return scan_data(cfg, rank, world_size)
     transform = build_transform(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size, cfg.data.flip)
     dataset = UnpairedDataset(cfg.data.root, transform, cfg.data.max_dataset_size)
     sampler = UnpairedSampler(len(dataset.paths["A"]), len(dataset.paths["B"]), cfg.train.seed, rank, world_size)
@@ -100,6 +108,36 @@ def unpaired_data(cfg: Config, rank: int, world_size: int) -> TrainingData:
     split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
     fixed = {d: load_fixed_images(root / f"{split}{d}", cfg.logging.n_samples, cfg.data.crop_size) for d in "AB"}
     return TrainingData(dataset, sampler, fixed)
+
+
+def scan_data(cfg: Config, rank: int, world_size: int) -> TrainingData:
+    """``unpaired_data`` for scientific images: planes in data units, each domain normalised by its
+    resolved ``Intensity`` (recorded in ``TrainingData.intensity``), augmented in float32."""
+    d, root = cfg.data, Path(cfg.data.root)
+    reading = Reading(d.axis, d.volume)
+    channels = {"A": cfg.model.input_nc, "B": cfg.model.output_nc}
+    split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
+    planes, fixed, intensity = {}, {}, {}
+    for domain in "AB":
+        spec = getattr(d.intensity, domain)
+        found = domain_planes(root / f"train{domain}", spec, reading)
+        intensity[domain] = resolve_intensity(spec, found, reading, channels[domain], domain) if spec.mode else None
+        planes[domain] = drop_empty(found, reading, intensity[domain], d.min_foreground, domain) \
+            if spec.mode else found
+        planes[domain] = planes[domain][: d.max_dataset_size]
+        shown = domain_planes(root / f"{split}{domain}", spec, reading) if split == "test" else planes[domain]
+        fixed[domain] = load_fixed_planes(spread_fixed(shown, cfg.logging.n_samples), cfg.logging.n_samples,
+                                          d.crop_size, intensity[domain], reading, channels[domain])
+    transform = build_transform(d.preprocess, d.load_size, d.crop_size, d.flip, float_data=True)
+    dataset = ScanDataset(planes, intensity, channels, reading, transform)
+    sampler = UnpairedSampler(len(planes["A"]), len(planes["B"]), cfg.train.seed, rank, world_size)
+    return TrainingData(dataset, sampler, fixed, intensity)
+
+
+def spread_fixed(items: list, n: int) -> list:
+    """Panel images spread over the data (a volume's middle slices, not its first, empty ones)."""
+    step = max(1, len(items) // (4 * max(n, 1)))
+    return items[len(items) // 4 :: step] + items[: len(items) // 4]
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Mapping, Optional
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from ..config import Config, FinetuneConfig, Section
@@ -72,6 +72,14 @@ class CUTConfig(Config):
     cut: CutOptions = CutOptions()
     finetune: CUTFinetune = CUTFinetune()
 
+    @model_validator(mode="after")
+    def _check_channels_equal(self) -> "CUTConfig":
+        # PatchNCE feeds G's own output (a target image) back through G's encoder.
+        if self.model.input_nc != self.model.output_nc:
+            raise ValueError(f"method={self.method} needs model.input_nc == output_nc (PatchNCE encodes both domains "
+                             f"with G); got {self.model.input_nc} and {self.model.output_nc}: use method=cyclegan")
+        return self
+
 
 class FastCUTConfig(CUTConfig):
     """FastCUT: CUT's keys, with NCE weighted by 10, no identity NCE, flip-equivariance."""
@@ -104,9 +112,10 @@ class CUT(TwoOptimizers):
         # ---- networks (plain modules; these are what checkpoints store) ----
         torch.manual_seed(t.seed)  # same initial weights on every rank
         init = dict(gain=m.init_gain, init_type=m.init_type)
-        self.G = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.antialias, m.antialias_up), **init)
-        self.D = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D, m.antialias), **init)
-        channels = nce_channels(m.ngf, m.n_blocks, self.nce_layers, m.antialias, m.antialias_up)
+        nc = m.input_nc  # == output_nc (CUTConfig checks)
+        self.G = init_weights(ResnetGenerator(nc, nc, m.ngf, m.n_blocks, m.antialias, m.antialias_up), **init)
+        self.D = init_weights(PatchDiscriminator(nc, m.ndf, m.n_layers_D, m.antialias), **init)
+        channels = nce_channels(m.ngf, m.n_blocks, self.nce_layers, m.antialias, m.antialias_up, in_channels=nc)
         self.F = init_weights(PatchSampler(channels, c.netF_nc), **init)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         for net in self.nets.values():

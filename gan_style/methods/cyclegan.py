@@ -12,10 +12,11 @@ from typing import Any, ClassVar, Literal, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from ..config import Config, FinetuneConfig, TrainConfig
+from ..io.tensors import as_display
 from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
 from .base import Precision, TwoOptimizers, adam, grad_norm, linear_decay, lr_factor, parameters, scaled_lr
 from .base import set_requires_grad, unpaired_data, wrap
@@ -54,6 +55,15 @@ class CycleGANConfig(Config):
     train: CycleGANTrain = CycleGANTrain()
     finetune: CycleGANFinetune = CycleGANFinetune()
 
+    @model_validator(mode="after")
+    def _check_identity(self) -> "CycleGANConfig":
+        m = self.model
+        if self.train.lambda_identity > 0 and m.input_nc != m.output_nc:
+            raise ValueError(f"train.lambda_identity={self.train.lambda_identity} needs model.input_nc == output_nc "
+                             f"(G_A(B) must take B's images; here {m.input_nc} and {m.output_nc}): "
+                             "set train.lambda_identity=0")
+        return self
+
 # Order of the per-step statistics vector returned by `CycleGAN.step` (logged as loss/<name>, D/<name>).
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
 D_OUTPUT_NAMES = ("A_real", "A_fake", "B_real", "B_fake")
@@ -79,10 +89,11 @@ class CycleGAN(TwoOptimizers):
         torch.manual_seed(t.seed)  # same initial weights on every rank
         arch = dict(ngf=m.ngf, n_blocks=m.n_blocks, antialias=m.antialias, antialias_up=m.antialias_up)
         init = dict(gain=m.init_gain, init_type=m.init_type)
-        self.G_A = init_weights(ResnetGenerator(3, 3, **arch), **init)
-        self.G_B = init_weights(ResnetGenerator(3, 3, **arch), **init)
-        self.D_A = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D, m.antialias), **init)
-        self.D_B = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D, m.antialias), **init)
+        # input_nc: A's channels, output_nc: B's (1 for CT or MR, 3 for RGB ...).
+        self.G_A = init_weights(ResnetGenerator(m.input_nc, m.output_nc, **arch), **init)
+        self.G_B = init_weights(ResnetGenerator(m.output_nc, m.input_nc, **arch), **init)
+        self.D_A = init_weights(PatchDiscriminator(m.output_nc, m.ndf, m.n_layers_D, m.antialias), **init)  # judges B
+        self.D_B = init_weights(PatchDiscriminator(m.input_nc, m.ndf, m.n_layers_D, m.antialias), **init)  # judges A
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         for net in self.nets.values():
             net.to(device=device, memory_format=self.memory_format)
@@ -176,7 +187,7 @@ class CycleGAN(TwoOptimizers):
         with self.autocast():
             fake_B, fake_A = self.G_A(x_A), self.G_B(x_B)
             rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
-        cpu = lambda *xs: [x.float().cpu() for x in xs]  # noqa: E731
+        cpu = lambda *xs: [as_display(x.float().cpu()) for x in xs]  # noqa: E731 - A and B may differ in channels
         return {"A": torch.stack(cpu(real_A, fake_B, rec_A), dim=1), "B": torch.stack(cpu(real_B, fake_A, rec_B), dim=1)}
 
     def extra_state(self) -> dict:

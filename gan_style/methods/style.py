@@ -84,6 +84,8 @@ class StyleConfig(Config):
         if not self.style.paintings:
             raise ValueError("style.paintings is empty: give a painting, e.g. `make train DOMAIN=style_monet "
                              "STYLE=painting.jpg` or style.paintings=[painting.jpg]")
+        if (self.model.input_nc, self.model.output_nc) != (3, 3):
+            raise ValueError("method=style translates RGB photos: model.input_nc and output_nc must be 3")
         if self.eval.fid or (self.eval.best and self.eval.best not in ("style", "content")):
             raise ValueError("method=style evaluates its own metrics (eval/style, eval/content on the panel photos): "
                              "set eval.fid=false and eval.best to style, content or null")

@@ -27,6 +27,7 @@ from ..devices import resolve_precision
 from ..config import Config, save_config
 from ..data.dataset import ignore_stop_signals
 from ..data.fetch import fetch_cyclegan_dataset
+from ..io.intensity import Intensity
 from ..io.checkpoint import FORMAT_VERSION, CheckpointError, describe_generators, load_safe, save_atomic
 from ..io.checkpoint import upgrade_checkpoint
 from ..methods import METHODS, Method, TrainingData, config_from_dict, generators
@@ -250,6 +251,9 @@ def build(cfg: Config, env: DistEnv) -> TrainState:
                   long=True)
     method = METHODS[cfg.method]
     data = method.make_data(cfg, env.rank, env.world_size)
+    for domain, intensity in data.intensity.items():  # scientific data: say how its units are read
+        if intensity is not None and env.is_main:
+            logger.info("intensity %s: %s", domain, intensity.describe())
     steps_per_epoch = len(data.sampler.shard) // t.batch_size
     if steps_per_epoch == 0:
         raise ValueError(
@@ -318,6 +322,23 @@ def restore(state: TrainState, path: Path) -> None:
         state.ema.load_state_dict(ckpt["ema"])
     if state.best is not None and "best" in ckpt:
         state.best.load_state_dict(ckpt["best"])
+    keep_recorded_intensity(state, ckpt.get("intensity") or {})
+
+
+def intensity_record(state: TrainState) -> dict[str, dict | None]:
+    """Domain -> its resolved intensity (scientific data), or {} for 8-bit RGB runs."""
+    return {d: i.to_dict() if i is not None else None for d, i in state.data.intensity.items()}
+
+
+def keep_recorded_intensity(state: TrainState, recorded: dict[str, dict | None]) -> None:
+    """A resumed run goes on with the windows it started with (per-dataset percentiles are computed once)."""
+    for domain, saved in recorded.items():
+        now = state.data.intensity.get(domain)
+        if saved is not None and now is not None and Intensity.from_dict(saved) != now:
+            logger.warning("intensity %s: the data now gives %s; the run keeps its recorded %s", domain,
+                           now.describe(), Intensity.from_dict(saved).describe())
+            state.data.intensity[domain] = Intensity.from_dict(saved)
+            state.data.dataset.intensities[domain] = state.data.intensity[domain]
 
 
 def start_monitoring(state: TrainState) -> None:
@@ -425,7 +446,8 @@ def save(state: TrainState, path: Path) -> None:
         "format_version": FORMAT_VERSION,
         "gan_style_version": __version__,
         "method": cfg.method,
-        "generators": describe_generators(model.generator_map, model.domains, archs),
+        "generators": describe_generators(model.generator_map, model.domains, archs, intensity_record(state)),
+        "intensity": intensity_record(state),
         "epoch": pos.epoch,
         "epoch_step": pos.epoch_step,
         "step": pos.step,
@@ -516,7 +538,7 @@ def run_info(state: TrainState) -> dict:
         "precision": state.precision,
         "world_size": env.world_size,
         "global_batch": state.img_per_step,
-    }
+    } | ({"intensity": intensity_record(state)} if state.data.intensity else {})
 
 
 def git_commit() -> str | None:

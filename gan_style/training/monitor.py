@@ -30,7 +30,7 @@ from torchvision.utils import make_grid
 
 from ..io.atomic import write_atomic
 from ..io.images import write_image
-from ..io.tensors import unit_to_uint8_hwc
+from ..io.tensors import as_display, unit_to_uint8_hwc
 
 logger = logging.getLogger(__name__)
 
@@ -307,9 +307,10 @@ def new_run_id() -> str:
 
 
 def panel_grid(columns: torch.Tensor) -> torch.Tensor:
-    """(n, k, 3, H, W) in [-1, 1] -> one (3, n*H, k*W) image in [0, 1]: n rows of k columns."""
+    """(n, k, C, H, W) in [-1, 1] -> one (3, n*H, k*W) image in [0, 1]: n rows of k columns.
+    Scientific data arrives windowed to [-1, 1] by its domain's intensity: 8 bits for display only."""
     n, k = columns.shape[:2]
-    return make_grid(columns.flatten(0, 1).float(), nrow=k, padding=2, normalize=True, value_range=(-1, 1))
+    return make_grid(as_display(columns.flatten(0, 1).float()), nrow=k, padding=2, normalize=True, value_range=(-1, 1))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
