@@ -60,6 +60,8 @@ def file_choices(path: Path, kind: str, name: str) -> list[ModelChoice]:
             _, info = read_generator(path, direction)
         except (CheckpointError, OSError, ValueError, RuntimeError):
             continue
+        if info.exact:  # scientific data: the app shows photos (gan-style translate reads such files)
+            continue
         # A file that records no direction accepts both: (origin, None) offers it once.
         way = f" ({info.direction})" if info.direction else ""
         label = f"{name}: {arrow(info.source, info.target)}{way}"
@@ -90,7 +92,7 @@ def given_choices(specs: Iterable[str]) -> list[ModelChoice]:
         label = path.parent.name if path.name == "last.pt" else path.name.split(".")[0]
         found = file_choices(path, "weights", label)
         if not found:
-            read_generator(path)  # raises the one-line reason
+            read_generator(path)[1].check_rgb()  # raises the one-line reason
         out += found
     return out
 

@@ -6,7 +6,9 @@
 
 The options and what is printed; the work is ``gan_style.inference.batch`` (images are decoded in
 DataLoader workers, same-size images are batched, large ones tiled). Videos (by extension, see
-``inference/video.py``) go through the video pipeline, one after the other. A
+``inference/video.py``) go through the video pipeline, one after the other. Scientific files
+(a generator trained with data.intensity: TIFF, DICOM, NIfTI, 16-bit PNG) and slides (TIFFs too
+large to read whole) go through ``inference/scans.py`` and ``inference/slide.py``, exactly. A
 file that cannot be read or written is reported by name and skipped; the exit status is 1 if any
 failed, 2 if nothing could start (bad weights, no input), 130 on Ctrl-C. Existing outputs are
 kept unless ``--overwrite``. Imports nothing from the training code.
@@ -34,7 +36,10 @@ from ..inference.batch import (
     select_jobs,
     translate_jobs,
 )
+from ..inference.scans import ScanOptions, translate_scan_file
+from ..inference.slide import is_slide
 from ..inference.translate import Generator, load_generator
+from ..io.scans import ScanError
 from ..inference.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS, VideoError, VideoSettings, import_av, translate_videos
 from ..domains import DIRECTIONS
 from ..inference.zoo import OFFICIAL_MODELS
@@ -141,6 +146,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output format of images (default: the input's, PNG for GIF/PPM/...)",
     )
     a("--overwrite", action="store_true", help="replace existing output files (default: skip them)")
+    sci = parser.add_argument_group(
+        "scientific and medical images (TIFF, DICOM, NIfTI, 16-bit/float PNG; docs/science.md). A generator trained "
+        "with data.intensity reads and writes them exactly, in their own units; outputs keep the input's format, "
+        "dtype and header")
+    sci.add_argument("--axis", type=int, choices=(0, 1, 2), default=2,
+                     help="NIfTI volumes: translate slice by slice along this axis (default 2)")
+    sci.add_argument("--volume", type=int, metavar="K", help="4-D NIfTI: translate volume K (0-based)")
+    sci.add_argument("--slide", action="store_true",
+                     help="stream every TIFF tile by tile into a tiled BigTIFF (automatic for TIFFs too large to "
+                     "read whole, e.g. 40,000 x 40,000 px slides); memory stays bounded")
+    sci.add_argument("--slide-tile", type=int, default=512, metavar="N",
+                     help="slides: the output's TIFF tile in pixels, a multiple of 16 (default 512)")
+    sci.add_argument("--pyramid", action="store_true", help="slides: also write 2x, 4x ... reductions (SubIFDs)")
     v = parser.add_argument_group("videos (need PyAV: pip install 'gan_style[video]', included by make setup)")
     v.add_argument(
         "--video-ext",
@@ -210,17 +228,27 @@ def run(args: argparse.Namespace) -> int:
         extensions = " ".join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))
         print(f"error: no images or videos found in {' '.join(inputs)} (extensions: {extensions})", file=sys.stderr)
         return 2
-    jobs, skipped, failures = select_jobs(plan(found, output, single_file, args.ext, args.video_ext), args.overwrite)
+    exact = gen.info.exact
+    jobs, skipped, failures = select_jobs(
+        plan(found, output, single_file, args.ext, args.video_ext, keep_names=exact), args.overwrite)
     print(
         f"generator: {gen.info.label}, {gen.info.arch['n_blocks']} blocks, ngf {gen.info.arch['ngf']}, "
         f"{gen.device} {gen.precision}",
         file=sys.stderr,
     )
     images, videos = [j for j in jobs if not j.is_video], [j for j in jobs if j.is_video]
+    options = ScanOptions(args.axis, args.volume, args.tile, args.slide_tile, args.pyramid, args.slide)
+    # Scientific generators read every file exactly; photo generators send slides (huge TIFFs) there too.
+    scans = images if exact else [j for j in images if is_slide_job(j, args.slide)]
+    images = [j for j in images if j not in scans]
     try:
-        if images or not videos:
+        if scans:
+            failures += translate_scan_jobs(gen, scans, output, options)
+        if images or not (videos or scans):
             failures += translate_images(gen, images, output, args)
-        if videos:
+        if videos and exact:
+            failures += [f"{j.label}: a generator for scientific data does not translate videos" for j in videos]
+        elif videos:
             failures += translate_video_jobs(gen, videos, output, args)
     except KeyboardInterrupt:
         print(
@@ -247,6 +275,28 @@ def translate_images(gen: Generator, jobs: list[Job], output: Path, args: argpar
     rate = f" in {elapsed:.1f} s ({written / elapsed:.2f} img/s)" if written else ""
     print(f"translated {written} image(s) to {output}{rate}", file=sys.stderr)
     return report.failures
+
+
+def is_slide_job(job: Job, force: bool) -> bool:
+    try:
+        return is_slide(job.src, force)
+    except (ScanError, OSError, ValueError):
+        return False  # not a readable TIFF: the image path reports it
+
+
+def translate_scan_jobs(gen: Generator, jobs: list[Job], output: Path, options: ScanOptions) -> list[str]:
+    """Translate scientific files one by one, exactly (a bad file is reported, the others go on)."""
+    failures, written = [], 0
+    with tqdm(total=len(jobs), unit="file", desc="translate") as bar:
+        for job in jobs:
+            try:
+                translate_scan_file(gen, job.src, job.dest, options)
+                written += 1
+            except (ScanError, CheckpointError, ValueError, OSError) as e:
+                failures.append(str(e) if str(job.src) in str(e) else f"{job.label}: {e}")
+            bar.update(1)
+    print(f"translated {written} file(s) to {output} in their own units and formats", file=sys.stderr)
+    return failures
 
 
 def translate_video_jobs(gen: Generator, jobs: list[Job], output: Path, args: argparse.Namespace) -> list[str]:

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from ..io.scans import scan_format
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb, write_image
 from ..io.tensors import float_to_image, image_to_float
 from .translate import Generator, images_per_pass, resize_short_side, translate_tensor
@@ -59,7 +60,7 @@ class Job:
 
 
 def is_input_file(path: Path) -> bool:
-    return is_image_file(path) or is_video_file(path)
+    return is_image_file(path) or is_video_file(path) or scan_format(path) is not None
 
 
 def _glob_base(pattern: str) -> Path:
@@ -100,12 +101,17 @@ def find_inputs(inputs: list[str], recursive: bool, exclude: Path | None = None)
 
 
 def plan(
-    found: list[tuple[Path, Path]], output: Path, single_file: bool, ext: str | None, video_ext: str | None = None
+    found: list[tuple[Path, Path]], output: Path, single_file: bool, ext: str | None, video_ext: str | None = None,
+    keep_names: bool = False,
 ) -> list[Job]:
+    """A job per input. ``keep_names``: outputs keep the input's name and format (scientific files:
+    ``case1.nii.gz`` stays ``.nii.gz``, a DICOM stays DICOM)."""
     jobs = []
     for src, rel in found:
         if single_file:
             dest = output
+        elif keep_names and not is_video_file(src):
+            dest = output / rel
         elif is_video_file(src):
             dest = output / rel.with_suffix(f".{video_ext}" if video_ext else output_extension(rel))
         else:
@@ -158,7 +164,7 @@ def select_jobs(jobs: list[Job], overwrite: bool) -> tuple[list[Job], int, list[
 def check_output_name(output: Path, found: list[tuple[Path, Path]], inputs: list[str]) -> bool:
     """Whether ``output`` names the one output file (else it is a folder); InputError if it cannot."""
     suffix = output.suffix.lower()
-    if suffix not in IMAGE_EXTENSIONS and suffix not in OUTPUT_FORMATS:
+    if suffix not in IMAGE_EXTENSIONS and suffix not in OUTPUT_FORMATS and scan_format(output) is None:
         return False
     if not (len(found) == 1 and Path(inputs[0]).is_file()):
         raise InputError(f"--output {output}: a file name needs exactly one input file; pass a folder")
@@ -249,6 +255,7 @@ def translate_jobs(
     ``FileRefused`` messages are kept as they are, other errors become one line naming the file.
     ``progress(n)`` is called as each n more jobs are done (translated or failed).
     """
+    gen.info.check_rgb()  # scientific generators: inference/scans.py
     start = time.perf_counter()
     report = BatchReport([Outcome() for _ in jobs])
     if not jobs:

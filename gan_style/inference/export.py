@@ -101,8 +101,9 @@ def export_generator(
     return ExportResult(path, diff, tolerance, checked_with)
 
 
-def _check_input() -> torch.Tensor:
-    return torch.rand(CHECK_SHAPE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+def _check_input(channels: int = 3) -> torch.Tensor:
+    shape = (CHECK_SHAPE[0], channels, *CHECK_SHAPE[2:])  # model.input_nc channels (3 for photos)
+    return torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
 
 @torch.inference_mode()
@@ -113,8 +114,13 @@ def _reference(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _metadata_json(info: GeneratorInfo, half: bool) -> str:
     meta = {k: json.loads(v) if k not in ("format", "format_version") else v for k, v in info.to_metadata().items()}
     meta["dtype"] = "float16" if half else "float32"
-    meta["input"] = "(N, 3, H, W) RGB, (pixel/255 - mean)/std, i.e. in [-1, 1]; H and W multiples of 4"
-    meta["output"] = "(N, 3, H, W) RGB in [-1, 1]: pixel = (y + 1) * 127.5"
+    if info.exact:  # scientific data: source_intensity / target_intensity say how units map to [-1, 1]
+        meta["input"] = (f"(N, {info.arch['in_channels']}, H, W): data units mapped to [-1, 1] by source_intensity; "
+                         "H and W multiples of 4")
+        meta["output"] = f"(N, {info.arch['out_channels']}, H, W) in [-1, 1]: data units by target_intensity"
+    else:
+        meta["input"] = "(N, 3, H, W) RGB, (pixel/255 - mean)/std, i.e. in [-1, 1]; H and W multiples of 4"
+        meta["output"] = "(N, 3, H, W) RGB in [-1, 1]: pixel = (y + 1) * 127.5"
     return json.dumps(meta)
 
 
@@ -126,7 +132,7 @@ def _safetensors(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, op
     meta = info.to_metadata() | {"dtype": json.dumps("float16" if half else "float32")}
     save_file(state, str(path), metadata=meta)
     reloaded = load_generator(path, device="cpu", precision="fp32")  # the same route translate takes
-    x = _check_input()
+    x = _check_input(info.arch.get("in_channels", 3))
     return (_reference(reloaded.net, x) - _reference(net, x)).abs().max().item(), "load_generator"
 
 
@@ -139,7 +145,7 @@ def _torchscript(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, op
         scripted = torch.jit.script(model)
         torch.jit.save(scripted, str(path), _extra_files={"gan_style.json": _metadata_json(info, half)})
         loaded = torch.jit.load(str(path), map_location="cpu")
-    x = _check_input()
+    x = _check_input(info.arch.get("in_channels", 3))
     with torch.inference_mode():
         y = loaded(x.half() if half else x).float()
     return (y - _reference(net, x)).abs().max().item(), "torch.jit.load"
@@ -154,7 +160,8 @@ def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: in
     model = copy.deepcopy(net).eval()
     if half:
         model = model.half()
-    example = torch.zeros(EXAMPLE_SHAPE, dtype=torch.float16 if half else torch.float32)
+    shape = (EXAMPLE_SHAPE[0], info.arch.get("in_channels", 3), *EXAMPLE_SHAPE[2:])
+    example = torch.zeros(shape, dtype=torch.float16 if half else torch.float32)
     _torch_onnx_export(model, example, path, opset)
     proto = onnx.load(str(path))
     proto.doc_string = "gan_style generator (CycleGAN or CUT): image (N,3,H,W) in [-1,1], H and W multiples of 4 -> output"
@@ -163,7 +170,7 @@ def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: in
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = _check_input()
+    x = _check_input(info.arch.get("in_channels", 3))
     feed = (x.half() if half else x).numpy()
     y = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: feed})[0]).float()
     return (y - _reference(net, x)).abs().max().item(), f"onnxruntime {ort.__version__}"

@@ -29,7 +29,10 @@ more than one untiled pass (the stem and the upsampling layers run 2-3 times).
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -279,10 +282,10 @@ class Cache(Node):
     only a few whole-image activations are alive at any time.
     """
 
-    def __init__(self, src: Node, tile: int) -> None:
-        self.inputs, self.tile = (src,), tile
+    def __init__(self, src: Node, tile: int, spill: Spill | None = None) -> None:
+        self.inputs, self.tile, self.spill = (src,), tile, spill
         self.channels, self.height, self.width, self.scale = src.channels, src.height, src.width, src.scale
-        self.data: torch.Tensor | None = None
+        self.data: torch.Tensor | DiskTensor | None = None
         self.device: torch.device | None = None
         self.readers: set[int] = set()  # ids of the downstream caches not yet filled
         self.sources = _nearest_caches(src)
@@ -296,7 +299,7 @@ class Cache(Node):
                 if self.data is None:
                     self.device = y.device
                     shape = (1, self.channels, self.height, self.width)
-                    self.data = torch.empty(shape, dtype=y.dtype, device=_cache_device(shape, y))
+                    self.data = _allocate(shape, y, self.spill, round(self.tile * self.scale))
                 self.data[..., r[0] : r[1], r[2] : r[3]] = y
             for up in self.sources:
                 up.readers.discard(id(self))
@@ -306,6 +309,39 @@ class Cache(Node):
 
     def pull(self, r: Region) -> torch.Tensor:
         return self.fill()[..., r[0] : r[1], r[2] : r[3]].to(self.device, non_blocking=True)
+
+
+@dataclass(frozen=True)
+class Spill:
+    """Caches larger than ``limit`` bytes go to chunked arrays in ``folder`` (disk), not memory:
+    gigapixel slides (slide.py) then translate in bounded memory, exactly as in memory."""
+
+    limit: int
+    folder: Path
+
+
+class DiskTensor:
+    """A whole-image activation (1, C, H, W) on disk (a zarr array chunked like the tiles),
+    written and read by rectangle as ``t[..., y0:y1, x0:x1]``; reads come back as CPU tensors."""
+
+    def __init__(self, shape: tuple[int, ...], chunk: int, folder: Path) -> None:
+        import zarr  # in gan_style[science]; only gigapixel slides need it
+
+        path = tempfile.mkdtemp(prefix="cache-", dir=folder)
+        chunks = (1, shape[1], max(16, chunk), max(16, chunk))
+        self.array = zarr.create_array(store=path, shape=shape, chunks=chunks, dtype="float32", compressors=None)
+
+    def __setitem__(self, index: tuple, value: torch.Tensor) -> None:
+        self.array[index] = value.float().cpu().numpy()
+
+    def __getitem__(self, index: tuple) -> torch.Tensor:
+        return torch.from_numpy(self.array[index])
+
+
+def _allocate(shape: tuple[int, ...], y: torch.Tensor, spill: Spill | None, chunk: int) -> torch.Tensor | DiskTensor:
+    if spill is not None and math.prod(shape) * 4 > spill.limit:
+        return DiskTensor(shape, chunk, spill.folder)
+    return torch.empty(shape, dtype=y.dtype, device=_cache_device(shape, y))
 
 
 def _cache_device(shape: tuple[int, ...], y: torch.Tensor) -> torch.device:
@@ -333,13 +369,15 @@ def build(
     tile: int,
     block_dtype: torch.dtype | None = None,
     conv_dtype: torch.dtype | None = None,
+    spill: Spill | None = None,
 ) -> Node:
     """Lazy nodes for a chain of generator layers applied to ``src``.
 
     The input of each norm at 1/4 resolution or below is cached (cheap in memory, and it saves
     recomputing everything upstream when the norm measures its statistics); so is each residual
     block's output. ``block_dtype``: the residual blocks' convolutions run under autocast to it
-    (``conv_dtype``: every convolution of ``modules``, for the inside of a block).
+    (``conv_dtype``: every convolution of ``modules``, for the inside of a block). ``spill``:
+    caches over its limit live on disk (gigapixel slides).
     """
     node = src
     for m in modules:
@@ -356,7 +394,7 @@ def build(
                                groups=node.channels)
             node = Crop(up, 1, up.height - 2, up.width - 2)
         elif isinstance(m, nn.InstanceNorm2d):
-            node = Norm(Cache(node, tile) if node.scale <= 0.25 else node, m, tile)
+            node = Norm(Cache(node, tile, spill) if node.scale <= 0.25 else node, m, tile)
         elif isinstance(m, nn.ReLU):
             # In place only on a norm's output, which is a fresh tensor (never a view of a cache).
             node = Pointwise(node, F.relu_ if isinstance(node, Norm) else F.relu)
@@ -365,9 +403,10 @@ def build(
         elif isinstance(m, nn.Dropout):
             continue  # off at inference
         elif isinstance(m, ResnetBlock):
-            node = Cache(Add(node, build(list(m.conv_block), node, tile, conv_dtype=block_dtype)), tile)
+            node = Cache(Add(node, build(list(m.conv_block), node, tile, conv_dtype=block_dtype, spill=spill)), tile,
+                         spill)
         elif isinstance(m, nn.Sequential):
-            node = build(list(m), node, tile, block_dtype, conv_dtype)
+            node = build(list(m), node, tile, block_dtype, conv_dtype, spill)
         else:
             raise TypeError(f"tiling does not support the layer {m.__class__.__name__}")
     return node

@@ -136,10 +136,12 @@ def load_generator(
     ``*2photo`` datasets, i.e. photo -> painting, else AtoB). Raises ``CheckpointError`` (or its
     subclass ``WeightsError``) with a one-line message when the weights cannot be used. ``ema``:
     a checkpoint's averaged generator weights when it has them (``train.ema``); False = the raw ones.
+    ``precision`` auto is fp32 for generators of scientific data (``GeneratorInfo.exact``).
     """
     dev = resolve_device(device)
-    prec = resolve_inference_precision(precision, dev)
     state, info = read_generator(weights, direction, ema)
+    # Scientific data is compared in its own units (HU...): auto means fp32 for it, not bf16.
+    prec = "fp32" if info.exact and precision == "auto" else resolve_inference_precision(precision, dev)
     net = ResnetGenerator(**info.arch)
     net.load_state_dict(state, strict=True)
     net.eval().requires_grad_(False).to(dev)
@@ -201,7 +203,7 @@ def images_per_pass(batch_size: int, h: int, w: int) -> int:
 
 
 def translate_tensor(gen: Generator, x: torch.Tensor, tile: int | str | None = "auto") -> torch.Tensor:
-    """Translate a batch (N, 3, H, W) in [-1, 1] of any H, W; returns (N, 3, H, W) fp32 on the CPU.
+    """Translate a batch (N, C_in, H, W) in [-1, 1] of any H, W; returns (N, C_out, H, W) fp32 on the CPU.
 
     ``tile``: tile size in pixels, 0/None = never, "auto" = only images over 4 megapixels. Tiled
     output equals untiled output up to float rounding (see tiling.py).
@@ -227,6 +229,7 @@ def translate_image(
     The output has the input's size and upright orientation, or with ``size`` the input resized
     so its shorter side is ``size`` pixels. Large images are tiled (see ``translate_tensor``).
     """
+    gen.info.check_rgb()
     img = read_rgb(image) if isinstance(image, (str, Path)) else to_rgb(image)
     img = resize_short_side(img, size)
     out = translate_tensor(gen, image_to_float(img)[None], tile=tile)

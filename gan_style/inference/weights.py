@@ -65,6 +65,23 @@ class GeneratorInfo:
     multiple: int = MULTIPLE
     run_name: str | None = None  # training checkpoints only: for default output folders
     data_root: str | None = None  # training checkpoints only: for the default input folder
+    source_intensity: dict | None = None  # scientific data: io.intensity.Intensity.to_dict() of each side
+    target_intensity: dict | None = None
+
+    @property
+    def exact(self) -> bool:
+        """A generator for scientific data (data units, or not 3 -> 3 channels): files go through
+        the exact path (inference/scans.py), not the 8-bit RGB one."""
+        channels = (self.arch.get("in_channels", 3), self.arch.get("out_channels", 3))
+        return bool(self.source_intensity or self.target_intensity) or channels != (3, 3)
+
+    def check_rgb(self) -> None:
+        """WeightsError (one line) for a generator of scientific data, where only photos can go."""
+        if self.exact:
+            a = self.arch
+            raise WeightsError(f"{self.origin}: a generator for scientific data ({a.get('in_channels')} -> "
+                               f"{a.get('out_channels')} channels, data units): translate its files with "
+                               "gan-style translate and measure with gan-style eval --paired (docs/science.md)")
 
     @property
     def label(self) -> str:
@@ -218,11 +235,6 @@ def read_generator(spec: str | Path, direction: str | None = None,
         state, info = _unpack_torch(obj, name, direction, ema)
     state = {k: v.float() if v.is_floating_point() else v for k, v in clean_state_dict(state).items()}
     arch = check_state_dict(state, name)
-    if (arch["in_channels"], arch["out_channels"]) != (3, 3):
-        raise WeightsError(
-            f"{name}: a generator with {arch['in_channels']} input and {arch['out_channels']} output channels; "
-            "only RGB generators (3 and 3) are supported"
-        )
     # Exports written before antialiasing existed record no flags: they were plain generators.
     if info.arch and {"antialias": False, "antialias_up": False} | info.arch != arch:
         raise WeightsError(f"{name}: metadata says architecture {info.arch} but the weights are {arch}")
@@ -294,6 +306,8 @@ def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None, ema:
         target=spec["target"],
         run_name=config.get("name"),
         data_root=data.get("root"),
+        source_intensity=spec.get("source_intensity"),
+        target_intensity=spec.get("target_intensity"),
     )
     return state, info
 

@@ -1,0 +1,98 @@
+"""Translate scientific and medical files exactly: data units in, the target domain's units out.
+
+    gen = load_generator("runs/ct2mr/last.pt")
+    translate_scan_file(gen, Path("case1.nii.gz"), Path("out/case1.nii.gz"))
+
+Each plane of a scan (io/scans.py: (S, H, W, C) in data units) is mapped to [-1, 1] by the
+generator's recorded source intensity, translated (padded to a multiple of 4; tiled when large,
+with the same result), mapped back by the target intensity, cast to the input's dtype (integers
+rounded and clipped; the clipped fraction is reported) and written in the input's format with
+its header and geometry. Generators without a record (the reference's ``input_nc=1`` weights)
+read 8-bit data as the reference does: [0, 255] -> [-1, 1].
+
+TIFF pages too large to read whole go through ``slide.py`` (streamed tile by tile).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io.intensity import Intensity, cast_to, nonfinite
+from ..io.scans import Scan, ScanError, read_scan, scan_format, write_scan
+from .translate import Generator, translate_tensor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How files are read and tiled: NIfTI ``axis`` and 4-D ``volume``; ``tile`` as translate's; slides."""
+
+    axis: int = 2
+    volume: int | None = None
+    tile: int | str | None = "auto"
+    slide_tile: int = 512  # slides (TIFFs too large to read whole): the output's TIFF tile
+    pyramid: bool = False  # slides: also write 2x, 4x ... reductions
+    force_slide: bool = False  # stream every TIFF tile by tile, not only those too large to read whole
+
+
+def side_intensity(info, side: str) -> Intensity:
+    """The generator's ``source`` or ``target`` intensity; the reference's 8-bit rule when none is recorded."""
+    recorded = getattr(info, f"{side}_intensity")
+    if recorded:
+        return Intensity.from_dict(recorded)
+    channels = info.arch.get("in_channels" if side == "source" else "out_channels", 3)
+    return Intensity(mode="range", low=0.0, high=255.0, dtype="uint8", channels=channels)
+
+
+def check_channels(scan: Scan, gen: Generator) -> None:
+    wanted = gen.info.arch.get("in_channels", 3)
+    if scan.channels != wanted:
+        raise ScanError(f"{scan.path}: {scan.channels} channel(s), but {gen.info.origin} takes {wanted} "
+                        f"(its model.input_nc): use a generator trained on such data")
+
+
+def translate_planes(gen: Generator, planes: np.ndarray, tile: int | str | None = "auto") -> np.ndarray:
+    """(S, H, W, C) in source units -> (S, H, W, C_out) float64 in target units, plane by plane."""
+    source, target = side_intensity(gen.info, "source"), side_intensity(gen.info, "target")
+    out = []
+    for plane in planes:  # (H, W, C)
+        x = torch.from_numpy(source.to_model(plane)).permute(2, 0, 1)[None]  # (1, C, H, W) in [-1, 1]
+        y = translate_tensor(gen, x, tile=tile)[0].permute(1, 2, 0).numpy()  # (H, W, C_out)
+        out.append(target.from_model(y))
+    return np.stack(out)
+
+
+def translate_scan(gen: Generator, scan: Scan, tile: int | str | None = "auto") -> np.ndarray:
+    """The translated planes of ``scan`` in its own dtype: what ``write_scan`` takes."""
+    check_channels(scan, gen)
+    bad = nonfinite(scan.planes)
+    if bad:
+        logger.warning("%s: %d NaN/Inf value(s) read as the window's ends (NaN -> low)", scan.path, bad)
+    values = translate_planes(gen, scan.planes, tile)
+    out, clipped = cast_to(values, scan.planes.dtype)
+    if clipped > 0.001:
+        logger.warning("%s: %.1f%% of the translated values fall outside %s and were clipped", scan.path,
+                       100 * clipped, scan.planes.dtype)
+    return out
+
+
+def translate_scan_file(gen: Generator, src: Path, dest: Path, options: ScanOptions = ScanOptions()) -> Path:
+    """Read ``src``, translate it, write ``dest`` (same format, dtype and header); ScanError on bad input."""
+    from .slide import is_slide, translate_slide  # a TIFF too large to read whole
+
+    if is_slide(src, options.force_slide):
+        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid)
+    scan = read_scan(src, options.axis, options.volume)
+    if scan.format == "dicom":
+        scan.meta["derivation"] = gen.info.label
+    return write_scan(dest, scan, translate_scan(gen, scan, options.tile))
+
+
+def is_scan_input(path: Path) -> bool:
+    return path.is_file() and scan_format(path) is not None
