@@ -72,3 +72,20 @@ def synthetic_extra(method: str, folder: Path) -> dict:
         return f"[{','.join(map(str, v))}]" if isinstance(v, list) else v
 
     return {k.replace(".", "__"): value(v) for k, v in METHODS[method].synthetic_overrides(folder).items()}
+
+
+@pytest.fixture
+def run_cli(tmp_path, monkeypatch, capsys):
+    """``gan-style eval ARGS`` in this process (cwd and cache in tmp_path): (exit code, stdout, stderr)."""
+    from gan_style.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GAN_STYLE_CACHE", str(tmp_path / "cache"))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["eval", *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -315,23 +315,6 @@ def test_feature_cache_is_keyed_by_content_and_reports_bad_files(toy_root, tmp_p
 # ---------------------------------------------------------------- gan-style eval
 
 
-@pytest.fixture
-def run_cli(tmp_path, monkeypatch, capsys):
-    """``gan-style eval ARGS`` in this process (cwd and cache in tmp_path): (exit code, stdout, stderr)."""
-    from gan_style.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GAN_STYLE_CACHE", str(tmp_path / "cache"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["eval", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
-
-
 def make_checkpoint(path: Path, root: Path) -> Path:
     torch.manual_seed(0)
     cfg = {"name": "tiny", "data": {"root": str(root), "dataset": None}}

@@ -1,11 +1,18 @@
 """``gan-style eval``: FID, KID, MiFID and network-free colour / cycle metrics; a table and a JSON file.
 
-Three ways to say what to compare:
+Three ways to say what to compare (and paired metrics, below):
 
     gan-style eval --weights runs/monet/last.pt            # translate the test set, compare with train set
     gan-style eval --fake results/fakes --real datasets/monet2photo/trainA
     gan-style eval --halves datasets/monet2photo/trainA     # two halves of one folder: the noise floor
     gan-style eval --painting monet.jpg --fake results/stylized --input photos/   # style metrics (docs/style.md)
+
+Paired metrics against a registered ground truth (e.g. MR -> CT), in the data's own units
+(HU for CT): MAE, PSNR and SSIM per file and overall (``gan_style/metrics/paired.py``):
+
+    gan-style eval --paired --fake results/ct_fakes --real data/ct_truth [--data-range 4095] [--mask-above -500]
+
+Files pair by relative path, or by relative path without the suffix (a.png with a.tif).
 
 Errors a user can fix are printed as one line without a traceback (exit code 2).
 See docs/metrics.md for the definitions and reference numbers.
@@ -31,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="generator(s) to evaluate: training checkpoint (runs/monet/last.pt), export (.safetensors), "
                            "reference .pth or official:NAME; each translates --input and is compared with --real. "
                            "Several give columns side by side, e.g. runs/monet/best.pt runs/monet/last.pt")
-    what.add_argument("--fake", metavar="DIR", help="a folder of generated images, compared with --real")
+    what.add_argument("--fake", metavar="DIR", help="a folder of generated images, compared with --real "
+                      "(with --paired: translations, each compared with its ground truth in --real)")
     what.add_argument("--halves", metavar="DIR",
                       help="compare the two halves (even / odd file in name order) of one folder: the values that "
                            "mean 'same distribution' at this number of images")
@@ -54,6 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "style distance (1 = the photo's), content distance, colour W1 before and after")
     what.add_argument("--features", default="inception", choices=("inception", "vgg19", "vgg16"),
                       help="feature network of the style metrics (default inception)")
+
+    paired = parser.add_argument_group("paired metrics: translations against their registered ground truth")
+    paired.add_argument("--paired", action="store_true",
+                        help="MAE, PSNR and SSIM of each file of --fake against the file of --real with the same "
+                             "relative path (or the same name with another suffix, a.png with a.tif), in the "
+                             "data's own units (HU for CT); PNG, TIFF, DICOM, NIfTI")
+    paired.add_argument("--data-range", type=float, metavar="R",
+                        help="value range for PSNR and SSIM (default: max - min of the ground truth over all "
+                             "--real files, one range for the whole evaluation)")
+    paired.add_argument("--mask-above", type=float, metavar="V",
+                        help="compare only values where the ground truth is above V (e.g. -500: the body in CT, "
+                             "not the air)")
+    paired.add_argument("--axis", type=int, default=2, choices=(0, 1, 2),
+                        help="NIfTI: the axis the volume is cut along into 2-D planes for SSIM (default 2)")
+    paired.add_argument("--volume", type=int, metavar="K", help="4-D NIfTI: which 3-D volume to compare")
 
     how = parser.add_argument_group("metrics and settings")
     how.add_argument("--metrics", default=",".join(GROUPS),
@@ -114,6 +137,12 @@ def _selected(text: str) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.paired:
+        return _run_paired(args)
+    extra = [n for n, v in (("--data-range", args.data_range), ("--mask-above", args.mask_above),
+                            ("--volume", args.volume)) if v is not None]
+    if extra:
+        raise ValueError(f"{', '.join(extra)}: only with --paired (paired metrics against a ground truth)")
     if args.painting:
         return _run_style(args)
     modes = [m for m in ("weights", "fake", "halves") if getattr(args, m)]
@@ -147,6 +176,44 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
         return 0
     label = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "_", k).strip("_") for k in columns)
+    path = Path(args.json) if args.json else Path("results/eval") / f"{label}.json"
+    write_json(path, report)
+    print(f"results written to {path} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+def _run_paired(args: argparse.Namespace) -> int:
+    """--paired: MAE / PSNR / SSIM of each translation against its ground truth, in the data's units."""
+    from .. import __version__
+    from ..metrics.paired import format_paired, match_folders, paired_report
+    from ..metrics.report import write_json
+
+    if args.weights:
+        raise ValueError("--paired with --weights: translate first with gan-style translate, then --fake")
+    if args.halves or args.painting or not (args.fake and args.real):
+        raise ValueError("--paired needs --fake DIR (the translations) and --real DIR (their ground truth), "
+                         "and neither --halves nor --painting")
+    if args.volume is not None and args.volume < 0:
+        raise ValueError(f"--volume {args.volume}: use 0 or more")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: use at least 1")
+    start = time.perf_counter()
+    fake, real = Path(args.fake), Path(args.real)
+    pairs = match_folders(fake, real)[: args.limit]
+    if not pairs:
+        raise ValueError(f"no file of {fake} has a ground truth in {real} (same relative path, or same name "
+                         "with another suffix)")
+    results = paired_report(pairs, args.data_range, args.mask_above, args.axis, args.volume)
+    to_stdout = args.json == "-"  # as in the other modes: the JSON alone on stdout, the table on stderr
+    print(f"{fake} vs ground truth {real}:", file=sys.stderr if to_stdout else sys.stdout)
+    print(format_paired(results), file=sys.stderr if to_stdout else sys.stdout)
+    report = {"gan_style_version": __version__,
+              "arguments": {k: v for k, v in vars(args).items() if k != "command"},
+              "results": results, "wall_s": round(time.perf_counter() - start, 1)}
+    if to_stdout:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    label = re.sub(r"[^A-Za-z0-9.-]+", "_", f"paired {fake.name} vs {real.name}").strip("_")
     path = Path(args.json) if args.json else Path("results/eval") / f"{label}.json"
     write_json(path, report)
     print(f"results written to {path} ({time.perf_counter() - start:.0f} s)")
@@ -287,6 +354,7 @@ def _eval_weights(ctx: _Context) -> dict:
     for spec in args.weights:
         for direction in directions:
             gen = load_generator(spec, direction, args.device, args.precision)
+            gen.info.check_rgb()  # FID, KID and colour metrics are for photos: --paired for scientific data
             label = f"{gen.info.direction or 'G'}: {gen.info.source} -> {gen.info.target}"
             label = f"{Path(spec).name} {label}" if len(args.weights) > 1 else label
             columns[label] = _eval_generator(ctx, gen, spec)
