@@ -205,9 +205,8 @@ def test_cli_paired_mask_and_json_on_stdout(tmp_path, run_cli):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--paired", "--weights", "x.pt"],
-     "--paired with --weights: translate first with gan-style translate, then --fake"),
-    (["--paired", "--fake", "f"], "--paired needs --fake DIR"),
+    (["--paired", "--weights", "x.pt", "--real", "r"], "--paired --weights takes one generator and --input DIR"),
+    (["--paired", "--fake", "f"], "--paired needs --real DIR"),
     (["--fake", "f", "--real", "r", "--data-range", "10"], "--data-range: only with --paired"),
     (["--paired", "--fake", "nowhere", "--real", "."], "nowhere does not exist"),
     (["--paired", "--fake", ".", "--real", ".", "--data-range", "0"], "must be positive"),

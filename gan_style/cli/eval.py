@@ -11,6 +11,7 @@ Paired metrics against a registered ground truth (e.g. MR -> CT), in the data's 
 (HU for CT): MAE, PSNR and SSIM per file and overall (``gan_style/metrics/paired.py``):
 
     gan-style eval --paired --fake results/ct_fakes --real data/ct_truth [--data-range 4095] [--mask-above -500]
+    gan-style eval --paired --weights runs/mr2ct/last.pt --input data/mr --real data/ct_truth   # translates first
 
 Files pair by relative path, or by relative path without the suffix (a.png with a.tif).
 
@@ -24,6 +25,7 @@ import argparse
 import json
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     paired.add_argument("--paired", action="store_true",
                         help="MAE, PSNR and SSIM of each file of --fake against the file of --real with the same "
                              "relative path (or the same name with another suffix, a.png with a.tif), in the "
-                             "data's own units (HU for CT); PNG, TIFF, DICOM, NIfTI")
+                             "data's own units (HU for CT); PNG, TIFF, DICOM, NIfTI. Or --weights SPEC --input DIR: "
+                             "the files of --input are translated first (exactly, in their units)")
     paired.add_argument("--data-range", type=float, metavar="R",
                         help="value range for PSNR and SSIM (default: max - min of the ground truth over all "
                              "--real files, one range for the whole evaluation)")
@@ -184,28 +187,56 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_paired(args: argparse.Namespace) -> int:
     """--paired: MAE / PSNR / SSIM of each translation against its ground truth, in the data's units."""
-    from .. import __version__
-    from ..metrics.paired import format_paired, match_folders, paired_report
-    from ..metrics.report import write_json
 
-    if args.weights:
-        raise ValueError("--paired with --weights: translate first with gan-style translate, then --fake")
-    if args.halves or args.painting or not (args.fake and args.real):
-        raise ValueError("--paired needs --fake DIR (the translations) and --real DIR (their ground truth), "
-                         "and neither --halves nor --painting")
+    if args.halves or args.painting or not args.real or bool(args.fake) == bool(args.weights):
+        raise ValueError("--paired needs --real DIR (the ground truth) and either --fake DIR (translations) or "
+                         "--weights SPEC --input DIR (translated here), and neither --halves nor --painting")
+    if args.weights and (len(args.weights) != 1 or not args.input):
+        raise ValueError("--paired --weights takes one generator and --input DIR (the files it translates)")
     if args.volume is not None and args.volume < 0:
         raise ValueError(f"--volume {args.volume}: use 0 or more")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: use at least 1")
+    if args.fake:
+        return _report_paired(args, Path(args.fake), Path(args.fake).name)
+    with tempfile.TemporaryDirectory(prefix="gan_style-paired-") as tmp:
+        _translate_for_paired(args, Path(tmp))
+        return _report_paired(args, Path(tmp), Path(args.weights[0]).name)
+
+
+def _translate_for_paired(args: argparse.Namespace, out: Path) -> None:
+    """Translate every scientific file of --input into ``out`` exactly (bad files: one line each)."""
+    from ..inference.scans import ScanOptions, translate_scan_file
+    from ..inference.translate import load_generator
+    from ..io.scans import ScanError, is_scan_file
+
+    gen = load_generator(args.weights[0], None if args.direction == "both" else args.direction, args.device,
+                         args.precision)
+    src = Path(args.input)
+    files = sorted(p for p in src.rglob("*") if is_scan_file(p))[: args.limit]
+    if not files:
+        raise ValueError(f"--input {src}: no TIFF, DICOM, NIfTI or PNG files")
+    for path in files:
+        try:
+            translate_scan_file(gen, path, out / path.relative_to(src), ScanOptions(args.axis, args.volume))
+        except (ScanError, ValueError, OSError) as e:
+            print(f"warning: not translated: {e}", file=sys.stderr)
+
+
+def _report_paired(args: argparse.Namespace, fake: Path, name: str) -> int:
+    from .. import __version__
+    from ..metrics.paired import format_paired, match_folders, paired_report
+    from ..metrics.report import write_json
+
     start = time.perf_counter()
-    fake, real = Path(args.fake), Path(args.real)
+    real = Path(args.real)
     pairs = match_folders(fake, real)[: args.limit]
     if not pairs:
         raise ValueError(f"no file of {fake} has a ground truth in {real} (same relative path, or same name "
                          "with another suffix)")
     results = paired_report(pairs, args.data_range, args.mask_above, args.axis, args.volume)
     to_stdout = args.json == "-"  # as in the other modes: the JSON alone on stdout, the table on stderr
-    print(f"{fake} vs ground truth {real}:", file=sys.stderr if to_stdout else sys.stdout)
+    print(f"{name} vs ground truth {real}:", file=sys.stderr if to_stdout else sys.stdout)
     print(format_paired(results), file=sys.stderr if to_stdout else sys.stdout)
     report = {"gan_style_version": __version__,
               "arguments": {k: v for k, v in vars(args).items() if k != "command"},
@@ -213,7 +244,7 @@ def _run_paired(args: argparse.Namespace) -> int:
     if to_stdout:
         print(json.dumps(report, indent=2, default=str))
         return 0
-    label = re.sub(r"[^A-Za-z0-9.-]+", "_", f"paired {fake.name} vs {real.name}").strip("_")
+    label = re.sub(r"[^A-Za-z0-9.-]+", "_", f"paired {name} vs {real.name}").strip("_")
     path = Path(args.json) if args.json else Path("results/eval") / f"{label}.json"
     write_json(path, report)
     print(f"results written to {path} ({time.perf_counter() - start:.0f} s)")
