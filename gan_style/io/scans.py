@@ -38,6 +38,9 @@ SCAN_SUFFIXES = IMAGE_SUFFIXES + TIFF_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES
 SCIENCE_EXTRA = "pip install 'gan_style[science]' (make setup installs it)"
 
 
+KEPT_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.float32)  # stored as they are; others: exact_dtype
+
+
 class ScanError(ValueError):
     """A scientific image that cannot be read or written; the message names the file and the fix."""
 
@@ -54,6 +57,33 @@ class Scan:
     @property
     def channels(self) -> int:
         return int(self.planes.shape[-1])
+
+
+def exact_dtype(arr: np.ndarray, path: Path) -> np.ndarray:
+    """``arr`` in one of the kept dtypes, native byte order.
+
+    bool -> uint8 (0/1), int8 -> int16 (exact); float16 -> float32 (exact), float64 -> float32
+    (rounded to float32's 24-bit precision); uint32/int64/uint64 -> float32 (exact up to 2**24, a
+    warning above). Complex data raise ``ValueError``.
+    """
+    if arr.dtype.names or arr.dtype.kind == "c":
+        raise ScanError(f"{path}: {arr.dtype} values (RGB records or complex) are not supported; convert to real values")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype in KEPT_DTYPES:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8)
+    if arr.dtype == np.int8:
+        return arr.astype(np.int16)
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32)
+    if arr.dtype.kind in "iu":
+        if arr.size and max(abs(int(arr.min())), abs(int(arr.max()))) > 2**24:
+            logger.warning("%s: %s values beyond 2**24 are rounded to float32 precision", path, arr.dtype)
+        return arr.astype(np.float32)
+    raise ScanError(f"{path}: {arr.dtype} values are not supported; convert them to real numbers")
+
 
 
 def scan_format(path: str | Path) -> str | None:
