@@ -182,6 +182,30 @@ def test_a_checkpoint_whose_channels_do_not_match_the_input_is_one_line(run_16bi
     assert (tmp_path / "out" / "ok.png").is_file() and not (tmp_path / "out" / "rgb.png").exists()
 
 
+def test_nan_and_inf_in_float_data_are_reported_and_mapped_to_the_window(run_16bit, tmp_path, caplog):
+    _, run_dir = run_16bit
+    x = np.full((16, 16), 3000.0, np.float32)
+    x[2, 3], x[5, 5], x[7, 1] = np.nan, np.inf, -np.inf
+    Image.fromarray(x, mode="F").save(tmp_path / "f.tif")
+    assert cli_main(["translate", "-w", str(run_dir / "last.pt"), "-d", "AtoB", "-i", str(tmp_path / "f.tif"),
+                     "-o", str(tmp_path / "out")]) == 0
+    out = read_scan(tmp_path / "out" / "f.tif").planes
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert "3 NaN/Inf value(s)" in caplog.text
+
+
+def test_training_skips_a_file_with_another_channel_count_in_one_line(tmp_path):
+    from gan_style.methods.base import scan_data
+
+    write_16bit_domains(tmp_path)
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(tmp_path / "trainA" / "0_rgb.png")  # second in name order
+    cfg = load_config(None, tiny_overrides(tmp_path, tmp_path / "runs", train__lambda_identity=0) + [
+        "model.input_nc=1", "model.output_nc=1", "data.intensity.A.mode=range", "data.intensity.B.mode=range"])
+    item = scan_data(cfg, 0, 1).dataset[(1, 0, 1)]
+    assert item["A"].shape[0] == 1 and item["A_path"].endswith("1.png")  # the next file was used instead
+    assert "0_rgb.png: 3 channel(s), domain A takes 1 (model.input_nc): skipped" in item["skipped"]
+
+
 # ---------------------------------------------------------------- reference weights with input_nc=1
 
 

@@ -87,8 +87,8 @@ def _check_size(path: Path, series) -> None:
     nbytes = h * w * c * np.dtype(series.dtype).itemsize
     if nbytes > MAX_WHOLE_BYTES:
         gb = nbytes / 2**30
-        raise ScanError(f"{path}: {w} x {h} px ({gb:.1f} GB) is too large to read whole; "
-                        "translate it as a slide (it is tiled tile by tile)")
+        raise ScanError(f"{path}: {w} x {h} px ({gb:.1f} GB) is too large to read whole: gan-style translate "
+                        "streams it as a slide; to train on it, cut it into tiles (e.g. 2048 px TIFFs)")
 
 
 def _values(planes: np.ndarray, page, path: Path) -> np.ndarray:
