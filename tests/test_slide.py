@@ -134,3 +134,19 @@ def test_cli_streams_tiffs_as_slides_with_a_photo_generator(tmp_path, bounded):
                      "-o", str(tmp_path / "out"), "--slide", "--slide-tile", "64", "--precision", "fp32"]) == 0
     with tifffile.TiffFile(tmp_path / "out" / "slide.tif") as tif:
         assert tif.pages[0].is_tiled and tif.pages[0].shape == (H, W, 3)
+
+
+def test_progress_counts_the_whole_slide_passes_and_the_tiles(tmp_path, bounded, monkeypatch):
+    write_slide(tmp_path / "slide.tif")
+    bars = []
+
+    class Recording(slide.tqdm):
+        def close(self):
+            bars.append((self.n, self.total, self.unit))
+            super().close()
+
+    monkeypatch.setattr(slide, "tqdm", Recording)
+    slide.translate_slide(rgb_generator(), tmp_path / "slide.tif", tmp_path / "o.tif", tile=64)
+    ((n, total, unit),) = bars
+    tiles = -(-H // 64) * -(-W // 64)
+    assert unit == "tile" and n == total > tiles  # every pass ticked, then each output tile

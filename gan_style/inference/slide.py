@@ -29,7 +29,7 @@ from ..io.atomic import temporary_path
 from ..io.intensity import Intensity, cast_to
 from ..io.scans import ScanError, scan_format
 from .scans import side_intensity
-from .tiling import Node, Region, Spill, build
+from .tiling import Node, Region, Spill, build, whole_image_passes
 from .translate import BLOCKS, Generator
 
 logger = logging.getLogger(__name__)
@@ -131,9 +131,13 @@ def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyra
         node = build(list(gen.net.children()), SlideInput(array, h, w, source, gen.device), COMPUTE_TILE,
                      block_dtype, spill=Spill(CACHE_LIMIT, Path(tmp)))
         n_tiles = -(-h // tile) * -(-w // tile)
-        logger.info("%s: %d x %d px, %d tiles; whole-slide statistics first, then the tiles", src, w, h, n_tiles)
         write = _write_options(info, node.channels, dtype, tile)
-        with tqdm(total=n_tiles, unit="tile", desc=src.name, leave=False) as bar:
+        # One bar for both stages: the whole-slide passes (statistics, 1/4-resolution caches), then the output tiles.
+        with tqdm(unit="tile", desc=src.name, leave=False) as bar:
+            passes = whole_image_passes(node, bar)
+            bar.total = passes + n_tiles
+            logger.info("%s: %d x %d px: %d tiles of whole-slide passes, then %d output tiles", src, w, h, passes,
+                        n_tiles)
             level0 = Path(tmp) / "level0.tif"
             with tifffile.TiffWriter(level0, bigtiff=True) as tw:
                 tw.write(output_tiles(node, h, w, tile, target, dtype, bar), shape=_shape(h, w, node.channels),

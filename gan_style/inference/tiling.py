@@ -52,9 +52,15 @@ class Node:
     scale: float  # resolution relative to the input image (1, 1/2, 1/4 ...)
     inputs: tuple[Node, ...] = ()
 
+    meter = None  # Norm and Cache: an object with update(n) (a tqdm bar) told of each rectangle of their whole-image pass
+
     def pull(self, region: Region) -> torch.Tensor:
         """The output inside ``region`` (within [0, height) x [0, width)): (1, C, y1-y0, x1-x0)."""
         raise NotImplementedError
+
+    def tick(self) -> None:
+        if self.meter is not None:
+            self.meter.update(1)
 
 
 def regions(node: Node, tile: int) -> Iterator[Region]:
@@ -258,6 +264,7 @@ class Norm(Node):
             # Two passes (mean, then squared deviations): exact enough and ~3x faster than var_mean here.
             mean_t = x.mean(1)
             var_b, mean_b = (x - mean_t[:, None]).square_().mean(1).double().cpu(), mean_t.double().cpu()
+            self.tick()
             n_b = (r[1] - r[0]) * (r[3] - r[2])
             delta, total = mean_b - mean, n + n_b
             mean, m2, n = mean + delta * n_b / total, m2 + var_b * n_b + delta**2 * n * n_b / total, total
@@ -301,6 +308,7 @@ class Cache(Node):
                     shape = (1, self.channels, self.height, self.width)
                     self.data = _allocate(shape, y, self.spill, round(self.tile * self.scale))
                 self.data[..., r[0] : r[1], r[2] : r[3]] = y
+                self.tick()
             for up in self.sources:
                 up.readers.discard(id(self))
                 if not up.readers:
@@ -354,6 +362,22 @@ def _cache_device(shape: tuple[int, ...], y: torch.Tensor) -> torch.device:
         return torch.device("cpu")
     free, _ = torch.cuda.mem_get_info(y.device)
     return y.device if math.prod(shape) * y.element_size() * 8 < free else torch.device("cpu")
+
+
+def whole_image_passes(node: Node, meter) -> int:
+    """Give every Norm and Cache upstream of ``node`` the ``meter``; returns how many rectangles
+    their whole-image passes will take (for a progress bar's total)."""
+    seen, stack, total = set(), [node], 0
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, (Norm, Cache)):
+            n.meter = meter
+            total += sum(1 for _ in regions(n, n.tile))
+        stack.extend(n.inputs)
+    return total
 
 
 def _nearest_caches(node: Node) -> list[Cache]:
