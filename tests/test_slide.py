@@ -147,6 +147,6 @@ def test_progress_counts_the_whole_slide_passes_and_the_tiles(tmp_path, bounded,
 
     monkeypatch.setattr(slide, "tqdm", Recording)
     slide.translate_slide(rgb_generator(), tmp_path / "slide.tif", tmp_path / "o.tif", tile=64)
-    ((n, total, unit),) = bars
+    n, total, unit = bars[0]  # (tqdm may close a bar twice)
     tiles = -(-H // 64) * -(-W // 64)
     assert unit == "tile" and n == total > tiles  # every pass ticked, then each output tile
