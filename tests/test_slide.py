@@ -47,8 +47,8 @@ def bounded(monkeypatch):
     """Spill every cache to disk and record the largest input rectangle read."""
     monkeypatch.setattr(slide, "CACHE_LIMIT", 1)
     monkeypatch.setattr(slide, "COMPUTE_TILE", 128)
-    reads, spilled = [], []
-    pull, disk_init = slide.SlideInput.pull, tiling.DiskTensor.__init__
+    reads, spilled, released = [], [], []
+    pull, disk_init, release = slide.SlideInput.pull, tiling.DiskTensor.__init__, tiling.DiskTensor.release
 
     def recording_pull(self, r):
         reads.append((r[1] - r[0]) * (r[3] - r[2]))
@@ -58,9 +58,17 @@ def bounded(monkeypatch):
         spilled.append(shape)
         disk_init(self, shape, chunk, folder)
 
+    def recording_release(self):
+        # Released caches leave the disk at once: at most the live ones are there.
+        release(self)
+        live = [p for p in Path(self.path).parent.iterdir() if p.name.startswith("cache-")]
+        assert len(live) < len(spilled) and not Path(self.path).exists()
+        released.append(self.path)
+
     monkeypatch.setattr(slide.SlideInput, "pull", recording_pull)
     monkeypatch.setattr(tiling.DiskTensor, "__init__", recording_init)
-    return reads, spilled
+    monkeypatch.setattr(tiling.DiskTensor, "release", recording_release)
+    return reads, spilled, released
 
 
 def float_generator() -> Generator:
@@ -74,7 +82,7 @@ def float_generator() -> Generator:
 
 
 def test_slide_streams_exactly_with_bounded_reads_and_disk_caches(tmp_path, bounded):
-    reads, spilled = bounded
+    reads, spilled, released = bounded
     rng = np.random.default_rng(2)
     image = (rng.random((H, W)) * 300).astype(np.float32)  # noise: every mirrored edge row differs
     tifffile.imwrite(tmp_path / "slide.tif", image, tile=(64, 64), resolution=(4000.0, 4000.0),
@@ -91,6 +99,7 @@ def test_slide_streams_exactly_with_bounded_reads_and_disk_caches(tmp_path, boun
     assert np.abs(out - whole).max() < 1e-2  # data units: 2.5e-5 of the 400-wide window (float rounding)
     assert max(reads) < (128 + 64) ** 2 < H * W  # never the whole slide, only tiles with their halos
     assert len(spilled) >= 3  # the 1/4-resolution activations lived on disk
+    assert released and len(released) < len(spilled)  # each deleted once no later stage read it
     assert not [p for p in (tmp_path / "out").iterdir() if p.name != "slide.tif"]  # temporary files removed
 
 

@@ -29,6 +29,7 @@ more than one untiled pass (the stem and the upsampling layers run 2-3 times).
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -311,8 +312,10 @@ class Cache(Node):
                 self.tick()
             for up in self.sources:
                 up.readers.discard(id(self))
-                if not up.readers:
-                    up.data = None  # nothing downstream needs it any more
+                if not up.readers:  # nothing downstream needs it any more
+                    if isinstance(up.data, DiskTensor):
+                        up.data.release()
+                    up.data = None
         return self.data
 
     def pull(self, r: Region) -> torch.Tensor:
@@ -335,9 +338,13 @@ class DiskTensor:
     def __init__(self, shape: tuple[int, ...], chunk: int, folder: Path) -> None:
         import zarr  # in gan_style[science]; only gigapixel slides need it
 
-        path = tempfile.mkdtemp(prefix="cache-", dir=folder)
+        self.path = tempfile.mkdtemp(prefix="cache-", dir=folder)
         chunks = (1, shape[1], max(16, chunk), max(16, chunk))
-        self.array = zarr.create_array(store=path, shape=shape, chunks=chunks, dtype="float32", compressors=None)
+        self.array = zarr.create_array(store=self.path, shape=shape, chunks=chunks, dtype="float32", compressors=None)
+
+    def release(self) -> None:
+        """Delete the array's files now (a 40,000 px slide's caches take gigabytes each)."""
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def __setitem__(self, index: tuple, value: torch.Tensor) -> None:
         self.array[index] = value.float().cpu().numpy()
