@@ -206,6 +206,29 @@ def test_training_skips_a_file_with_another_channel_count_in_one_line(tmp_path):
     assert "0_rgb.png: 3 channel(s), domain A takes 1 (model.input_nc): skipped" in item["skipped"]
 
 
+def test_cut_trains_on_one_channel_data_and_records_its_direction(tmp_path):
+    write_16bit_domains(tmp_path / "data")
+    overrides = tiny_overrides(tmp_path / "data", tmp_path / "runs", train__max_steps=2) + [
+        "method=cut", "data.direction=AtoB", "model.input_nc=1", "model.output_nc=1", "data.intensity.A.mode=range",
+        "data.intensity.B.mode=range"]
+    ckpt = torch.load(train(load_config(None, overrides)), weights_only=True)
+    (direction,) = ckpt["generators"]
+    assert direction == "AtoB" and ckpt["models"]["G"]["model.1.weight"].shape[1] == 1
+    assert ckpt["generators"]["AtoB"]["target_intensity"]["dtype"] == "uint16"
+
+
+def test_a_resumed_run_keeps_its_recorded_dataset_percentiles(tmp_path, caplog):
+    write_16bit_domains(tmp_path / "data")
+    overrides = tiny_overrides(tmp_path / "data", tmp_path / "runs", train__lambda_identity=0) + [
+        "model.input_nc=1", "model.output_nc=1", "data.intensity.A.mode=range", "data.intensity.B.mode=percentile"]
+    first = torch.load(train(load_config(None, overrides + ["train.max_steps=2"])), weights_only=True)["intensity"]
+    for path in (tmp_path / "data" / "trainB").iterdir():  # the data changes between the runs
+        Image.fromarray((np.asarray(Image.open(path)) // 2).astype(np.uint16)).save(path)
+    last = train(load_config(None, overrides + ["train.max_steps=4", "resume=auto"]))
+    assert torch.load(last, weights_only=True)["intensity"] == first
+    assert "the run keeps its recorded" in caplog.text
+
+
 # ---------------------------------------------------------------- reference weights with input_nc=1
 
 
