@@ -16,6 +16,7 @@ from PIL import Image
 from conftest import tiny_overrides
 from gan_style.cli import main as cli_main
 from gan_style.config import ConfigError
+from gan_style.data.dataset import DataError
 from gan_style.inference.scans import side_intensity, translate_planes
 from gan_style.inference.translate import load_generator
 from gan_style.inference.weights import GeneratorInfo, WeightsError
@@ -280,6 +281,19 @@ def test_volumes_train_as_slices_and_empty_slices_are_skipped(tmp_path, caplog):
     assert item["A"].min() >= -1 and item["A"].max() <= 1
     assert data.intensity["B"].low == -32768.0  # int16's full range
     assert data.fixed["A"].shape[1] == 1
+
+
+def test_range_on_float_data_names_the_key(tmp_path):
+    from gan_style.methods.base import scan_data
+
+    write_16bit_domains(tmp_path)
+    for path in (tmp_path / "trainB").iterdir():
+        Image.fromarray(np.asarray(Image.open(path), dtype=np.float32), mode="F").save(path.with_suffix(".tif"))
+        path.unlink()
+    cfg = load_config(None, tiny_overrides(tmp_path, tmp_path / "runs", train__lambda_identity=0) + [
+        "model.input_nc=1", "model.output_nc=1", "data.intensity.A.mode=range", "data.intensity.B.mode=range"])
+    with pytest.raises(DataError, match=r"data.intensity.B.mode=range: domain B holds float32 data"):
+        scan_data(cfg, 0, 1)
 
 
 def test_a_4d_nifti_without_a_volume_is_skipped_with_one_line(tmp_path, caplog):

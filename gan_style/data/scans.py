@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..io.images import ImageReadError, read_rgb
-from ..io.intensity import Intensity, dtype_range, nonfinite
+from ..io.intensity import Intensity, IntensityError, dtype_range, nonfinite
 from ..io.scans import ScanError, is_scan_file, plane_count, read_plane
 from .dataset import LAYOUT_HELP, DataError, UnpairedDataset, build_transform, find_images
 
@@ -88,9 +88,9 @@ def spread(items: list, n: int) -> list:
     return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
-def resolve_intensity(spec, planes: list[Plane], reading: Reading, channels: int, label: str) -> Intensity:
-    """The domain's ``Intensity`` from its config section ``spec`` (config.IntensityConfig) and a
-    sample of its planes: the dtype, and the percentiles when they are per dataset."""
+def sample_values(planes: list[Plane], reading: Reading, label: str) -> tuple[list[np.ndarray], str]:
+    """Finite values (float64, strided to ``SAMPLE_PIXELS``) of up to ``SAMPLE_PLANES`` planes spread
+    over the domain, and its dtype (the most common; a mix is reported in one line)."""
     samples, dtypes = [], Counter()
     for plane in spread(planes, SAMPLE_PLANES):
         try:
@@ -103,20 +103,29 @@ def resolve_intensity(spec, planes: list[Plane], reading: Reading, channels: int
         samples.append(finite[:: max(1, finite.size // SAMPLE_PIXELS)].astype(np.float64))
     if not samples:
         raise DataError(f"domain {label}: none of the sampled files can be read")
-    dtype = dtypes.most_common(1)[0][0]
     if len(dtypes) > 1:
         logger.warning("domain %s mixes %s: values are used in their own units, normalised with one window "
                        "(outputs are written in each input's dtype)", label, ", ".join(f"{n} {d}" for d, n in dtypes.items()))
+    return samples, dtypes.most_common(1)[0][0]
+
+
+def resolve_intensity(spec, planes: list[Plane], reading: Reading, channels: int, label: str) -> Intensity:
+    """The domain's ``Intensity`` from its config section ``spec`` (config.IntensityConfig) and a
+    sample of its planes: the dtype, and the percentiles when they are per dataset."""
+    samples, dtype = sample_values(planes, reading, label)
     common = dict(mode=spec.mode, dtype=dtype, channels=channels)
     if spec.mode == "window":
         return Intensity(low=spec.low, high=spec.high, **common)
     if spec.mode == "range":
-        low, high = dtype_range(dtype)
+        try:
+            low, high = dtype_range(dtype)
+        except IntensityError:
+            raise DataError(f"data.intensity.{label}.mode=range: domain {label} holds {dtype} data, which has no "
+                            "full range: use mode=window or mode=percentile") from None
         return Intensity(low=low, high=high, **common)
     pcts = (spec.low, spec.high)
     if spec.per == "image":  # outputs need one window: the median of the sampled images' own
-        windows = np.array([np.percentile(s, pcts) for s in samples if s.size])
-        low, high = np.median(windows, axis=0)
+        low, high = np.median([np.percentile(s, pcts) for s in samples if s.size], axis=0)
     else:
         low, high = np.percentile(np.concatenate(samples), pcts)
     return Intensity(low=float(low), high=float(max(high, low + 1e-6)), per_image=spec.per == "image",
