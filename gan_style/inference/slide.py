@@ -43,7 +43,10 @@ def is_slide(path: Path, force: bool = False) -> bool:
     """A TIFF whose first page is too large to read whole (or any TIFF when ``force``)."""
     if scan_format(path) != "tiff":
         return False
-    from ..io import tiff
+    try:
+        from ..io import tiff
+    except ImportError:  # without gan_style[science], TIFFs are photos (PIL refuses huge ones in one line)
+        return False
 
     h, w, c, dtype, _ = tiff.page_shape(path)
     return force or h * w * c * np.dtype(dtype).itemsize > tiff.MAX_WHOLE_BYTES
