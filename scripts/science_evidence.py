@@ -3,6 +3,12 @@
     python scripts/science_evidence.py learn OUT [--steps 3000]   # a learning task with a known answer
     python scripts/science_evidence.py roundtrip OUT              # 16-bit TIFF, DICOM and NIfTI round trips
 
+The learned model on other real files (docs/science.md prints what pydicom and nibabel read back):
+
+    S=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    gan-style translate -w OUT/runs/science_mr2ct/last.pt -d BtoA -i $S/pydicom/data/test_files/CT_small.dcm -o OUT/dicom_out
+    gan-style translate -w OUT/runs/science_mr2ct/last.pt -d AtoB -i $S/nibabel/tests/data/example4d.nii.gz --volume 1 -o OUT/nifti_out
+
 learn: domain A = MR slices of nibabel's ``example4d.nii.gz`` (volume 0); domain B = the same
 scanner's volume 1 through a known nonlinear map f (an MR -> "CT" curve into [-1000, 2000]) plus
 Gaussian noise. Every 4th slice is held out: its exact answer is f(slice). A 1-channel CycleGAN

@@ -177,7 +177,9 @@ def _read_image(path: Path) -> Scan:
         with Image.open(path) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
-            if img.mode not in _EXACT_MODES:
+            if img.mode == "1":  # bilevel: one 8-bit channel (0 / 255)
+                img = img.convert("L")
+            elif img.mode not in _EXACT_MODES:
                 img = img.convert("RGBA" if "transparency" in img.info or "A" in img.mode else "RGB")
             dtype, channels = _EXACT_MODES[img.mode]
             arr = np.asarray(img).astype(dtype, copy=False)
