@@ -2,6 +2,8 @@
 
     python scripts/science_evidence.py learn OUT [--steps 3000]   # a learning task with a known answer
     python scripts/science_evidence.py roundtrip OUT              # 16-bit TIFF, DICOM and NIfTI round trips
+    python scripts/science_evidence.py slide OUT --size 20000     # a large slide and a small generator, then:
+    /usr/bin/time -v gan-style translate -w OUT/g8.safetensors -i OUT/slide.tif -o OUT/translated --slide --pyramid
 
 The learned model on other real files (docs/science.md prints what pydicom and nibabel read back):
 
@@ -137,13 +139,43 @@ def roundtrip(out: Path) -> None:
           f"same values {np.array_equal(np.asarray(x.dataobj), np.asarray(y.dataobj))}")
 
 
+def slide(out: Path, size: int) -> None:
+    """A size x size RGB BigTIFF (512 px zlib tiles) tiled from scikit-image's ihc.png (a stain image,
+    every other tile flipped), and a small random generator (ngf 8, 2 blocks: speed and memory do not
+    depend on the weights)."""
+    import tifffile
+    import torch
+    from PIL import Image
+    from safetensors.torch import save_file
+    from skimage import data_dir
+
+    from gan_style.nets import ResnetGenerator, init_weights
+
+    out.mkdir(parents=True, exist_ok=True)
+    ihc = np.asarray(Image.open(Path(data_dir) / "ihc.png").convert("RGB"))[:512, :512]
+    tiles = (np.ascontiguousarray(ihc if (x + y) % 2 == 0 else ihc[::-1, ::-1])
+             for y in range(0, size, 512) for x in range(0, size, 512))
+    tifffile.imwrite(out / "slide.tif", tiles, shape=(size, size, 3), dtype="uint8", tile=(512, 512),
+                     photometric="rgb", bigtiff=True, compression="zlib", resolution=(40000.0, 40000.0),
+                     resolutionunit="CENTIMETER")
+    torch.manual_seed(0)
+    save_file(init_weights(ResnetGenerator(3, 3, ngf=8, n_blocks=2), gain=0.02).state_dict(), str(out / "g8.safetensors"))
+    print(f"{out / 'slide.tif'}: {size} x {size} px; generator {out / 'g8.safetensors'}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("learn", "roundtrip"))
+    p.add_argument("what", choices=("learn", "roundtrip", "slide"))
     p.add_argument("out", type=Path)
     p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--size", type=int, default=20000, help="slide: its side in pixels (a multiple of 512)")
     args = p.parse_args()
-    learn(args.out, args.steps) if args.what == "learn" else roundtrip(args.out)
+    if args.what == "learn":
+        learn(args.out, args.steps)
+    elif args.what == "slide":
+        slide(args.out, args.size)
+    else:
+        roundtrip(args.out)
 
 
 if __name__ == "__main__":
