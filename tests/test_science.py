@@ -156,7 +156,10 @@ def test_paired_eval_with_weights_translates_then_compares(run_16bit, tmp_path):
 
 def test_an_export_keeps_the_intensities(run_16bit, tmp_path):
     _, run_dir = run_16bit
-    assert cli_main(["export", "-w", str(run_dir / "last.pt"), "-d", "AtoB", "--output", str(tmp_path)]) == 0
+    # ONNX too: the exporter traces and verifies it with a 1-channel input (model.input_nc).
+    assert cli_main(["export", "-w", str(run_dir / "last.pt"), "-d", "AtoB", "--output", str(tmp_path),
+                     "--format", "safetensors", "onnx"]) == 0
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
     (exported,) = tmp_path.glob("*.safetensors")
     a, b = (load_generator(p, "AtoB", device="cpu") for p in (run_dir / "last.pt", exported))
     assert (a.info.source_intensity, a.info.target_intensity) == (b.info.source_intensity, b.info.target_intensity)
