@@ -411,3 +411,14 @@ def test_resized_planes_keep_the_field_of_view(tmp_path):
     back = nib.load(tmp_path / "out.nii")
     assert back.shape == (8, 12, 8)
     np.testing.assert_allclose(back.header.get_zooms(), np.array(nib.load(tmp_path / "v.nii").header.get_zooms()) / [2, 2, 1], rtol=1e-5)
+
+
+def test_nifti_slices_come_from_the_current_file_after_it_changes(tmp_path):
+    # read_plane keeps volumes open (indexed_gzip): a rewritten file must be opened again.
+    from gan_style.io.scans import read_plane as read_one
+
+    path = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((6, 5, 4), 7, np.int16), np.eye(4)), str(path))
+    assert read_one(path, 2, axis=2).max() == 7
+    nib.save(nib.Nifti1Image(np.arange(6 * 5 * 8, dtype=np.int16).reshape(6, 5, 8), np.eye(4)), str(path))
+    assert np.array_equal(read_one(path, 2, axis=2)[..., 0], np.arange(6 * 5 * 8).reshape(6, 5, 8)[:, :, 2])

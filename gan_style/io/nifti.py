@@ -13,6 +13,7 @@ or 64-bit integers converted to float32, exact up to 2**24).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 from pathlib import Path
@@ -120,9 +121,26 @@ def count(path: Path, axis: int = 2, volume: int | None = None) -> int:
     return spatial[axis] if len(spatial) == 3 else 1
 
 
+@functools.lru_cache(maxsize=8)
+def _open_for_slices(path: Path, stamp: tuple[int, int]) -> nib.Nifti1Image:
+    """``_load`` with the file kept open, per process (``stamp``: mtime and size, so a changed file
+    is opened again). For .nii.gz, nibabel then reads through indexed_gzip, which remembers where
+    it has been in the compressed stream: a random slice of a 512 x 512 x 300 CT takes ~30 ms
+    instead of ~0.5 s (decompressing from the start) once the volume has been read through once."""
+    try:
+        img = nib.load(path, mmap=False, keep_file_open=True)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError):
+        return _load(path)  # the one-line errors
+    return img if isinstance(img, nib.Nifti1Image) else _load(path)
+
+
 def read_plane(path: Path, index: int, axis: int = 2, volume: int | None = None) -> np.ndarray:
     """Slice ``index`` along ``axis`` as (H, W, 1), as ``read(...).planes[index]``; only it is read."""
-    img = _load(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ScanError(f"{path}: file not found") from None
+    img = _open_for_slices(path, (stat.st_mtime_ns, stat.st_size))
     spatial, volume = _select(path, img.shape, axis, volume)
     n = spatial[axis] if len(spatial) == 3 else 1
     if not 0 <= index < n:
