@@ -221,6 +221,26 @@ def test_cut_trains_on_one_channel_data_and_records_its_direction(tmp_path):
     assert ckpt["generators"]["AtoB"]["target_intensity"]["dtype"] == "uint16"
 
 
+def test_n_channel_tiff_stacks_train_against_one_channel_data(tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for domain, shape in (("A", (3, 40, 40, 2)), ("B", (3, 40, 40))):  # A: 3-page stacks of 2 channels
+        (tmp_path / "data" / f"train{domain}").mkdir(parents=True)
+        for i in range(2):
+            tifffile.imwrite(tmp_path / "data" / f"train{domain}" / f"{i}.tif", rng.random(shape, np.float32) * 100,
+                             photometric="minisblack", planarconfig="contig" if domain == "A" else None)
+    overrides = tiny_overrides(tmp_path / "data", tmp_path / "runs", train__max_steps=6, train__lambda_identity=0) + [
+        "model.input_nc=2", "model.output_nc=1", "data.intensity.A.mode=window", "data.intensity.A.low=0",
+        "data.intensity.A.high=100", "data.intensity.B.mode=percentile", "data.min_foreground=0"]
+    last = train(load_config(None, overrides))
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["models"]["G_A"]["model.1.weight"].shape[1] == 2 and ckpt["models"]["G_B"]["model.1.weight"].shape[1] == 1
+    assert json.loads((last.parent / "run_info.json").read_text())["dataset"]["A"] == 6  # 2 files x 3 pages
+    panels = sorted((last.parent / "samples").glob("*_A.png"))  # the epoch end (6 planes) wrote panels
+    assert panels and np.asarray(Image.open(panels[-1])).shape[-1] == 3  # 2 and 1 channels shown side by side
+
+
 def test_a_resumed_run_keeps_its_recorded_dataset_percentiles(tmp_path, caplog):
     write_16bit_domains(tmp_path / "data")
     overrides = tiny_overrides(tmp_path / "data", tmp_path / "runs", train__lambda_identity=0) + [
