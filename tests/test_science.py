@@ -351,3 +351,20 @@ def test_nifti_translation_keeps_affine_header_and_dtype(tmp_path):
     planes = read_scan(tmp_path / "case.nii.gz", axis=1).planes
     expected, _ = cast_to(translate_planes(gen, planes), np.int16)
     assert np.array_equal(read_scan(tmp_path / "out" / "case.nii.gz", axis=1).planes, expected)
+
+
+def test_size_resizes_planes_and_the_writer_keeps_the_field_of_view(tmp_path):
+    torch.manual_seed(0)
+    net = init_weights(ResnetGenerator(1, 1, ngf=8, n_blocks=2), gain=0.2).eval()
+    ct = Intensity("window", -1000.0, 2000.0, dtype="int16").to_dict()
+    info = GeneratorInfo(arch={"in_channels": 1, "out_channels": 1, "ngf": 8, "n_blocks": 2}, origin="t",
+                         source_intensity=ct, target_intensity=ct)
+    from safetensors.torch import save_file
+
+    save_file(net.state_dict(), str(tmp_path / "g.safetensors"), metadata=info.to_metadata())
+    write_volume(tmp_path / "case.nii.gz", seed=4)  # (24, 24, 6), 0.8 mm in-plane
+    assert cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(tmp_path / "case.nii.gz"),
+                     "-o", str(tmp_path / "out"), "--size", "12"]) == 0
+    out = nib.load(str(tmp_path / "out" / "case.nii.gz"))
+    assert out.shape == (12, 12, 6)  # slices along axis 2 halved in-plane, all slices kept
+    assert out.header.get_zooms() == pytest.approx((1.6, 1.6, 2.5))  # the same field of view

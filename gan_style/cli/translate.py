@@ -100,7 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="resize images and video frames so the shorter side is N pixels before translating (the output "
-        "has that size); default: keep the input size",
+        "has that size; scientific files keep their field of view: resolution, PixelSpacing, affine scaled; "
+        "not slides); default: keep the input size",
     )
     a(
         "--tile",
@@ -237,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     images, videos = [j for j in jobs if not j.is_video], [j for j in jobs if j.is_video]
-    options = ScanOptions(args.axis, args.volume, args.tile, args.slide_tile, args.pyramid, args.slide)
+    options = ScanOptions(axis=args.axis, volume=args.volume, tile=args.tile, size=args.size, slide_tile=args.slide_tile,
+                          pyramid=args.pyramid, force_slide=args.slide)
     # Scientific generators read every file exactly; photo generators send slides (huge TIFFs) there too.
     scans = images if exact else [j for j in images if is_slide_job(j, args.slide)]
     images = [j for j in images if j not in scans]

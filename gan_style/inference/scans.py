@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..io.intensity import Intensity, cast_to, nonfinite
 from ..io.scans import Scan, ScanError, read_scan, scan_format, write_scan
@@ -36,6 +37,7 @@ class ScanOptions:
     axis: int = 2
     volume: int | None = None
     tile: int | str | None = "auto"
+    size: int | None = None  # resize each plane so its short side is this many pixels (writers keep the field of view)
     slide_tile: int = 512  # slides (TIFFs too large to read whole): the output's TIFF tile
     pyramid: bool = False  # slides: also write 2x, 4x ... reductions
     force_slide: bool = False  # stream every TIFF tile by tile, not only those too large to read whole
@@ -57,24 +59,36 @@ def check_channels(scan: Scan, gen: Generator) -> None:
                         f"(its model.input_nc): use a generator trained on such data")
 
 
-def translate_planes(gen: Generator, planes: np.ndarray, tile: int | str | None = "auto") -> np.ndarray:
-    """(S, H, W, C) in source units -> (S, H, W, C_out) float64 in target units, plane by plane."""
+def short_side(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """(1, C, H, W) resized (bilinear, antialiased) so its short side is ``size``; None keeps it."""
+    h, w = x.shape[-2:]
+    if not size or min(h, w) == size:
+        return x
+    scale = size / min(h, w)
+    return F.interpolate(x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+                         antialias=True, align_corners=False)
+
+
+def translate_planes(gen: Generator, planes: np.ndarray, tile: int | str | None = "auto",
+                     size: int | None = None) -> np.ndarray:
+    """(S, H, W, C) in source units -> (S, H', W', C_out) float64 in target units, plane by plane
+    (H', W' = H, W, or the short side ``size``)."""
     source, target = side_intensity(gen.info, "source"), side_intensity(gen.info, "target")
     out = []
     for plane in planes:  # (H, W, C)
         x = torch.from_numpy(source.to_model(plane)).permute(2, 0, 1)[None]  # (1, C, H, W) in [-1, 1]
-        y = translate_tensor(gen, x, tile=tile)[0].permute(1, 2, 0).numpy()  # (H, W, C_out)
+        y = translate_tensor(gen, short_side(x, size), tile=tile)[0].permute(1, 2, 0).numpy()  # (H', W', C_out)
         out.append(target.from_model(y))
     return np.stack(out)
 
 
-def translate_scan(gen: Generator, scan: Scan, tile: int | str | None = "auto") -> np.ndarray:
+def translate_scan(gen: Generator, scan: Scan, tile: int | str | None = "auto", size: int | None = None) -> np.ndarray:
     """The translated planes of ``scan`` in its own dtype: what ``write_scan`` takes."""
     check_channels(scan, gen)
     bad = nonfinite(scan.planes)
     if bad:
         logger.warning("%s: %d NaN/Inf value(s) read as the window's ends (NaN -> low)", scan.path, bad)
-    values = translate_planes(gen, scan.planes, tile)
+    values = translate_planes(gen, scan.planes, tile, size)
     out, clipped = cast_to(values, scan.planes.dtype)
     if clipped > 0.001:
         logger.warning("%s: %.1f%% of the translated values fall outside %s and were clipped", scan.path,
@@ -87,11 +101,13 @@ def translate_scan_file(gen: Generator, src: Path, dest: Path, options: ScanOpti
     from .slide import is_slide, translate_slide  # a TIFF too large to read whole
 
     if is_slide(src, options.force_slide):
+        if options.size:
+            logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
         return translate_slide(gen, src, dest, options.slide_tile, options.pyramid)
     scan = read_scan(src, options.axis, options.volume)
     if scan.format == "dicom":
         scan.meta["derivation"] = gen.info.label
-    return write_scan(dest, scan, translate_scan(gen, scan, options.tile))
+    return write_scan(dest, scan, translate_scan(gen, scan, options.tile, options.size))
 
 
 def is_scan_input(path: Path) -> bool:
