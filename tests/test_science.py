@@ -330,15 +330,20 @@ def test_a_4d_nifti_without_a_volume_is_skipped_with_one_line(tmp_path, caplog):
     assert len(index_planes(tmp_path, Reading(axis=2, volume=1))) == 6
 
 
-def test_nifti_translation_keeps_affine_header_and_dtype(tmp_path):
+def write_ct_generator(path: Path) -> None:
+    """A 1 -> 1 channel export whose both sides are CT in HU, window [-1000, 2000], int16."""
+    from safetensors.torch import save_file
+
     torch.manual_seed(0)
     net = init_weights(ResnetGenerator(1, 1, ngf=8, n_blocks=2), gain=0.2).eval()
     ct = Intensity("window", -1000.0, 2000.0, dtype="int16").to_dict()
     info = GeneratorInfo(arch={"in_channels": 1, "out_channels": 1, "ngf": 8, "n_blocks": 2}, origin="t",
                          source_intensity=ct, target_intensity=ct)
-    from safetensors.torch import save_file
+    save_file(net.state_dict(), str(path), metadata=info.to_metadata())
 
-    save_file(net.state_dict(), str(tmp_path / "g.safetensors"), metadata=info.to_metadata())
+
+def test_nifti_translation_keeps_affine_header_and_dtype(tmp_path):
+    write_ct_generator(tmp_path / "g.safetensors")
     vol = write_volume(tmp_path / "case.nii.gz", seed=3)
     assert cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(tmp_path / "case.nii.gz"),
                      "-o", str(tmp_path / "out"), "--axis", "1"]) == 0
@@ -354,14 +359,7 @@ def test_nifti_translation_keeps_affine_header_and_dtype(tmp_path):
 
 
 def test_size_resizes_planes_and_the_writer_keeps_the_field_of_view(tmp_path):
-    torch.manual_seed(0)
-    net = init_weights(ResnetGenerator(1, 1, ngf=8, n_blocks=2), gain=0.2).eval()
-    ct = Intensity("window", -1000.0, 2000.0, dtype="int16").to_dict()
-    info = GeneratorInfo(arch={"in_channels": 1, "out_channels": 1, "ngf": 8, "n_blocks": 2}, origin="t",
-                         source_intensity=ct, target_intensity=ct)
-    from safetensors.torch import save_file
-
-    save_file(net.state_dict(), str(tmp_path / "g.safetensors"), metadata=info.to_metadata())
+    write_ct_generator(tmp_path / "g.safetensors")
     write_volume(tmp_path / "case.nii.gz", seed=4)  # (24, 24, 6), 0.8 mm in-plane
     assert cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(tmp_path / "case.nii.gz"),
                      "-o", str(tmp_path / "out"), "--size", "12"]) == 0
