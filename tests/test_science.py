@@ -366,3 +366,26 @@ def test_size_resizes_planes_and_the_writer_keeps_the_field_of_view(tmp_path):
     out = nib.load(str(tmp_path / "out" / "case.nii.gz"))
     assert out.shape == (12, 12, 6)  # slices along axis 2 halved in-plane, all slices kept
     assert out.header.get_zooms() == pytest.approx((1.6, 1.6, 2.5))  # the same field of view
+
+
+def test_a_dicom_series_folder_gives_one_derived_series_and_a_report_is_one_line(tmp_path, capsys):
+    import pydicom
+    from test_scan_formats import _dicom
+
+    write_ct_generator(tmp_path / "g.safetensors")
+    rng = np.random.default_rng(0)
+    series = tmp_path / "series"
+    series.mkdir()
+    for i in range(3):  # one series of three CT slices, stored as HU + 1024
+        _dicom(series / f"{i}.dcm", rng.integers(0, 3000, (16, 16)).astype(np.int16), sop=f"1.2.826.0.1.3680043.8.498.1.{i}")
+    _dicom(series / "report.dcm", np.zeros((2, 2), np.int16), pixels=False)
+    code = cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(series), "-o", str(tmp_path / "out")])
+    assert code == 1  # the report failed, the slices were written
+    assert "report.dcm: DICOM without pixel data" in capsys.readouterr().err
+    written = [pydicom.dcmread(tmp_path / "out" / f"{i}.dcm") for i in range(3)]
+    source = pydicom.dcmread(series / "0.dcm")
+    assert len({d.SeriesInstanceUID for d in written}) == 1 and written[0].SeriesInstanceUID != source.SeriesInstanceUID
+    assert len({d.SOPInstanceUID for d in written}) == 3 and "DERIVED" in written[0].ImageType
+    hu = written[0].pixel_array * float(written[0].RescaleSlope) + float(written[0].RescaleIntercept)
+    assert hu.min() >= -1000 and hu.max() <= 2000  # the target window, in HU
+    assert not (tmp_path / "out" / "report.dcm").exists()
