@@ -189,13 +189,21 @@ class ScanDataset(UnpairedDataset):
             raise ImageReadError(str(e)) from None
 
 
+def panel_candidates(items: list, n: int) -> list:
+    """``items`` reordered for the panels: spread from a quarter of the way in (a volume's middle
+    slices first, not its first, empty ones), then the rest."""
+    step = max(1, len(items) // (4 * max(n, 1)))
+    return items[len(items) // 4 :: step] + items[: len(items) // 4]
+
+
 def load_fixed_planes(planes: list, n: int, size: int, intensity: Intensity | None, reading: Reading,
                       channels: int) -> torch.Tensor:
-    """The first ``n`` usable planes as (n, C, size, size) in [-1, 1], for the sample panels."""
+    """``n`` usable planes spread over ``planes`` (``panel_candidates``) as (n, C, size, size) in [-1, 1],
+    for the sample panels."""
     dataset = ScanDataset({"A": planes}, {"A": intensity}, {"A": channels}, reading,
                           build_transform("resize_and_crop", size, size, flip=False, float_data=True))
     images = []
-    for item in planes:
+    for item in panel_candidates(planes, n):
         if len(images) == n:
             break
         try:

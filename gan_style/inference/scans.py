@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.intensity import Intensity, cast_to, nonfinite
-from ..io.scans import Scan, ScanError, read_scan, scan_format, write_scan
+from ..io.scans import Scan, ScanError, read_scan, write_scan
 from .translate import Generator, translate_tensor
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,3 @@ def translate_scan_file(gen: Generator, src: Path, dest: Path, options: ScanOpti
         scan.meta["derivation"] = gen.info.label
     return write_scan(dest, scan, translate_scan(gen, scan, options.tile, options.size))
 
-
-def is_scan_input(path: Path) -> bool:
-    return path.is_file() and scan_format(path) is not None

@@ -126,18 +126,12 @@ def scan_data(cfg: Config, rank: int, world_size: int) -> TrainingData:
             if spec.mode else found
         planes[domain] = planes[domain][: d.max_dataset_size]
         shown = domain_planes(root / f"{split}{domain}", spec, reading) if split == "test" else planes[domain]
-        fixed[domain] = load_fixed_planes(spread_fixed(shown, cfg.logging.n_samples), cfg.logging.n_samples,
-                                          d.crop_size, intensity[domain], reading, channels[domain])
+        fixed[domain] = load_fixed_planes(shown, cfg.logging.n_samples, d.crop_size, intensity[domain], reading,
+                                          channels[domain])
     transform = build_transform(d.preprocess, d.load_size, d.crop_size, d.flip, float_data=True)
     dataset = ScanDataset(planes, intensity, channels, reading, transform)
     sampler = UnpairedSampler(len(planes["A"]), len(planes["B"]), cfg.train.seed, rank, world_size)
     return TrainingData(dataset, sampler, fixed, intensity)
-
-
-def spread_fixed(items: list, n: int) -> list:
-    """Panel images spread over the data (a volume's middle slices, not its first, empty ones)."""
-    step = max(1, len(items) // (4 * max(n, 1)))
-    return items[len(items) // 4 :: step] + items[: len(items) // 4]
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -442,12 +442,13 @@ def save(state: TrainState, path: Path) -> None:
         return
     cfg, pos, model = state.cfg, state.pos, state.model
     archs = {name: generator_arch(model.nets[name].state_dict()) for name in model.generator_map.values()}
+    intensity = intensity_record(state)
     ckpt = model.state_dict() | {
         "format_version": FORMAT_VERSION,
         "gan_style_version": __version__,
         "method": cfg.method,
-        "generators": describe_generators(model.generator_map, model.domains, archs, intensity_record(state)),
-        "intensity": intensity_record(state),
+        "generators": describe_generators(model.generator_map, model.domains, archs, intensity),
+        "intensity": intensity,
         "epoch": pos.epoch,
         "epoch_step": pos.epoch_step,
         "step": pos.step,
