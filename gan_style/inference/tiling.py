@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nets import BlurDownsample, BlurUpsample, ResnetBlock
+from ..nets import BlurDownsample, BlurUpsample, ChannelAffine, Residual
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
 
@@ -431,11 +431,12 @@ def build(
             node = Pointwise(node, F.relu_ if isinstance(node, Norm) else F.relu)
         elif isinstance(m, nn.Tanh):
             node = Pointwise(node, torch.tanh)
+        elif isinstance(m, ChannelAffine):  # a conditioning bound to one value: per channel
+            node = Pointwise(node, m)
         elif isinstance(m, nn.Dropout):
             continue  # off at inference
-        elif isinstance(m, ResnetBlock):
-            node = Cache(Add(node, build(list(m.conv_block), node, tile, conv_dtype=block_dtype, spill=spill)), tile,
-                         spill)
+        elif isinstance(m, Residual):
+            node = Cache(Add(node, build(list(m.body), node, tile, conv_dtype=block_dtype, spill=spill)), tile, spill)
         elif isinstance(m, nn.Sequential):
             node = build(list(m), node, tile, block_dtype, conv_dtype, spill)
         else:

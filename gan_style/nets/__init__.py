@@ -1,16 +1,20 @@
 """Networks: pure ``nn.Module``s with explicit arguments, no config objects, no training code.
 
 Names map to the papers: G_A = G (A -> B), G_B = F (B -> A), D_A = D_Y, D_B = D_X (CycleGAN);
-CUT's G, D and F (the patch sampler netF).
+CUT's G, D and F (the patch sampler netF). Generator kinds (kind.py, the registry kinds.py) say
+how each family of generators is built, recognised, run and tiled.
 """
 
 from .discriminator import PatchDiscriminator
-from .generator import ResnetBlock, ResnetGenerator, WithFeatures, generator_arch
+from .generator import ResnetBlock, ResnetGenerator, ResnetKind, WithFeatures, generator_arch
+from .kind import GeneratorKind
+from .kinds import KINDS, describe, kind_named, kind_of, recognise
 from .init import INIT_TYPES, init_weights
-from .layers import BlurDownsample, BlurUpsample
+from .layers import BlurDownsample, BlurUpsample, ChannelAffine, Residual, ResidualBlock
 from .patch_sampler import PatchSampler, nce_channels
 
 __all__ = [
-    "INIT_TYPES", "BlurDownsample", "BlurUpsample", "PatchDiscriminator", "PatchSampler", "ResnetBlock",
-    "ResnetGenerator", "WithFeatures", "generator_arch", "init_weights", "nce_channels",
+    "INIT_TYPES", "KINDS", "BlurDownsample", "BlurUpsample", "ChannelAffine", "GeneratorKind", "PatchDiscriminator",
+    "PatchSampler", "Residual", "ResidualBlock", "ResnetBlock", "ResnetGenerator", "ResnetKind", "WithFeatures",
+    "describe", "generator_arch", "init_weights", "kind_named", "kind_of", "nce_channels", "recognise",
 ]

@@ -26,10 +26,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import BlurDownsample, BlurUpsample, instance_norm
+from .kind import GeneratorKind
+from .layers import BlurDownsample, BlurUpsample, Residual, instance_norm
 
 
-class ResnetBlock(nn.Module):
+class ResnetBlock(Residual):
     """Residual block: x + [pad, conv3x3, IN, ReLU, pad, conv3x3, IN](x). No ReLU after the add."""
 
     def __init__(self, channels: int) -> None:
@@ -44,6 +45,10 @@ class ResnetBlock(nn.Module):
             nn.Conv2d(channels, channels, kernel_size=3, bias=True),
             instance_norm(channels),
         )
+
+    @property
+    def body(self) -> nn.Sequential:  # type: ignore[override]
+        return self.conv_block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv_block(x)
@@ -152,3 +157,19 @@ class WithFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor):
         return self.net.forward_with_features(x, self.nce_layers)
+
+
+class ResnetKind(GeneratorKind):
+    """The CycleGAN / CUT ResNet generator: one pass, no conditioning, exactly tileable."""
+
+    name = "resnet"
+    module = ResnetGenerator
+
+    def recognises(self, state) -> bool:
+        return "model.1.weight" in state and not any(k.startswith("model_res.") for k in state)
+
+    def arch(self, state) -> dict:
+        return generator_arch(state)
+
+    def layers(self, net: nn.Module, cond) -> list[nn.Module]:
+        return list(net.model)

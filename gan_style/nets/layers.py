@@ -62,3 +62,37 @@ class BlurUpsample(nn.Module):
         # Padded (H+2) -> transposed conv: 2(H+2) - 2 - 4 + 4 = 2H + 2 rows; drop the first and last.
         y = F.conv_transpose2d(self.pad(x), self.filt.to(x.dtype), stride=2, padding=2, groups=x.shape[1])
         return y[:, :, 1:-1, 1:-1]
+
+
+class Residual(nn.Module):
+    """x + body(x): the residual blocks of every generator kind. ``body`` is a sequence of plain
+    layers, which is how exact tiling (inference/tiling.py) walks into a block."""
+
+    body: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ChannelAffine(nn.Module):
+    """y = x * scale + shift per channel, with fixed (N, C) factors: a conditioning (noise, time,
+    strength) bound to one value, as a plain layer. Per channel, so exact tiling keeps it exact."""
+
+    def __init__(self, scale: torch.Tensor | None, shift: torch.Tensor | None) -> None:
+        super().__init__()
+        self.scale, self.shift = scale, shift  # (N, C) each, or None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale is not None:
+            x = x * self.scale[:, :, None, None].to(x.dtype)
+        if self.shift is not None:
+            x = x + self.shift[:, :, None, None].to(x.dtype)
+        return x
+
+
+class ResidualBlock(Residual):
+    """A bound residual block: x + body(x) for a given list of layers (see ``Residual``)."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*layers)

@@ -1,0 +1,48 @@
+"""The registry of generator kinds (nets/kind.py): one line per kind.
+
+Checkpoints record each generator's kind by name; files that do not (v0.1 and format-2
+checkpoints, the reference's and CUT's .pth files) are recognised from their tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from .generator import ResnetKind
+from .kind import GeneratorKind
+
+KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind()}
+
+
+def kind_named(name: str | None) -> GeneratorKind:
+    """The kind recorded as ``name`` (None: a file written before kinds were recorded, a ResNet)."""
+    if name is None:
+        return KINDS["resnet"]
+    if name not in KINDS:
+        raise ValueError(f"generator kind {name!r} is unknown to this version (it knows {', '.join(KINDS)})")
+    return KINDS[name]
+
+
+def kind_of(net: nn.Module) -> GeneratorKind:
+    """The kind of a built network (unwrapped: no DDP or compile wrapper)."""
+    for kind in KINDS.values():
+        if type(net) is kind.module:
+            return kind
+    raise TypeError(f"{type(net).__name__} is not a registered generator kind ({', '.join(KINDS)})")
+
+
+def recognise(state: Mapping[str, torch.Tensor]) -> GeneratorKind:
+    """The kind of a bare state_dict, from its keys; ValueError naming what was expected."""
+    for kind in KINDS.values():
+        if kind.recognises(state):
+            return kind
+    raise ValueError("not a generator of a known kind (" + ", ".join(KINDS) + "): e.g. key 'model.1.weight' is missing")
+
+
+def describe(net: nn.Module) -> tuple[str, dict]:
+    """(kind name, architecture) of a built network: what checkpoints record."""
+    kind = kind_of(net)
+    return kind.name, kind.arch(net.state_dict()) | {k: getattr(net, k) for k in kind.defaults()}
