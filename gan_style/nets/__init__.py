@@ -8,7 +8,7 @@ how each family of generators is built, recognised, run and tiled.
 from .discriminator import PatchDiscriminator
 from .generator import ResnetBlock, ResnetGenerator, ResnetKind, WithFeatures, generator_arch
 from .kind import GeneratorKind
-from .kinds import KINDS, describe, kind_named, kind_of, recognise
+from .kinds import KINDS, describe, kind_named, kind_of, recognise, translate_with
 from .init import INIT_TYPES, init_weights
 from .layers import BlurDownsample, BlurUpsample, ChannelAffine, Residual, ResidualBlock
 from .patch_sampler import PatchSampler, nce_channels
@@ -16,5 +16,5 @@ from .patch_sampler import PatchSampler, nce_channels
 __all__ = [
     "INIT_TYPES", "KINDS", "BlurDownsample", "BlurUpsample", "ChannelAffine", "GeneratorKind", "PatchDiscriminator",
     "PatchSampler", "Residual", "ResidualBlock", "ResnetBlock", "ResnetGenerator", "ResnetKind", "WithFeatures",
-    "describe", "generator_arch", "init_weights", "kind_named", "kind_of", "nce_channels", "recognise",
+    "describe", "generator_arch", "init_weights", "kind_named", "kind_of", "nce_channels", "recognise", "translate_with",
 ]

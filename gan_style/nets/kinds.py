@@ -46,3 +46,13 @@ def describe(net: nn.Module) -> tuple[str, dict]:
     """(kind name, architecture) of a built network: what checkpoints record."""
     kind = kind_of(net)
     return kind.name, kind.arch(net.state_dict()) | {k: getattr(net, k) for k in kind.defaults()}
+
+
+def translate_with(net: nn.Module, x: torch.Tensor, steps: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Translate x (N, C_in, H, W) in [-1, 1] with a built generator of any kind, untiled, in the
+    caller's precision context: one pass for one-pass kinds, the kind's steps for multi-step ones
+    (``steps`` None: its default). For training-time evaluation and panels; inference has its own
+    ``Generator`` (inference/translate.py) with tiling and precision paths."""
+    kind = kind_of(net)
+    arch = describe(net)[1]
+    return kind.translate(lambda xi, cond: net(xi, **cond), x, arch, steps or kind.steps(arch)[0], seed)
