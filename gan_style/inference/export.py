@@ -6,6 +6,11 @@
 - TorchScript (``torch.jit.script``) and ONNX: a graph taking (N, 3, H, W) in [-1, 1] with H and
   W multiples of 4 and returning the same shape in [-1, 1]; batch, height and width are dynamic.
   ONNX uses opset 17 by default (onnxruntime >= 1.12, TensorRT >= 8.5, OpenVINO, ...).
+- Generators conditioned on more than the image (a kind's ``example_conditions``: UNSB's time step
+  and noise vector) are exported as the one-step network, taking those inputs after the image
+  (TorchScript by tracing); a multi-step kind's schedule is in the metadata (``kind``, ``arch``),
+  and the caller runs the steps (docs/translate.md shows the loop). One graph then serves every
+  number of steps, and a phone app can stop after any of them.
 
 Every file is written to a temporary name, checked against the PyTorch model on a random input
 of another size than the one used for export (max abs difference below 1e-4 for fp32, 3e-2 for
@@ -101,14 +106,36 @@ def export_generator(
     return ExportResult(path, diff, tolerance, checked_with)
 
 
-def _check_input(channels: int = 3) -> torch.Tensor:
-    shape = (CHECK_SHAPE[0], channels, *CHECK_SHAPE[2:])  # model.input_nc channels (3 for photos)
-    return torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+def _check_input(info: GeneratorInfo) -> tuple[torch.Tensor, ...]:
+    """A random image (model.input_nc channels) and the kind's conditioning inputs, if any."""
+    shape = (CHECK_SHAPE[0], info.arch.get("in_channels", 3), *CHECK_SHAPE[2:])
+    torch.manual_seed(0)
+    conditions = info.generator_kind.example_conditions(info.arch, CHECK_SHAPE[0])
+    return (torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1, *conditions.values())
+
+
+def _condition_names(info: GeneratorInfo) -> list[str]:
+    return list(info.generator_kind.example_conditions(info.arch, 1))
+
+
+class Positional(nn.Module):
+    """``forward(image, *conditions)`` -> ``net(image, **conditions)``: the exported signature."""
+
+    def __init__(self, net: nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.net, self.names = net, names
+
+    def forward(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
+        return self.net(x, **dict(zip(self.names, conditions)))
 
 
 @torch.inference_mode()
-def _reference(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return net(x).float()
+def _reference(net: nn.Module, inputs: tuple[torch.Tensor, ...], names: list[str]) -> torch.Tensor:
+    return Positional(net, names)(*inputs).float()
+
+
+def _half(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(t.half() if t.is_floating_point() else t for t in inputs)
 
 
 def _metadata_json(info: GeneratorInfo, half: bool) -> str:
@@ -132,23 +159,33 @@ def _safetensors(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, op
     meta = info.to_metadata() | {"dtype": json.dumps("float16" if half else "float32")}
     save_file(state, str(path), metadata=meta)
     reloaded = load_generator(path, device="cpu", precision="fp32")  # the same route translate takes
-    x = _check_input(info.arch.get("in_channels", 3))
-    return (_reference(reloaded.net, x) - _reference(net, x)).abs().max().item(), "load_generator"
+    inputs, names = _check_input(info), _condition_names(info)
+    return (_reference(reloaded.net, inputs, names) - _reference(net, inputs, names)).abs().max().item(), \
+        "load_generator"
 
 
 def _torchscript(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: int) -> tuple[float, str]:
     model = copy.deepcopy(net).eval()
     if half:
         model = model.half()
+    inputs, names = _check_input(info), _condition_names(info)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream but still runs everywhere
-        scripted = torch.jit.script(model)
+        warnings.simplefilter("ignore")  # TorchScript is deprecated upstream but still runs everywhere; tracer notes
+        # Conditioned kinds return features on other paths of their forward: traced at the example
+        # size (every op is size-generic, which the check at another size proves); others scripted.
+        scripted = torch.jit.trace(Positional(model, names), _half(_example(info)) if half else _example(info)) \
+            if names else torch.jit.script(model)
         torch.jit.save(scripted, str(path), _extra_files={"gan_style.json": _metadata_json(info, half)})
         loaded = torch.jit.load(str(path), map_location="cpu")
-    x = _check_input(info.arch.get("in_channels", 3))
     with torch.inference_mode():
-        y = loaded(x.half() if half else x).float()
-    return (y - _reference(net, x)).abs().max().item(), "torch.jit.load"
+        y = loaded(*(_half(inputs) if half else inputs)).float()
+    return (y - _reference(net, inputs, names)).abs().max().item(), "torch.jit.load"
+
+
+def _example(info: GeneratorInfo) -> tuple[torch.Tensor, ...]:
+    """The export's example inputs: zeros of EXAMPLE_SHAPE and the kind's example conditions."""
+    shape = (EXAMPLE_SHAPE[0], info.arch.get("in_channels", 3), *EXAMPLE_SHAPE[2:])
+    return (torch.zeros(shape), *info.generator_kind.example_conditions(info.arch, EXAMPLE_SHAPE[0]).values())
 
 
 def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: int) -> tuple[float, str]:
@@ -160,25 +197,28 @@ def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: in
     model = copy.deepcopy(net).eval()
     if half:
         model = model.half()
-    shape = (EXAMPLE_SHAPE[0], info.arch.get("in_channels", 3), *EXAMPLE_SHAPE[2:])
-    example = torch.zeros(shape, dtype=torch.float16 if half else torch.float32)
-    _torch_onnx_export(model, example, path, opset)
+    names = _condition_names(info)
+    example = _half(_example(info)) if half else _example(info)
+    _torch_onnx_export(Positional(model, names), example, names, path, opset)
     proto = onnx.load(str(path))
-    proto.doc_string = "gan_style generator (CycleGAN or CUT): image (N,3,H,W) in [-1,1], H and W multiples of 4 -> output"
+    proto.doc_string = (f"gan_style {info.kind} generator: image (N,C,H,W) in [-1,1], H and W multiples of 4"
+                        + "".join(f", {n}" for n in names) + " -> output")
     entry = proto.metadata_props.add()
     entry.key, entry.value = "gan_style", _metadata_json(info, half)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = _check_input(info.arch.get("in_channels", 3))
-    feed = (x.half() if half else x).numpy()
-    y = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: feed})[0]).float()
-    return (y - _reference(net, x)).abs().max().item(), f"onnxruntime {ort.__version__}"
+    inputs = _check_input(info)
+    feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), _half(inputs) if half else inputs)}
+    y = torch.from_numpy(session.run(None, feed)[0]).float()
+    return (y - _reference(net, inputs, names)).abs().max().item(), f"onnxruntime {ort.__version__}"
 
 
-def _torch_onnx_export(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
-    names = {"input_names": ["image"], "output_names": ["output"]}
+def _torch_onnx_export(model: nn.Module, example: tuple[torch.Tensor, ...], conditions: list[str], path: Path,
+                       opset: int) -> None:
+    names = {"input_names": ["image", *conditions], "output_names": ["output"]}
     dims = {0: "batch", 2: "height", 3: "width"}
+    axes = {"image": dims, "output": dims} | {n: {0: "batch"} for n in conditions}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation and tracer notes from torch.onnx, not actionable here
         if opset < 18:
@@ -187,11 +227,11 @@ def _torch_onnx_export(model: nn.Module, example: torch.Tensor, path: Path, opse
             try:
                 torch.onnx.export(
                     model,
-                    (example,),
+                    example,
                     str(path),
                     dynamo=False,
                     opset_version=opset,
-                    dynamic_axes={"image": dims, "output": dims},
+                    dynamic_axes=axes,
                     **names,
                 )
                 return
@@ -200,11 +240,11 @@ def _torch_onnx_export(model: nn.Module, example: torch.Tensor, path: Path, opse
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
             torch.onnx.export(
                 model,
-                (example,),
+                example,
                 str(path),
                 dynamo=True,
                 opset_version=opset,
                 external_data=False,
-                dynamic_shapes={"x": dims},
+                dynamic_shapes=(dims, *({0: "batch"} for _ in conditions)) if conditions else {"x": dims},
                 **names,
             )

@@ -447,7 +447,8 @@ def build(
 def translate_tiled(
     net: nn.Module, x: torch.Tensor, tile: int, device: torch.device, block_dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """Run ``net`` (a ResnetGenerator, plain or antialiased) on x (1, C, H, W) in tiles of about ``tile`` pixels.
+    """Run ``net`` (a chain of plain layers: a ResnetGenerator, or a kind's ``layers`` at fixed
+    conditioning as an ``nn.Sequential``) on x (1, C, H, W) in tiles of about ``tile`` pixels.
 
     Call under ``torch.inference_mode()`` and the wanted autocast (``block_dtype``: autocast the
     residual blocks' convolutions alone to it). H and W must be valid input sizes for ``net``
@@ -458,3 +459,46 @@ def translate_tiled(
     for r in regions(out_node, tile):
         out[..., r[0] : r[1], r[2] : r[3]] = out_node.pull(r).float().cpu()
     return out
+
+
+def blend_weights(n: int, start: int, stop: int, overlap: int) -> torch.Tensor:
+    """Weights (stop - start,) of a tile covering [start, stop) of n pixels: a linear ramp over the
+    ``overlap`` pixels shared with a neighbour, 1 elsewhere and at the image border."""
+    pos = torch.arange(start, stop, dtype=torch.float32)
+    up = (pos - start + 0.5) / overlap if start > 0 else torch.ones_like(pos)
+    down = (stop - pos - 0.5) / overlap if stop < n else torch.ones_like(pos)
+    return up.clamp(max=1.0) * down.clamp(max=1.0)
+
+
+def blend_spans(n: int, tile: int, overlap: int, multiple: int = 4) -> list[tuple[int, int]]:
+    """[start, stop) spans of about ``tile`` pixels covering n, overlapping by ``overlap``; starts
+    and sizes are multiples of ``multiple`` (the generator's input size rule)."""
+    if n <= tile:
+        return [(0, n)]
+    step = max(multiple, (tile - overlap) // multiple * multiple)
+    spans, start = [], 0
+    while True:
+        stop = min(start + tile, n)
+        spans.append((max(0, stop - tile) // multiple * multiple if stop == n else start, stop))
+        if stop == n:
+            return spans
+        start += step
+
+
+def translate_blended(run, x: torch.Tensor, tile: int, device: torch.device, overlap: int | None = None) -> torch.Tensor:
+    """``run`` (a network evaluation: (1, C, h, w) on ``device`` -> (1, C_out, h, w)) over x (1, C, H, W)
+    on the CPU in overlapping tiles of about ``tile`` pixels, blended with linear ramps: for generators
+    that cannot be tiled exactly. Each tile is normalised by its own statistics, so seams are possible
+    (the overlap hides most). Memory: one tile's activations plus two whole fp32 outputs."""
+    overlap = overlap if overlap is not None else max(16, tile // 8 // 4 * 4)
+    _, _, h, w = x.shape
+    out, total = None, torch.zeros(1, 1, h, w)
+    for y0, y1 in blend_spans(h, tile, overlap):
+        for x0, x1 in blend_spans(w, tile, overlap):
+            y = run(x[..., y0:y1, x0:x1].to(device, non_blocking=True)).float().cpu()  # (1, C_out, th, tw)
+            if out is None:
+                out = torch.zeros(1, y.shape[1], h, w)
+            weight = blend_weights(h, y0, y1, overlap)[:, None] * blend_weights(w, x0, x1, overlap)[None, :]
+            out[..., y0:y1, x0:x1] += y * weight
+            total[..., y0:y1, x0:x1] += weight
+    return out / total

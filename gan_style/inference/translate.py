@@ -27,9 +27,9 @@ from torch import nn
 from ..devices import BLOCKS, resolve_device, resolve_inference_precision
 from ..io.images import read_rgb, to_rgb
 from ..io.tensors import float_to_image, image_to_float
-from ..nets import ResnetBlock, ResnetGenerator
-from .tiling import translate_tiled
-from .weights import GeneratorInfo, read_generator
+from ..nets import GeneratorKind, Residual
+from .tiling import translate_blended, translate_tiled
+from .weights import GeneratorInfo, WeightsError, read_generator
 
 logger = logging.getLogger(__name__)
 
@@ -45,31 +45,41 @@ MIN_SIZE = 8  # below this the residual blocks' reflection padding (at H/4) has 
 
 @dataclass
 class Generator:
-    """A generator ready for inference: the network (eval mode, on ``device``) and what it does."""
+    """A generator ready for inference: the network (eval mode, on ``device``), what it does, and
+    how its kind translates (``steps`` network evaluations, noise from ``seed``: multi-step kinds)."""
 
-    net: ResnetGenerator
+    net: nn.Module
     info: GeneratorInfo
     device: torch.device
     precision: str  # fp32, bf16, bf16-blocks or fp16
+    steps: int = 1  # network evaluations per image (the kind's default unless --steps)
+    seed: int = 0  # the noise of multi-step kinds: one input and one seed give one output
     compiled: Callable | None = field(default=None, repr=False)  # set by compile()
+
+    @property
+    def kind(self) -> GeneratorKind:
+        return self.info.generator_kind
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) in [-1, 1], H and W multiples of 4 -> (N, C_out, H, W) fp32 on the CPU."""
-        channels_last = self.device.type == "cuda"
         x = x.to(self.device, non_blocking=True)
-        if channels_last:
+        if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
+        return self.kind.translate(self.run, x, self.info.arch, self.steps, self.seed).float().cpu()
+
+    def run(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
+        """One network evaluation on ``x`` (on the device) with conditioning ``cond``: compiled when asked."""
         if self.compiled is not None:
             try:
-                return self.compiled(x).float().cpu()
+                return self.compiled(x, cond)
             except Exception as e:  # noqa: BLE001 - a compiler missing or failing: say so once, then run eagerly
                 self.compiled = None
                 while (cause := getattr(e, "inner_exception", None) or e.__cause__) is not None:
                     e = cause
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
                 logger.warning("torch.compile failed (%s: %s); running uncompiled", e.__class__.__name__, first[:200])
-        return self.forward(x).float().cpu()
+        return self.forward(x, cond)
 
     def compile(self, backend: str = "inductor") -> Generator:
         """Compile ``forward`` with torch.compile, with dynamic shapes: one compilation (20-50 s
@@ -78,26 +88,30 @@ class Generator:
         self.compiled = torch.compile(self.forward, dynamic=True, backend=backend)
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: dict | None = None) -> torch.Tensor:
         """The network on ``x`` (already on the device) in this generator's precision."""
+        cond = cond or {}
         with self.autocast():
-            return self.net(x) if self.precision != BLOCKS else self._blocks_in_bf16(x)
+            layers = self.kind.layers(self.net, cond) if self.precision == BLOCKS else None
+            if layers is None:  # bf16-blocks needs the kind's plain layers; without them: the whole network
+                return self.net(x, **cond)
+            return self._blocks_in_bf16(layers, x)
 
-    def _blocks_in_bf16(self, x: torch.Tensor) -> torch.Tensor:
+    def _blocks_in_bf16(self, layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
         # As the tiled path computes it: each block convolution under autocast, its output back to
         # fp32 for the InstanceNorm, the residual sum in fp32. The blocks run channels_last, where
         # oneDNN's bf16 convolutions are ~3x faster than in NCHW, with their own norm (PyTorch's
         # InstanceNorm is slow in that layout); the other layers NCHW.
-        for layer in self.net.model:
-            if isinstance(layer, ResnetBlock):
+        for layer in layers:
+            if isinstance(layer, Residual):
                 x = self._block_in_bf16(layer, x.contiguous(memory_format=torch.channels_last))
             else:
                 x = layer(x.contiguous())
         return x
 
-    def _block_in_bf16(self, block: ResnetBlock, x: torch.Tensor) -> torch.Tensor:
+    def _block_in_bf16(self, block: Residual, x: torch.Tensor) -> torch.Tensor:
         h = x
-        for sub in block.conv_block:
+        for sub in block.body:
             if isinstance(sub, nn.Conv2d):
                 with self.block_autocast():
                     h = sub(h)
@@ -128,7 +142,7 @@ def instance_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 def load_generator(
     weights: str | Path, direction: str | None = None, device: str | torch.device = "auto", precision: str = "auto",
-    ema: bool = True,
+    ema: bool = True, steps: int | None = None, seed: int = 0,
 ) -> Generator:
     """Load a generator from a training checkpoint, an export, a reference .pth or ``official:NAME``.
 
@@ -137,17 +151,34 @@ def load_generator(
     subclass ``WeightsError``) with a one-line message when the weights cannot be used. ``ema``:
     a checkpoint's averaged generator weights when it has them (``train.ema``); False = the raw ones.
     ``precision`` auto is fp32 for generators of scientific data (``GeneratorInfo.exact``).
+    ``steps``: network evaluations per image for multi-step kinds (None: the kind's default);
+    ``seed``: their noise.
     """
     dev = resolve_device(device)
     state, info = read_generator(weights, direction, ema)
     # Scientific data is compared in its own units (HU...): auto means fp32 for it, not bf16.
     prec = "fp32" if info.exact and precision == "auto" else resolve_inference_precision(precision, dev)
-    net = ResnetGenerator(**info.arch)
+    kind = info.generator_kind
+    net = kind.build(info.arch)
     net.load_state_dict(state, strict=True)
     net.eval().requires_grad_(False).to(dev)
     if dev.type == "cuda":
         net.to(memory_format=torch.channels_last)
-    return Generator(net, info, dev, prec)
+    return Generator(net, info, dev, prec, check_steps(info, steps), seed)
+
+
+def check_steps(info: GeneratorInfo, steps: int | None) -> int:
+    """``steps`` for this generator (None: its kind's default); one line when it cannot take them."""
+    default, most = info.generator_kind.steps(info.arch)
+    if steps is None:
+        return default
+    if most == 1 and steps != 1:
+        raise WeightsError(f"--steps {steps}: {info.origin} is a one-pass {info.kind} generator; steps apply to "
+                           "multi-step generators (unsb)")
+    if not 1 <= steps <= most:
+        raise WeightsError(f"--steps {steps}: use 1 to {most} for {info.origin} (a {info.kind} generator "
+                           f"trained with {most} time steps)")
+    return steps
 
 
 # ---------------------------------------------------------------- images
@@ -206,16 +237,47 @@ def translate_tensor(gen: Generator, x: torch.Tensor, tile: int | str | None = "
     """Translate a batch (N, C_in, H, W) in [-1, 1] of any H, W; returns (N, C_out, H, W) fp32 on the CPU.
 
     ``tile``: tile size in pixels, 0/None = never, "auto" = only images over 4 megapixels. Tiled
-    output equals untiled output up to float rounding (see tiling.py).
+    output equals untiled output up to float rounding for kinds that can be tiled exactly (see
+    tiling.py); others are tiled with overlapping, blended tiles. Multi-step kinds tile each step.
     """
     padded, (h, w) = pad_to_multiple(x, gen.info.multiple)
     size = resolve_tile(tile, *padded.shape[-2:])
     if not size:
         return gen(padded)[..., :h, :w]
     with torch.inference_mode(), gen.autocast():
-        block_dtype = torch.bfloat16 if gen.precision == BLOCKS else None
-        outs = [translate_tiled(gen.net, padded[i : i + 1], size, gen.device, block_dtype) for i in range(len(padded))]
+        run = TiledRun(gen, size)
+        outs = [gen.kind.translate(run, padded[i : i + 1], gen.info.arch, gen.steps, gen.seed) for i in range(len(padded))]
     return torch.cat(outs)[..., :h, :w]
+
+
+@dataclass
+class TiledRun:
+    """One network evaluation of ``gen`` on one image (1, C, H, W) on the CPU, tile by tile: exact
+    when the kind gives its plain layers at this conditioning, else overlapping blended tiles."""
+
+    gen: Generator
+    tile: int
+
+    def __call__(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
+        gen = self.gen
+        cond = {k: v.to(gen.device) for k, v in cond.items()}
+        layers = gen.kind.layers(gen.net, cond)
+        if layers is None:
+            note_blended(gen.info)
+            return translate_blended(lambda t: gen.forward(t, cond).float(), x, self.tile, gen.device)
+        block_dtype = torch.bfloat16 if gen.precision == BLOCKS else None
+        return translate_tiled(nn.Sequential(*layers), x, self.tile, gen.device, block_dtype)
+
+
+def note_blended(info: GeneratorInfo) -> None:
+    """Say once per generator that its tiles are blended, not exact."""
+    if info.origin not in _NOTED:
+        _NOTED.add(info.origin)
+        logger.info("%s: a %s generator cannot be tiled exactly; large images are translated in overlapping, "
+                    "blended tiles (seams are possible; --tile 0 translates them whole)", info.origin, info.kind)
+
+
+_NOTED: set[str] = set()
 
 
 def translate_image(

@@ -30,7 +30,7 @@ import torch
 
 from ..domains import DIRECTIONS, dataset_name, default_direction
 from ..io.checkpoint import CheckpointError, load_safe, upgrade_checkpoint
-from ..nets import ResnetGenerator, generator_arch
+from ..nets import GeneratorKind, kind_named, recognise
 from .zoo import ZooError, official_direction, official_domains, official_weights
 
 
@@ -55,8 +55,9 @@ class OneDirectionError(WeightsError):
 class GeneratorInfo:
     """What a generator does and how to feed it (stored as metadata in our exports)."""
 
-    arch: dict  # in_channels, out_channels, ngf, n_blocks
+    arch: dict  # the kind's constructor arguments: in_channels, out_channels, ngf, n_blocks ...
     origin: str  # where the weights came from, for messages: "runs/monet/last.pt (G_B)"
+    kind: str | None = None  # the generator kind (nets/kinds.py); None until read from the tensors
     direction: str | None = None  # AtoB / BtoA when known
     source: str = "input"  # domain names, e.g. "photo" -> "monet"
     target: str = "output"
@@ -67,6 +68,10 @@ class GeneratorInfo:
     data_root: str | None = None  # training checkpoints only: for the default input folder
     source_intensity: dict | None = None  # scientific data: io.intensity.Intensity.to_dict() of each side
     target_intensity: dict | None = None
+
+    @property
+    def generator_kind(self) -> GeneratorKind:
+        return kind_named(self.kind)
 
     @property
     def exact(self) -> bool:
@@ -153,16 +158,27 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def check_state_dict(state: dict[str, torch.Tensor], origin: str) -> dict:
-    """Read the architecture from ``state`` and check every tensor against it; return the arch.
+def check_state_dict(state: dict[str, torch.Tensor], origin: str, kind: str | None = None,
+                     recorded: dict | None = None) -> tuple[GeneratorKind, dict]:
+    """The generator's kind (``kind`` as recorded, else recognised from the keys) and architecture:
+    what the tensors tell, the ``recorded`` arguments they cannot tell (a schedule...), else the
+    kind's defaults. Every tensor is checked against it.
 
-    Raises ``WeightsError`` saying what does not match (missing, unexpected or mis-shaped keys).
+    Raises ``WeightsError`` saying what does not match (missing, unexpected or mis-shaped keys, or
+    a recorded architecture the tensors contradict).
     """
     try:
-        arch = generator_arch(state)
+        gen_kind = kind_named(kind) if kind is not None else recognise(state)
+        told = gen_kind.arch(state)
     except (ValueError, KeyError, IndexError) as e:
-        raise WeightsError(f"{origin}: not a CycleGAN ResNet generator ({e})") from None
-    expected = ResnetGenerator(**arch).state_dict()
+        what = f"a {kind} generator" if kind is not None else "a generator"
+        raise WeightsError(f"{origin}: not {what} ({e})") from None
+    recorded = recorded or {}
+    contradicted = {k: (recorded[k], v) for k, v in told.items() if k in recorded and recorded[k] != v}
+    if contradicted:
+        raise WeightsError(f"{origin}: metadata says architecture {recorded} but the weights are {told}")
+    arch = gen_kind.defaults() | {k: v for k, v in recorded.items() if k in gen_kind.defaults()} | told
+    expected = gen_kind.build(arch).state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [
@@ -179,8 +195,8 @@ def check_state_dict(state: dict[str, torch.Tensor], origin: str) -> dict:
         problems.append(f"size mismatch: {_few(shapes)}")
     if problems:
         desc = ", ".join(f"{k}={v}" for k, v in arch.items())
-        raise WeightsError(f"{origin}: does not match a ResnetGenerator({desc}): {'; '.join(problems)}")
-    return arch
+        raise WeightsError(f"{origin}: does not match a {gen_kind.name} generator({desc}): {'; '.join(problems)}")
+    return gen_kind, arch
 
 
 def _few(items: list[str], n: int = 3) -> str:
@@ -234,16 +250,15 @@ def read_generator(spec: str | Path, direction: str | None = None,
             raise
         state, info = _unpack_torch(obj, name, direction, ema)
     state = {k: v.float() if v.is_floating_point() else v for k, v in clean_state_dict(state).items()}
-    arch = check_state_dict(state, name)
     # Exports written before antialiasing existed record no flags: they were plain generators.
-    if info.arch and {"antialias": False, "antialias_up": False} | info.arch != arch:
-        raise WeightsError(f"{name}: metadata says architecture {info.arch} but the weights are {arch}")
+    recorded = ({"antialias": False, "antialias_up": False} if info.arch and info.kind is None else {}) | info.arch
+    kind, arch = check_state_dict(state, name, info.kind, recorded)
     if direction is not None and info.direction is not None and direction != info.direction:
         raise WeightsError(
             f"{name}: holds only the {info.direction} generator ({info.source} -> {info.target}), "
             f"not {direction}: export the other direction from the training checkpoint"
         )
-    return state, GeneratorInfo(**{**asdict(info), "arch": arch})
+    return state, GeneratorInfo(**{**asdict(info), "arch": arch, "kind": kind.name})
 
 
 def _info_from_export(meta: dict[str, str], name: str) -> GeneratorInfo:
@@ -301,6 +316,7 @@ def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None, ema:
     info = GeneratorInfo(
         arch=spec.get("arch", {}),
         origin=f"{name} ({key}{', EMA' if use_ema else ''})",
+        kind=spec.get("kind", "resnet"),
         direction=direction,
         source=spec["source"],
         target=spec["target"],

@@ -18,10 +18,11 @@ import torch
 from ..domains import dataset_name, default_direction, domain_names
 from .atomic import write_atomic
 
+# 3: each generator's record names its kind (``kind``: "resnet", "unsb"; nets/kinds.py).
 # 2: checkpoints describe their generators (``generators``: direction -> network, domains, arch).
-# 1: v0.1 (commit 81f647a); ``upgrade_checkpoint`` adds what version 2 records.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 1: v0.1 (commit 81f647a). ``upgrade_checkpoint`` adds what the current version records.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class CheckpointError(ValueError):
@@ -59,14 +60,18 @@ def load_safe(path: str | Path, map_location: str | torch.device = "cpu") -> Any
 def upgrade_checkpoint(ckpt: dict) -> dict:
     """A training checkpoint in the current format: version 1 gets its ``generators`` description
     from what v0.1 wrote (its networks G_A = A -> B and G_B = B -> A, or one network G trained in
-    ``data.direction``, whose default came from the dataset's name). The architecture is left out:
-    readers take it from the tensors. Other versions raise ``CheckpointError``."""
+    ``data.direction``, whose default came from the dataset's name; the architecture is left out:
+    readers take it from the tensors); versions 1 and 2 held ResNet generators only, so their
+    records get ``kind: resnet``. Other versions raise ``CheckpointError``."""
     version = ckpt.get("format_version")
     if version not in READABLE_VERSIONS:
         raise CheckpointError(f"not a gan_style training checkpoint of a known format (format {version!r}, "
                               f"this version reads {', '.join(map(str, READABLE_VERSIONS))})")
     if version == FORMAT_VERSION:
         return ckpt
+    if version == 2:
+        described = {d: {"kind": "resnet"} | record for d, record in ckpt["generators"].items()}
+        return ckpt | {"format_version": FORMAT_VERSION, "generators": described}
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     dataset = dataset_name(data.get("dataset"), data.get("root"))
@@ -75,22 +80,25 @@ def upgrade_checkpoint(ckpt: dict) -> dict:
         nets = {data.get("direction") or default_direction(dataset): "G"}
     else:
         nets = {"AtoB": "G_A", "BtoA": "G_B"}
-    return ckpt | {"format_version": FORMAT_VERSION, "generators": describe_generators(nets, domain_names(dataset), {})}
+    kinds = {net: ("resnet", None) for net in nets.values()}
+    return ckpt | {"format_version": FORMAT_VERSION, "generators": describe_generators(nets, domain_names(dataset), kinds)}
 
 
-def describe_generators(nets: dict[str, str], domains: tuple[str, str], archs: dict[str, dict],
+def describe_generators(nets: dict[str, str], domains: tuple[str, str], kinds: dict[str, tuple[str, dict | None]],
                         intensity: dict[str, dict | None] | None = None) -> dict[str, dict]:
     """What a checkpoint records of its generators: direction -> {"net": name in ``models``,
-    "source"/"target": domain names (``domains``: those of A and B), "arch": the generator's
-    constructor arguments, if given, and for scientific data "source_intensity"/"target_intensity":
-    how each side's units map to [-1, 1] (``intensity``: "A"/"B" -> io.intensity.Intensity.to_dict())}."""
+    "source"/"target": domain names (``domains``: those of A and B), "kind" and "arch": the
+    generator's kind and constructor arguments (``kinds``: net -> (kind, arch or None)), and for
+    scientific data "source_intensity"/"target_intensity": how each side's units map to [-1, 1]
+    (``intensity``: "A"/"B" -> io.intensity.Intensity.to_dict())}."""
     a, b = domains
     intensity = intensity or {}
     out = {}
     for direction, net in nets.items():
         (source, target), sides = ((a, b), "AB") if direction == "AtoB" else ((b, a), "BA")
-        out[direction] = {"net": net, "source": source, "target": target} | (
-            {"arch": archs[net]} if net in archs else {})
+        kind, arch = kinds[net]
+        out[direction] = {"net": net, "source": source, "target": target, "kind": kind} | (
+            {"arch": arch} if arch is not None else {})
         if any(intensity.get(side) for side in sides):
             out[direction] |= {"source_intensity": intensity.get(sides[0]), "target_intensity": intensity.get(sides[1])}
     return out

@@ -39,7 +39,8 @@ def recognise(state: Mapping[str, torch.Tensor]) -> GeneratorKind:
     for kind in KINDS.values():
         if kind.recognises(state):
             return kind
-    raise ValueError("not a generator of a known kind (" + ", ".join(KINDS) + "): e.g. key 'model.1.weight' is missing")
+    first = ", ".join(list(state)[:3]) or "none"
+    raise ValueError(f"its keys match no generator kind ({', '.join(KINDS)}); first keys: {first}")
 
 
 def describe(net: nn.Module) -> tuple[str, dict]:

@@ -13,7 +13,7 @@ from torch import nn
 from ..config import Config
 from ..inference.weights import read_generator
 from ..io.checkpoint import CheckpointError
-from ..nets import generator_arch
+from ..nets import describe
 
 def _describe(arch: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in arch.items() if k not in ("in_channels", "out_channels"))
@@ -29,7 +29,10 @@ def load_finetune_weights(cfg: Config, nets: dict[str, nn.Module], generator_map
         if spec is None:
             continue
         state, info = read_generator(spec, direction_of[name])
-        wanted = generator_arch(nets[name].state_dict())
+        kind, wanted = describe(nets[name])
+        if info.kind != kind:
+            raise CheckpointError(f"finetune.{name}={spec}: {info.origin} is a {info.kind} generator but "
+                                  f"method={cfg.method} trains a {kind} generator: fine-tune it with a method of that kind")
         if info.arch != wanted:
             raise CheckpointError(f"finetune.{name}={spec}: {info.origin} is a generator with {_describe(info.arch)} "
                                   f"but the config builds {_describe(wanted)}: set the model.* keys to match")

@@ -31,7 +31,7 @@ from ..io.intensity import Intensity
 from ..io.checkpoint import FORMAT_VERSION, CheckpointError, describe_generators, load_safe, save_atomic
 from ..io.checkpoint import upgrade_checkpoint
 from ..methods import METHODS, Method, TrainingData, config_from_dict, generators
-from ..nets import generator_arch
+from ..nets import describe
 from .best import BestTracker
 from .distributed import DistEnv, any_rank, cleanup, from_main, init_distributed, is_peer_failure, mean_over_ranks
 from .distributed import peer_failure_message
@@ -441,13 +441,13 @@ def save(state: TrainState, path: Path) -> None:
     if not state.env.is_main:
         return
     cfg, pos, model = state.cfg, state.pos, state.model
-    archs = {name: generator_arch(model.nets[name].state_dict()) for name in model.generator_map.values()}
+    kinds = {name: describe(model.nets[name]) for name in model.generator_map.values()}
     intensity = intensity_record(state)
     ckpt = model.state_dict() | {
         "format_version": FORMAT_VERSION,
         "gan_style_version": __version__,
         "method": cfg.method,
-        "generators": describe_generators(model.generator_map, model.domains, archs, intensity),
+        "generators": describe_generators(model.generator_map, model.domains, kinds, intensity),
         "intensity": intensity,
         "epoch": pos.epoch,
         "epoch_step": pos.epoch_step,
