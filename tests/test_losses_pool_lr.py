@@ -76,7 +76,7 @@ def test_scheduler_follows_rule():
     lrs = []
     for _ in range(5):
         lrs.append(model.opt_G.param_groups[0]["lr"])
-        model.sched_G.step()
+        model.schedulers["G"].step()
     assert lrs == pytest.approx([1e-3, 1e-3, 1e-3 * 3 / 4, 1e-3 * 2 / 4, 1e-3 * 1 / 4])
 
 

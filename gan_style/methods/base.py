@@ -1,5 +1,5 @@
-"""What every training method shares: the interface the one training loop calls (``Method``), two
-base classes (``OneOptimizer``, ``TwoOptimizers``) and the helpers methods build on.
+"""What every training method shares: the interface the one training loop calls (``Method``), the
+base class of their training state (``MethodState``) and the helpers methods build on.
 
 A method is one file in this folder plus its line in ``METHODS`` (methods/__init__.py). It owns
 everything specific to it: its config class (``config_type``: the shared ``Config`` plus its own
@@ -219,14 +219,15 @@ def load_training_state(state: dict, nets: dict[str, nn.Module], optimizers: dic
         scaler.load_state_dict(state["scaler"])
 
 
-class OneOptimizer:
-    """A method with one Adam ``opt_G`` (its generator side), a linear-decay scheduler and one
-    GradScaler: how they are stepped, logged and saved. Subclasses set ``cfg``, ``nets``,
-    ``opt_G``, ``sched_G``, ``scaler`` and add their own state in ``extra_state``."""
+class MethodState:
+    """What every method's training state has beside its networks: its optimizers and their
+    linear-decay schedulers (``optimizers`` / ``schedulers``: name -> object, e.g. "G", "D"; set by
+    the method), one GradScaler, and how they are stepped, logged and saved. Methods add their
+    own state (random streams, pools) in ``extra_state``."""
 
     cfg: Config
-    opt_G: torch.optim.Optimizer
-    sched_G: torch.optim.lr_scheduler.LambdaLR
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR]
     scaler: torch.amp.GradScaler
     nets: dict[str, nn.Module]
     batch_keys: ClassVar[tuple[str, ...]] = ("A", "B")
@@ -239,8 +240,10 @@ class OneOptimizer:
     def evaluate(self, fixed: dict[str, torch.Tensor]) -> dict[str, float]:
         return {}
 
-    def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:
-        return {"G": self.opt_G}, {"G": self.sched_G}
+    def set_optimizers(self, **optimizers: torch.optim.Optimizer) -> None:
+        """Register the optimizers (name -> Adam) and give each the reference's linear-decay schedule."""
+        self.optimizers = optimizers
+        self.schedulers = {name: linear_decay(opt, self.cfg) for name, opt in optimizers.items()}
 
     @property
     def domains(self) -> tuple[str, str]:
@@ -248,11 +251,11 @@ class OneOptimizer:
         return domain_names(dataset_name(self.cfg.data.dataset, self.cfg.data.root))
 
     def end_epoch(self) -> None:
-        for sched in self._optimizers()[1].values():
+        for sched in self.schedulers.values():
             sched.step()
 
     def learning_rates(self) -> dict[str, float]:
-        return {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in self._optimizers()[0].items()}
+        return {f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
 
     def extra_state(self) -> dict:
         """The method's own resumable state (random streams, pools): plain tensors and numbers."""
@@ -261,21 +264,9 @@ class OneOptimizer:
     def load_extra_state(self, state: dict) -> None: ...
 
     def state_dict(self) -> dict:
-        optimizers, schedulers = self._optimizers()
-        return training_state(self.nets, optimizers, schedulers, self.scaler) | {"method": self.cfg.method} \
+        return training_state(self.nets, self.optimizers, self.schedulers, self.scaler) | {"method": self.cfg.method} \
             | self.extra_state()
 
     def load_state_dict(self, state: dict) -> None:
-        load_training_state(state, self.nets, *self._optimizers(), self.scaler)
+        load_training_state(state, self.nets, self.optimizers, self.schedulers, self.scaler)
         self.load_extra_state(state)
-
-
-class TwoOptimizers(OneOptimizer):
-    """A GAN's two sides: a generator-side Adam ``opt_G`` and a discriminator-side ``opt_D``, each
-    with its linear-decay scheduler, and one GradScaler."""
-
-    opt_D: torch.optim.Optimizer
-    sched_D: torch.optim.lr_scheduler.LambdaLR
-
-    def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:
-        return {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}

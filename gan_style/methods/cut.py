@@ -21,7 +21,7 @@ from torch import nn
 from ..config import Config, FinetuneConfig, Section
 from ..domains import dataset_name, default_direction
 from ..nets import PatchDiscriminator, PatchSampler, ResnetGenerator, WithFeatures, init_weights, nce_channels
-from .base import Precision, TwoOptimizers, adam, grad_norm, linear_decay, parameters, scaled_lr, set_requires_grad
+from .base import Precision, MethodState, adam, grad_norm, parameters, scaled_lr, set_requires_grad
 from .base import unpaired_data, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss, patch_nce
@@ -96,7 +96,7 @@ def cut_direction(cfg: Config) -> str:
     return cfg.data.direction or default_direction(dataset_name(cfg.data.dataset, cfg.data.root))
 
 
-class CUT(TwoOptimizers):
+class CUT(MethodState):
     config_type: ClassVar[type[Config]] = CUTConfig
     make_data = staticmethod(unpaired_data)
     progress_keys = ("loss/G_GAN", "loss/NCE", "loss/D_real", "loss/D_fake")
@@ -129,7 +129,7 @@ class CUT(TwoOptimizers):
         lr = scaled_lr(cfg, world_size)
         self.opt_G = adam(parameters(self.G, self.F), cfg, lr, device)
         self.opt_D = adam(self.D.parameters(), cfg, lr, device)
-        self.sched_G, self.sched_D = linear_decay(self.opt_G, cfg), linear_decay(self.opt_D, cfg)
+        self.set_optimizers(G=self.opt_G, D=self.opt_D)
         amp = Precision(device, precision)
         self.autocast, self.scaler = amp.autocast, amp.scaler
         # ---- random streams of the method, the same on every rank ----

@@ -18,7 +18,7 @@ from torch import nn
 from ..config import Config, FinetuneConfig, TrainConfig
 from ..io.tensors import as_display
 from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
-from .base import Precision, TwoOptimizers, adam, grad_norm, linear_decay, lr_factor, parameters, scaled_lr
+from .base import Precision, MethodState, adam, grad_norm, lr_factor, parameters, scaled_lr
 from .base import set_requires_grad, unpaired_data, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss
@@ -70,7 +70,7 @@ D_OUTPUT_NAMES = ("A_real", "A_fake", "B_real", "B_fake")
 STAT_NAMES = tuple(f"loss/{n}" for n in LOSS_NAMES) + tuple(f"D/{n}" for n in D_OUTPUT_NAMES)
 
 
-class CycleGAN(TwoOptimizers):
+class CycleGAN(MethodState):
     config_type = CycleGANConfig
     make_data = staticmethod(unpaired_data)
     generator_map = {"AtoB": "G_A", "BtoA": "G_B"}
@@ -106,7 +106,7 @@ class CycleGAN(TwoOptimizers):
         lr = scaled_lr(cfg, world_size)
         self.opt_G = adam(parameters(self.G_A, self.G_B), cfg, lr, device)
         self.opt_D = adam(parameters(self.D_A, self.D_B), cfg, lr, device)
-        self.sched_G, self.sched_D = linear_decay(self.opt_G, cfg), linear_decay(self.opt_D, cfg)
+        self.set_optimizers(G=self.opt_G, D=self.opt_D)
         amp = Precision(device, precision)
         self.autocast, self.scaler = amp.autocast, amp.scaler
         # Each rank keeps its own pool (seeded per rank): fakes never cross processes.

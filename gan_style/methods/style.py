@@ -28,7 +28,7 @@ from ..io.images import ImageReadError, list_images, read_rgb, write_image
 from ..io.tensors import float_to_image, image_to_float
 from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
 from ..nets.perceptual import DEFAULT_LAYERS, StyleObjective, fit_painting, load_features, style_grams
-from .base import OneOptimizer, Precision, TrainingData, adam, grad_norm, linear_decay, scaled_lr, set_requires_grad
+from .base import MethodState, Precision, TrainingData, adam, grad_norm, scaled_lr, set_requires_grad
 from .base import wrap
 from .losses import gan_loss
 
@@ -109,7 +109,7 @@ def read_paintings(paths: list[Path]) -> list[torch.Tensor]:
     return [image_to_float(read_rgb(path))[None] for path in paths]
 
 
-class StyleTransfer(OneOptimizer):
+class StyleTransfer(MethodState):
     config_type = StyleConfig
     batch_keys = ("photo",)
     domain_evaluation = False  # no target domain of photos: eval.every measures the objective's terms instead
@@ -142,10 +142,9 @@ class StyleTransfer(OneOptimizer):
         # ---- optimisation ----
         lr = scaled_lr(cfg, world_size)
         self.opt_G = adam(self.G.parameters(), cfg, lr, device)
-        self.sched_G = linear_decay(self.opt_G, cfg)
+        self.opt_D = adam(self.D.parameters(), cfg, lr, device) if self.D is not None else None
+        self.set_optimizers(G=self.opt_G, **({"D": self.opt_D} if self.opt_D is not None else {}))
         if self.D is not None:
-            self.opt_D = adam(self.D.parameters(), cfg, lr, device)
-            self.sched_D = linear_decay(self.opt_D, cfg)
             self.paintings = fitted  # the real patches D sees: random crops of these
             self.crop_rng = torch.Generator().manual_seed(t.seed + 3)  # the same on every rank, on the CPU
         amp = Precision(device, precision)
@@ -181,11 +180,6 @@ class StyleTransfer(OneOptimizer):
     @property
     def domains(self) -> tuple[str, str]:
         return self._domains
-
-    def _optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, object]]:
-        if self.D is None:
-            return super()._optimizers()
-        return {"G": self.opt_G, "D": self.opt_D}, {"G": self.sched_G, "D": self.sched_D}
 
     def step(self, batch: Mapping[str, torch.Tensor], measure_grads: bool = False) -> dict[str, torch.Tensor]:
         """One iteration on photos {"photo": (N, 3, H, W)}: G against the objective (and D, if any)."""
