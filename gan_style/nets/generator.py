@@ -180,7 +180,8 @@ class ResnetKind(GeneratorKind):
     module = ResnetGenerator
 
     def recognises(self, state) -> bool:
-        return "model.1.weight" in state and not any(k.startswith("model_res.") for k in state)
+        # UNSB's generator has the same encoder keys, plus its blocks and noise mapping.
+        return "model.1.weight" in state and not any(k.startswith(("model_res.", "z_transform.")) for k in state)
 
     def arch(self, state) -> dict:
         return generator_arch(state)
