@@ -12,9 +12,11 @@ from .kinds import KINDS, describe, kind_named, kind_of, recognise, translate_wi
 from .init import INIT_TYPES, init_weights
 from .layers import BlurDownsample, BlurUpsample, ChannelAffine, Residual, ResidualBlock
 from .patch_sampler import PatchSampler, nce_channels
+from .unsb import UNSBDiscriminator, UNSBGenerator, UNSBKind, timestep_embedding, unsb_arch, unsb_times
 
 __all__ = [
     "INIT_TYPES", "KINDS", "BlurDownsample", "BlurUpsample", "ChannelAffine", "GeneratorKind", "PatchDiscriminator",
     "PatchSampler", "Residual", "ResidualBlock", "ResnetBlock", "ResnetGenerator", "ResnetKind", "WithFeatures",
-    "describe", "generator_arch", "init_weights", "kind_named", "kind_of", "nce_channels", "recognise", "translate_with",
+    "UNSBDiscriminator", "UNSBGenerator", "UNSBKind", "describe", "generator_arch", "init_weights", "kind_named",
+    "kind_of", "nce_channels", "recognise", "timestep_embedding", "translate_with", "unsb_arch", "unsb_times",
 ]

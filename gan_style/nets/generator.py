@@ -54,6 +54,38 @@ class ResnetBlock(Residual):
         return x + self.conv_block(x)
 
 
+def encoder_layers(in_channels: int, ngf: int, antialias: bool) -> list[nn.Module]:
+    """The stem and the two downsamplings of the ResNet generators (CycleGAN's, CUT's, UNSB's):
+    (N, in_channels, H, W) -> (N, 4*ngf, H/4, W/4); 10 layers, or 12 with ``antialias``."""
+    layers: list[nn.Module] = [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(in_channels, ngf, kernel_size=7, bias=True),
+        instance_norm(ngf),
+        nn.ReLU(inplace=True),
+    ]
+    for c in (ngf, 2 * ngf):  # downsample: c -> 2c channels, halving H and W each time
+        if antialias:
+            layers += [nn.Conv2d(c, 2 * c, kernel_size=3, padding=1, bias=True), instance_norm(2 * c),
+                       nn.ReLU(inplace=True), BlurDownsample(2 * c)]
+        else:
+            layers += [nn.Conv2d(c, 2 * c, kernel_size=3, stride=2, padding=1, bias=True), instance_norm(2 * c),
+                       nn.ReLU(inplace=True)]
+    return layers
+
+
+def decoder_layers(ngf: int, out_channels: int, antialias_up: bool) -> list[nn.Module]:
+    """The two upsamplings and the output layer of the ResNet generators:
+    (N, 4*ngf, H/4, W/4) -> (N, out_channels, H, W) in [-1, 1]."""
+    layers: list[nn.Module] = []
+    for c in (4 * ngf, 2 * ngf):  # upsample: c -> c/2 channels, doubling H and W each time
+        if antialias_up:
+            layers += [BlurUpsample(c), nn.Conv2d(c, c // 2, kernel_size=3, padding=1, bias=True)]
+        else:
+            layers += [nn.ConvTranspose2d(c, c // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=True)]
+        layers += [instance_norm(c // 2), nn.ReLU(inplace=True)]
+    return layers + [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, kernel_size=7), nn.Tanh()]
+
+
 class ResnetGenerator(nn.Module):
     """The ResNet generator (Johnson et al. architecture), as in the CycleGAN and CUT codes.
 
@@ -74,27 +106,9 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
-        layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(in_channels, ngf, kernel_size=7, bias=True),
-            instance_norm(ngf),
-            nn.ReLU(inplace=True),
-        ]
-        for c in (ngf, 2 * ngf):  # downsample: c -> 2c channels, halving H and W each time
-            if antialias:
-                layers += [nn.Conv2d(c, 2 * c, kernel_size=3, padding=1, bias=True), instance_norm(2 * c),
-                           nn.ReLU(inplace=True), BlurDownsample(2 * c)]
-            else:
-                layers += [nn.Conv2d(c, 2 * c, kernel_size=3, stride=2, padding=1, bias=True), instance_norm(2 * c),
-                           nn.ReLU(inplace=True)]
+        layers = encoder_layers(in_channels, ngf, antialias)
         layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
-        for c in (4 * ngf, 2 * ngf):  # upsample: c -> c/2 channels, doubling H and W each time
-            if antialias_up:
-                layers += [BlurUpsample(c), nn.Conv2d(c, c // 2, kernel_size=3, padding=1, bias=True)]
-            else:
-                layers += [nn.ConvTranspose2d(c, c // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=True)]
-            layers += [instance_norm(c // 2), nn.ReLU(inplace=True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, kernel_size=7), nn.Tanh()]
+        layers += decoder_layers(ngf, out_channels, antialias_up)
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +180,8 @@ class ResnetKind(GeneratorKind):
     module = ResnetGenerator
 
     def recognises(self, state) -> bool:
-        return "model.1.weight" in state and not any(k.startswith("model_res.") for k in state)
+        # UNSB's generator has the same encoder keys, plus its blocks and noise mapping.
+        return "model.1.weight" in state and not any(k.startswith(("model_res.", "z_transform.")) for k in state)
 
     def arch(self, state) -> dict:
         return generator_arch(state)

@@ -13,8 +13,9 @@ from torch import nn
 
 from .generator import ResnetKind
 from .kind import GeneratorKind
+from .unsb import UNSBKind
 
-KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind()}
+KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind(), "unsb": UNSBKind()}
 
 
 def kind_named(name: str | None) -> GeneratorKind:
