@@ -199,7 +199,7 @@ def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: in
         model = model.half()
     names = _condition_names(info)
     example = _half(_example(info)) if half else _example(info)
-    _torch_onnx_export(Positional(model, names), example, names, path, opset)
+    _torch_onnx_export(Positional(model, names) if names else model, example, names, path, opset)
     proto = onnx.load(str(path))
     proto.doc_string = (f"gan_style {info.kind} generator: image (N,C,H,W) in [-1,1], H and W multiples of 4"
                         + "".join(f", {n}" for n in names) + " -> output")
@@ -209,7 +209,10 @@ def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: in
     onnx.save(proto, str(path))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = _check_input(info)
-    feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), _half(inputs) if half else inputs)}
+    # By name: a conditioning input the network ignores (UNSB's step index in the official blocks) is
+    # pruned from the graph.
+    given = dict(zip(["image", *names], _half(inputs) if half else inputs))
+    feed = {i.name: given[i.name].numpy() for i in session.get_inputs()}
     y = torch.from_numpy(session.run(None, feed)[0]).float()
     return (y - _reference(net, inputs, names)).abs().max().item(), f"onnxruntime {ort.__version__}"
 
@@ -245,6 +248,6 @@ def _torch_onnx_export(model: nn.Module, example: tuple[torch.Tensor, ...], cond
                 dynamo=True,
                 opset_version=opset,
                 external_data=False,
-                dynamic_shapes=(dims, *({0: "batch"} for _ in conditions)) if conditions else {"x": dims},
+                dynamic_shapes=(dims, tuple({0: "batch"} for _ in conditions)) if conditions else {"x": dims},
                 **names,
             )

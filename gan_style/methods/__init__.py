@@ -15,8 +15,10 @@ from .base import Method, TrainingData, generators
 from .cut import CUT, FastCUT
 from .cyclegan import CycleGAN
 from .style import StyleTransfer
+from .unsb import UNSB
 
-METHODS: dict[str, type[Method]] = {"cyclegan": CycleGAN, "cut": CUT, "fastcut": FastCUT, "style": StyleTransfer}
+METHODS: dict[str, type[Method]] = {"cyclegan": CycleGAN, "cut": CUT, "fastcut": FastCUT, "style": StyleTransfer,
+                                    "unsb": UNSB}
 
 
 def config_types() -> dict[str, type[Config]]:
@@ -39,5 +41,5 @@ def every_config_key() -> list[tuple[str, Any, str, tuple[str, ...]]]:
     return all_config_keys(config_types())
 
 
-__all__ = ["CUT", "METHODS", "CycleGAN", "FastCUT", "Method", "StyleTransfer", "TrainingData", "config_from_dict", "every_config_key",
-           "generators", "load_config"]
+__all__ = ["CUT", "METHODS", "UNSB", "CycleGAN", "FastCUT", "Method", "StyleTransfer", "TrainingData", "config_from_dict",
+           "every_config_key", "generators", "load_config"]
