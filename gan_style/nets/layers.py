@@ -13,10 +13,38 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` with a right input gradient for one image.
+
+    PyTorch 2.14.1's CPU kernel returns a wrong input gradient when the batch has one image and the
+    incoming gradient is channels_last (errors of the gradient's own size; measured, and checked
+    against double-precision finite differences): in every batch-1 run with train.channels_last,
+    and wherever a gradient arrives through a transposed view, as CUT's and UNSB's PatchNCE patch
+    sampling produces. The incoming gradient is made contiguous first (NCHW; also channels_last
+    inputs then get the right gradient). Batches of 2 or more, and inference, are unaffected.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._apply_instance_norm(x)  # what nn.InstanceNorm2d.forward runs (TorchScript has no super())
+        if not torch.jit.is_scripting():  # TorchScript exports run without gradients
+            guard_gradient(y)
+        return y
+
+
+@torch.jit.unused
+def guard_gradient(y: torch.Tensor) -> None:
+    if y.requires_grad and y.shape[0] == 1 and not torch.compiler.is_compiling():
+        y.register_hook(contiguous_grad)
+
+
+def contiguous_grad(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous()
+
+
 def instance_norm(channels: int) -> nn.InstanceNorm2d:
     # The reference uses InstanceNorm without affine parameters and without running stats,
     # so the norm layers contribute no state_dict entries.
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return InstanceNorm2d(channels, affine=False, track_running_stats=False)
 
 
 def _binomial_2d(taps: tuple[float, ...]) -> torch.Tensor:
