@@ -62,25 +62,29 @@ def recording(method_class, models: list, grads: dict, sgd_D: bool = False):
     """``method_class`` that appends itself to ``models`` and, at each of its steps, records in
     ``grads[step]`` (1 = this process's first step) the gradient of every parameter at the moment
     its optimizer steps: under DDP, after the all-reduce. Used by the workers and in-process runs.
-    ``sgd_D``: the discriminator side learns by SGD (same LR) instead of Adam (see test_cut_...)."""
+    ``sgd_D``: the discriminator side (every optimizer but G's) learns by SGD (same LR) instead of Adam
+    (see test_cut_...)."""
 
     class Recorded(method_class):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             models.append(self)
             self.steps = 0
-            if sgd_D:
-                params = [p for group in self.opt_D.param_groups for p in group["params"]]
-                self.opt_D = torch.optim.SGD(params, lr=self.opt_D.param_groups[0]["lr"])
+            if sgd_D:  # every optimizer but G's (UNSB's energy net E too)
+                for opt_name, opt in list(self.optimizers.items()):
+                    if opt_name != "G":
+                        params = [p for group in opt.param_groups for p in group["params"]]
+                        sgd = torch.optim.SGD(params, lr=opt.param_groups[0]["lr"])
+                        self.optimizers[opt_name] = sgd
+                        setattr(self, f"opt_{opt_name}", sgd)
             names = param_names(self)
 
             def capture(opt, args, kwargs):
                 params = (p for group in opt.param_groups for p in group["params"] if p.grad is not None)
                 grads.setdefault(self.steps, {}).update({names[p]: p.grad.detach().clone() for p in params})
 
-            for opt in (self.opt_G, getattr(self, "opt_D", None)):  # the style method may have no D
-                if opt is not None:
-                    opt.register_step_pre_hook(capture)
+            for opt in self.optimizers.values():
+                opt.register_step_pre_hook(capture)
 
         def step(self, *args, **kwargs):
             self.steps += 1
@@ -109,8 +113,7 @@ def worker(dump_dir: Path, overrides: list[str]) -> int:
                     os._exit(17)  # a crash: the process vanishes
                 out = super().step(*args, **kwargs)
                 if self.steps == 1:  # the state after one step, Adam's moments included
-                    optimizers = {name: opt.state_dict() for name, opt in (("G", self.opt_G), ("D", getattr(self, "opt_D", None)))
-                                  if opt is not None}
+                    optimizers = {name: opt.state_dict() for name, opt in self.optimizers.items()}
                     first.update(copy.deepcopy({"models": self.state_dict()["models"], "optimizers": optimizers}))
                     first["grads"] = grads[1]
                     if fault and rank == 0 and first_try:
@@ -220,7 +223,8 @@ def method_extra(method: str, folder: Path) -> dict:
     with the files the method needs on synthetic data (the style method's painting) in ``folder``."""
     if method == "cyclegan":
         return {}
-    extra = {"method": method, "train__pool_size": 50} | ({"cut__num_patches": 16} if method != "style" else {})
+    extra = {"method": method, "train__pool_size": 50} | ({f"{'unsb' if method == 'unsb' else 'cut'}__num_patches": 16}
+                                                           if method != "style" else {})
     return extra | synthetic_extra(method, folder)
 
 
@@ -530,3 +534,31 @@ def test_style_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch):
     model = fresh_method(data, "style")
     assert model.nets.keys() == {"G"} and ranks[0].keys() == set(param_names(model).values())
     assert_same_gradients(ranks[0], solo[1], noise_biases(model))
+
+
+def test_unsb_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch):
+    """UNSB under DDP: G (its trainable parameters), D, E and F get gradients averaged like one batch
+    of 2. Each sample's noise (the bridge's, z, the second source image) comes from the sample, the
+    step index and patch locations from streams identical on every rank, and the energy's
+    log-sum-exp is per image. D and E learn by SGD, as CUT's D does here: G's gradient comes
+    through both after their update. (This test found PyTorch's wrong InstanceNorm gradient for one
+    image with a channels_last incoming gradient: nets/layers.InstanceNorm2d.)"""
+    extra = method_extra("unsb", data.parent) | {"train__max_steps": 1}
+    dump = data.parent / "dump_unsb"
+    proc = torchrun(dump, overrides(data, data.parent / "runs", "unsb_ddp", **extra), env={SGD_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [dumped(dump, rank)["grads"][1] for rank in (0, 1)]
+    assert all(torch.equal(v, ranks[1][k]) for k, v in ranks[0].items())
+    _, solo = single_recorded(monkeypatch, data, data.parent / "runs", "unsb_solo", sgd_D=True,
+                              train__batch_size=2, **extra)
+    model = fresh_method(data, "unsb")
+    assert model.nets.keys() == {"G", "D", "E", "F"}
+    trained = {name for p, name in param_names(model).items() if p.requires_grad}
+    assert ranks[0].keys() == trained and len(trained) < len(param_names(model))  # the official blocks' unused part
+    # Biases before an InstanceNorm, also inside UNSB's blocks and time-conditioned D/E blocks, which
+    # noise_biases (nn.Sequential only) does not see: their exact gradient is 0, what they get is
+    # rounding noise; and the time projections of D/E blocks before a norm (cancelled the same way).
+    cancelled = {k for k in trained if k.split(".")[0] in ("D", "E") and (".dense." in k or ".conv1.bias" in k)
+                 and not k.split(".")[2] == "0"}
+    cancelled |= {k for k in trained if k.startswith("G.model_res.") and ".conv_fin." in k and k.endswith(".bias")}
+    assert_same_gradients(ranks[0], solo[1], noise_biases(model) | cancelled)

@@ -92,6 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="which generator of a training checkpoint: AtoB (G_A) or BtoA (G_B); default BtoA for *2photo "
         "datasets (photo -> painting), else AtoB. Files holding one generator need no direction",
     )
+    a("--steps", type=int, metavar="N",
+      help="multi-step generators (unsb): network evaluations per image, 1 to its num_timesteps (default: all); "
+      "fewer is faster and translates less")
+    a("--seed", type=int, default=0, metavar="S",
+      help="multi-step generators: the seed of their noise; one input and one seed always give the same output "
+      "(default 0)")
     a("--raw-weights", action="store_true",
       help="a training checkpoint's raw generator weights instead of their EMA (used by default when train.ema was on)")
     a("--recursive", "-r", action="store_true", help="also translate images and videos in subfolders of input folders")
@@ -213,7 +219,8 @@ def _tile_arg(text: str) -> int | str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        gen = load_generator(args.weights, args.direction, args.device, args.precision, ema=not args.raw_weights)
+        gen = load_generator(args.weights, args.direction, args.device, args.precision, ema=not args.raw_weights,
+                             steps=args.steps, seed=args.seed)
         if args.compile:
             gen.compile()
         inputs = args.input or default_input(gen)
@@ -232,9 +239,11 @@ def run(args: argparse.Namespace) -> int:
     exact = gen.info.exact
     jobs, skipped, failures = select_jobs(
         plan(found, output, single_file, args.ext, args.video_ext, keep_names=exact), args.overwrite)
+    steps = f", {gen.steps} of {gen.kind.steps(gen.info.arch)[1]} steps (seed {gen.seed})" \
+        if gen.kind.steps(gen.info.arch)[1] > 1 else ""
     print(
-        f"generator: {gen.info.label}, {gen.info.arch['n_blocks']} blocks, ngf {gen.info.arch['ngf']}, "
-        f"{gen.device} {gen.precision}",
+        f"generator: {gen.info.label}, {gen.info.kind}, {gen.info.arch['n_blocks']} blocks, ngf {gen.info.arch['ngf']}"
+        f"{steps}, {gen.device} {gen.precision}",
         file=sys.stderr,
     )
     images, videos = [j for j in jobs if not j.is_video], [j for j in jobs if j.is_video]

@@ -51,8 +51,8 @@ class UNSBOptions(Section):
     """Weight of the Schrödinger-bridge loss (the official default; the paper's runs use 1.0)."""
     nce_idt: bool = True
     """Also the identity PatchNCE on G(y_t) vs y (total NCE = mean of both)."""
-    nce_layers: list[int] = [0, 4, 8, 12, 16]
-    """Indices of the generator's layers whose features enter PatchNCE (encoder layers, then the blocks)."""
+    nce_layers: Optional[list[int]] = None
+    """Indices of the generator's layers whose features enter PatchNCE (encoder layers, then the blocks); null = the official [0, 4, 8, 12, 16], capped at G's last block when it has fewer than 5."""
     num_patches: int = Field(256, gt=0)
     """Patch locations sampled per NCE layer and image."""
     nce_T: float = Field(0.07, gt=0)
@@ -72,8 +72,8 @@ class UNSBOptions(Section):
 
     @field_validator("nce_layers")
     @classmethod
-    def _ascending(cls, layers: list[int]) -> list[int]:
-        if not layers or layers != sorted(set(layers)) or layers[0] < 0:
+    def _ascending(cls, layers: list[int] | None) -> list[int] | None:
+        if layers is not None and (not layers or layers != sorted(set(layers)) or layers[0] < 0):
             raise ValueError(f"give distinct layer indices in ascending order, e.g. [0, 4, 8, 12, 16], not {layers}")
         return layers
 
@@ -99,14 +99,26 @@ class UNSBConfig(Config):
         if m.input_nc != m.output_nc:  # PatchNCE and the bridge mix source and target images
             raise ValueError(f"method=unsb needs model.input_nc == output_nc (the bridge mixes source and target "
                              f"images); got {m.input_nc} and {m.output_nc}: use method=cyclegan")
-        last = (12 if m.antialias is not False else 10) + m.n_blocks - 1  # the encoder's layers, then the blocks
-        if self.unsb.nce_layers[-1] > last:
+        last = last_feature_layer(self)
+        if self.unsb.nce_layers is not None and self.unsb.nce_layers[-1] > last:
             raise ValueError(f"unsb.nce_layers={self.unsb.nce_layers}: G has feature layers 0..{last} with "
                              f"model.n_blocks={m.n_blocks}; e.g. [0, 4, 8, 12, {min(16, last)}]")
         if m.ngf < 4 or m.n_layers_D != 3:
             raise ValueError(f"method=unsb needs model.ngf >= 4 and model.n_layers_D=3 (the official time-conditioned "
                              f"PatchGAN has 3 layers); got ngf={m.ngf}, n_layers_D={m.n_layers_D}")
         return self
+
+
+def last_feature_layer(cfg: Config) -> int:
+    """The index of G's last feature layer: its encoder's layers (12 antialiased, else 10), then the blocks."""
+    return (12 if cfg.model.antialias is not False else 10) + cfg.model.n_blocks - 1
+
+
+def nce_layers(cfg: Config) -> tuple[int, ...]:
+    """``unsb.nce_layers``, or the official layers capped at G's last feature layer."""
+    if cfg.unsb.nce_layers is not None:
+        return tuple(cfg.unsb.nce_layers)
+    return tuple(sorted({min(i, last_feature_layer(cfg)) for i in (0, 4, 8, 12, 16)}))
 
 
 def source_domain(cfg: Config) -> str:
@@ -165,7 +177,7 @@ class UNSB(MethodState):
         self.cfg, self.device, self.precision, self.rank = cfg, device, precision, rank
         self.source = source_domain(cfg)
         self.direction = "AtoB" if self.source == "A" else "BtoA"
-        self.nce_layers = tuple(u.nce_layers)
+        self.nce_layers = nce_layers(cfg)
         self.times = unsb_times(u.num_timesteps).to(device)  # (T + 1,)
         losses = ("G_GAN", "NCE") + (("NCE_Y",) if u.nce_idt else ()) + ("SB", "D_real", "D_fake", "E")
         self.stat_names = tuple(f"loss/{n}" for n in losses) + ("D/real", "D/fake")
