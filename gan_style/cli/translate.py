@@ -37,7 +37,7 @@ from ..inference.batch import (
     translate_jobs,
 )
 from ..inference.scans import ScanOptions, translate_scan_file
-from ..inference.slide import is_slide
+from ..io.slides import is_slide
 from ..inference.translate import Generator, load_generator
 from ..io.scans import ScanError
 from ..inference.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS, VideoError, VideoSettings, import_av, translate_videos
