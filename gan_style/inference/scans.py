@@ -10,7 +10,8 @@ rounded and clipped; the clipped fraction is reported) and written in the input'
 its header and geometry. Generators without a record (the reference's ``input_nc=1`` weights)
 read 8-bit data as the reference does: [0, 255] -> [-1, 1].
 
-TIFF pages too large to read whole go through ``slide.py`` (streamed tile by tile).
+TIFF pages too large to read whole are slides: ``route.py`` sends them to ``slide.py`` (streamed
+tile by tile) instead.
 """
 
 from __future__ import annotations
@@ -89,14 +90,8 @@ def translate_scan(gen: Generator, scan: Scan, tile: int | str | None = "auto", 
 
 
 def translate_scan_file(gen: Generator, src: Path, dest: Path, options: ScanOptions = ScanOptions()) -> Path:
-    """Read ``src``, translate it, write ``dest`` (same format, dtype and header); ScanError on bad input."""
-    from ..io.slides import is_slide
-    from .slide import translate_slide  # a TIFF too large to read whole
-
-    if is_slide(src, options.force_slide):
-        if options.size:
-            logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
-        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid)
+    """Read ``src``, translate it, write ``dest`` (same format, dtype and header); ScanError on bad input
+    (a slide too: ``route.translate_exact`` is the one that streams slides)."""
     scan = read_scan(src, options.axis, options.volume)
     scan.meta["derivation"] = gen.info.label  # formats that record provenance (DICOM) name the generator
     return write_scan(dest, scan, translate_scan(gen, scan, options.tile, options.size))
