@@ -83,7 +83,7 @@ def missing_library(*modules: str) -> str | None:
         try:
             importlib.import_module(module)
         except ImportError as e:
-            if (e.name or "").startswith("gan_style"):
+            if (e.name or "").split(".")[0] == "gan_style":  # our own code broken: not a missing library
                 raise
             return e.name or module
     return None
