@@ -242,3 +242,19 @@ def test_the_generator_decides_the_pipeline(tmp_path):
     assert (photo.images, photo.exact, photo.videos, photo.refused) == ([jobs[0]], [(jobs[1], "slide")], [jobs[2]], [])
     assert (science.images, science.exact, science.videos) == ([], [(jobs[0], "scan"), (jobs[1], "scan")], [])
     assert science.refused == [f"{video}: a generator for scientific data does not translate videos"]
+
+
+def test_a_photo_generator_takes_images_and_videos_not_other_scans(tmp_path, capsys):
+    from safetensors.torch import save_file
+    from test_slide import rgb_generator
+
+    names = ("a.png", "b.tif", "c.mp4", "e.dcm", "f.nii.gz", "notes.txt")
+    assert [route.takes(PHOTO, Path(n)) for n in names] == [True, True, True, False, False, False]
+    assert [route.takes(SCIENCE, Path(n)) for n in names] == [True, True, True, True, True, False]
+    save_file(rgb_generator().net.state_dict(), str(tmp_path / "g.safetensors"))
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (16, 16), (200, 40, 10)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "scan.dcm").write_bytes(b"a DICOM among the photos")
+    assert cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(tmp_path / "in"),
+                     "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]

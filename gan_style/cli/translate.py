@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -37,7 +38,7 @@ from ..inference.batch import (
     select_jobs,
     translate_jobs,
 )
-from ..inference.route import route_jobs, translate_exact
+from ..inference.route import route_jobs, takes, translate_exact
 from ..inference.scans import ScanOptions
 from ..inference.translate import Generator, load_generator
 from ..io.scans import ScanError
@@ -219,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             gen.compile()
         inputs = args.input or default_input(gen)
         output = Path(args.output) if args.output else default_output(gen, args.weights)
-        found = find_inputs(inputs, args.recursive, exclude=output.resolve())
+        found = find_inputs(inputs, args.recursive, exclude=output.resolve(), accept=partial(takes, gen.info))
         single_file = check_output_name(output, found, inputs)
         if args.size is not None and args.size < 1:
             raise InputError(f"--size {args.size}: use a positive number of pixels")

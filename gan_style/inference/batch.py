@@ -62,12 +62,13 @@ def is_input_file(path: Path) -> bool:
     return is_image_file(path) or is_video_file(path) or scan_format(path) is not None
 
 
-def find_inputs(inputs: list[str], recursive: bool, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+def find_inputs(inputs: list[str], recursive: bool, exclude: Path | None = None,
+                accept: Callable[[Path], bool] = is_input_file) -> list[tuple[Path, Path]]:
     """(path, output path relative to the output folder) for each input image, video or scan
-    (``files.find_files``). Files found in folders or by globs under ``exclude`` (the output
-    folder) are left out."""
+    (``files.find_files``; ``accept``: which files found in folders and by globs count). Files
+    found in folders or by globs under ``exclude`` (the output folder) are left out."""
     try:
-        return find_files(inputs, recursive, is_input_file, exclude)
+        return find_files(inputs, recursive, accept, exclude)
     except FindError as e:
         raise InputError(str(e)) from None
 

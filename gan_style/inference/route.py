@@ -17,9 +17,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..io.images import is_image_file
 from ..io.scan import ScanError
 from ..io.slides import is_slide
-from .batch import Job
+from .batch import Job, is_input_file
 from .scans import ScanOptions, translate_scan_file
 from .slide import translate_slide
 from .translate import Generator
@@ -39,6 +40,13 @@ def pipeline(path: Path, info: GeneratorInfo, force_slide: bool = False) -> str:
     if _slide(path, force_slide):
         return SLIDE
     return SCAN if info.exact else IMAGE
+
+
+def takes(info: GeneratorInfo, path: Path) -> bool:
+    """Whether a file found in a folder or by a glob is an input of the generator ``info`` describes:
+    images and videos for a photo generator (a DICOM, NIfTI or .npy file among photos is not one
+    of them), every image, scan and video for a generator of scientific data."""
+    return is_input_file(path) if info.exact else is_image_file(path) or is_video_file(path)
 
 
 def _slide(path: Path, force: bool) -> bool:
