@@ -83,7 +83,7 @@ def write_store(path: Path, planes: np.ndarray) -> Path:
 
 
 def test_every_registered_suffix_maps_to_its_format():
-    assert set(SCAN_FORMATS) == {"image", "tiff", "dicom", "nifti"}
+    assert set(SCAN_FORMATS) == {"image", "tiff", "dicom", "nifti", "npy"}
     for name, fmt in SCAN_FORMATS.items():
         assert fmt.name == name and fmt.suffixes
         for suffix in fmt.suffixes:
@@ -107,7 +107,8 @@ def test_units_come_from_the_format():
     units = {name: fmt.units(Scan(Path("x"), planes, name, {"modality": "MR"} if name == "dicom" else {}))
              for name, fmt in SCAN_FORMATS.items()}
     assert units == {"image": "stored image values (int16)", "tiff": "stored tiff values (int16)",
-                     "dicom": "MR values (DICOM rescale applied)", "nifti": "NIfTI values (int16, scaling applied)"}
+                     "dicom": "MR values (DICOM rescale applied)", "nifti": "NIfTI values (int16, scaling applied)",
+                     "npy": "stored npy values (int16)"}
     assert SCAN_FORMATS["dicom"].units(Scan(Path("x"), planes, "dicom", {"modality": None})) == "HU"
 
 
@@ -248,13 +249,13 @@ def test_a_photo_generator_takes_images_and_videos_not_other_scans(tmp_path, cap
     from safetensors.torch import save_file
     from test_slide import rgb_generator
 
-    names = ("a.png", "b.tif", "c.mp4", "e.dcm", "f.nii.gz", "notes.txt")
-    assert [route.takes(PHOTO, Path(n)) for n in names] == [True, True, True, False, False, False]
-    assert [route.takes(SCIENCE, Path(n)) for n in names] == [True, True, True, True, True, False]
+    names = ("a.png", "b.tif", "c.mp4", "d.npy", "e.dcm", "f.nii.gz", "notes.txt")
+    assert [route.takes(PHOTO, Path(n)) for n in names] == [True, True, True, False, False, False, False]
+    assert [route.takes(SCIENCE, Path(n)) for n in names] == [True, True, True, True, True, True, False]
     save_file(rgb_generator().net.state_dict(), str(tmp_path / "g.safetensors"))
     (tmp_path / "in").mkdir()
     Image.new("RGB", (16, 16), (200, 40, 10)).save(tmp_path / "in" / "a.png")
-    (tmp_path / "in" / "scan.dcm").write_bytes(b"a DICOM among the photos")
+    np.save(tmp_path / "in" / "features.npy", np.zeros((4, 8), np.float32))  # e.g. a cache beside the photos
     assert cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(tmp_path / "in"),
                      "-o", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]

@@ -25,6 +25,7 @@ import numpy as np
 from .atomic import temporary_folder, write_atomic
 from .dicom import DICOM
 from .nifti import NIFTI
+from .npy import NPY
 from .pil_scan import PIL_IMAGE
 from .scan import KEPT_DTYPES, SCIENCE_EXTRA, Scan, ScanError, ScanFormat, exact_dtype
 from .tiff import TIFF
@@ -39,6 +40,7 @@ SCAN_FORMATS: dict[str, ScanFormat] = {
     "tiff": TIFF,
     "dicom": DICOM,
     "nifti": NIFTI,
+    "npy": NPY,
 }
 
 
