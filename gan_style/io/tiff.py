@@ -10,7 +10,7 @@ and ImageJ's ``TZCYX`` (T*Z, H, W, C).
 Pixels keep their stored dtype (uint8, uint16, int16, int32, float32); the few others are widened
 or converted losslessly where possible (see ``scan.exact_dtype``: float64 becomes float32). Palette
 images are expanded through their colour map to 16-bit RGB. A page too large to hold in memory
-(``MAX_WHOLE_BYTES``) raises ``ScanError``: such slides are streamed tile by tile elsewhere, from
+(``MAX_WHOLE_BYTES``) raises ``ScanError``: such slides are streamed tile by tile (slides.py), from
 ``page_shape``'s description.
 """
 
