@@ -377,6 +377,40 @@ def test_nifti2_and_5d(tmp_path):
     _one_line(e, src)
 
 
+# ---------------------------------------------------------------- NumPy .npy
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
+@pytest.mark.parametrize("shape, planes", [((9, 11), (1, 9, 11, 1)), ((3, 9, 11), (3, 9, 11, 1)),
+                                           ((2, 9, 11, 4), (2, 9, 11, 4))])
+def test_npy_arrays_round_trip_exactly_in_their_shape(tmp_path, dtype, shape, planes):
+    arr = _pixels(dtype, shape)
+    np.save(tmp_path / "in.npy", arr)
+    scan, back = _roundtrip(tmp_path / "in.npy", tmp_path / "out.npy")
+    assert scan.format == "npy" and scan.planes.shape == planes and scan.planes.dtype == dtype
+    assert np.array_equal(scan.planes.reshape(shape), arr) and np.array_equal(back.planes, scan.planes)
+    written = np.load(tmp_path / "out.npy")
+    assert written.shape == shape and written.dtype == dtype and np.array_equal(written, arr)
+    assert plane_count(tmp_path / "in.npy") == planes[0]
+    for i in range(planes[0]):
+        assert np.array_equal(read_plane(tmp_path / "in.npy", i), scan.planes[i])
+
+
+def test_npy_values_are_made_exact_and_bad_arrays_are_one_line(tmp_path):
+    np.save(tmp_path / "f64.npy", np.array([[0.1, 2.5]], np.float64))
+    np.save(tmp_path / "big.npy", np.arange(3 * 2 * 2 * 2 * 2, dtype=np.int16).reshape(3, 2, 2, 2, 2))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "text.npy").write_text("not an array")
+    scan = read_scan(tmp_path / "f64.npy")
+    assert scan.planes.dtype == np.float32 and scan.planes.shape == (1, 1, 2, 1)
+    for name, message in (("big.npy", "a 5-D array (3, 2, 2, 2, 2)"), ("objects.npy", "cannot read the .npy array"),
+                          ("text.npy", "not a .npy file (no NumPy header)"), ("missing.npy", "file not found")):
+        with pytest.raises(ScanError) as e:
+            read_scan(tmp_path / name) if name != "missing.npy" else plane_count(tmp_path / name)
+        assert message in _one_line(e, tmp_path / name)
+    with pytest.raises(ScanError, match="plane 1 does not exist"):
+        read_plane(tmp_path / "f64.npy", 1)
+
+
 # ---------------------------------------------------------------- the dispatcher
 
 def test_write_scan_is_atomic_when_the_writer_fails(tmp_path, monkeypatch):

@@ -389,3 +389,15 @@ def test_a_dicom_series_folder_gives_one_derived_series_and_a_report_is_one_line
     hu = written[0].pixel_array * float(written[0].RescaleSlope) + float(written[0].RescaleIntercept)
     assert hu.min() >= -1000 and hu.max() <= 2000  # the target window, in HU
     assert not (tmp_path / "out" / "report.dcm").exists()
+
+
+def test_npy_stack_translation_keeps_shape_and_dtype(tmp_path):
+    write_ct_generator(tmp_path / "g.safetensors")
+    stack = np.random.default_rng(5).integers(-1000, 2000, (3, 16, 12)).astype(np.int16)  # (S, H, W)
+    np.save(tmp_path / "stack.npy", stack)
+    assert cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(tmp_path / "stack.npy"),
+                     "-o", str(tmp_path / "out")]) == 0
+    out = np.load(tmp_path / "out" / "stack.npy")
+    gen = load_generator(tmp_path / "g.safetensors", device="cpu")
+    expected, _ = cast_to(translate_planes(gen, stack[..., None]), np.int16)
+    assert out.shape == stack.shape and out.dtype == np.int16 and np.array_equal(out, expected[..., 0])

@@ -8,7 +8,8 @@ The options and what is printed; the work is ``gan_style.inference.batch`` (imag
 DataLoader workers, same-size images are batched, large ones tiled). Videos (by extension, see
 ``inference/video.py``) go through the video pipeline, one after the other. Scientific files
 (a generator trained with data.intensity: TIFF, DICOM, NIfTI, 16-bit PNG) and slides (TIFFs too
-large to read whole) go through ``inference/scans.py`` and ``inference/slide.py``, exactly. A
+large to read whole) go through ``inference/scans.py`` and ``inference/slide.py``, exactly; which
+pipeline a file takes is ``inference/route.py``'s decision. A
 file that cannot be read or written is reported by name and skipped; the exit status is 1 if any
 failed, 2 if nothing could start (bad weights, no input), 130 on Ctrl-C. Existing outputs are
 kept unless ``--overwrite``. Imports nothing from the training code.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -36,8 +38,8 @@ from ..inference.batch import (
     select_jobs,
     translate_jobs,
 )
-from ..inference.scans import ScanOptions, translate_scan_file
-from ..inference.slide import is_slide
+from ..inference.route import route_jobs, takes, translate_exact
+from ..inference.scans import ScanOptions
 from ..inference.translate import Generator, load_generator
 from ..io.scans import ScanError
 from ..inference.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS, VideoError, VideoSettings, import_av, translate_videos
@@ -225,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             gen.compile()
         inputs = args.input or default_input(gen)
         output = Path(args.output) if args.output else default_output(gen, args.weights)
-        found = find_inputs(inputs, args.recursive, exclude=output.resolve())
+        found = find_inputs(inputs, args.recursive, exclude=output.resolve(), accept=partial(takes, gen.info))
         single_file = check_output_name(output, found, inputs)
         if args.size is not None and args.size < 1:
             raise InputError(f"--size {args.size}: use a positive number of pixels")
@@ -246,21 +248,17 @@ def run(args: argparse.Namespace) -> int:
         f"{steps}, {gen.device} {gen.precision}",
         file=sys.stderr,
     )
-    images, videos = [j for j in jobs if not j.is_video], [j for j in jobs if j.is_video]
+    routes = route_jobs(jobs, gen.info, args.slide)
     options = ScanOptions(axis=args.axis, volume=args.volume, tile=args.tile, size=args.size, slide_tile=args.slide_tile,
                           pyramid=args.pyramid, force_slide=args.slide)
-    # Scientific generators read every file exactly; photo generators send slides (huge TIFFs) there too.
-    scans = images if exact else [j for j in images if is_slide_job(j, args.slide)]
-    images = [j for j in images if j not in scans]
     try:
-        if scans:
-            failures += translate_scan_jobs(gen, scans, output, options)
-        if images or not (videos or scans):
-            failures += translate_images(gen, images, output, args)
-        if videos and exact:
-            failures += [f"{j.label}: a generator for scientific data does not translate videos" for j in videos]
-        elif videos:
-            failures += translate_video_jobs(gen, videos, output, args)
+        if routes.exact:
+            failures += translate_scan_jobs(gen, routes.exact, output, options)
+        if routes.images or not (routes.videos or routes.exact or routes.refused):
+            failures += translate_images(gen, routes.images, output, args)
+        failures += routes.refused
+        if routes.videos:
+            failures += translate_video_jobs(gen, routes.videos, output, args)
     except KeyboardInterrupt:
         print(
             "interrupted: the files finished so far are kept and no partial file is left; "
@@ -288,20 +286,13 @@ def translate_images(gen: Generator, jobs: list[Job], output: Path, args: argpar
     return report.failures
 
 
-def is_slide_job(job: Job, force: bool) -> bool:
-    try:
-        return is_slide(job.src, force)
-    except (ScanError, OSError, ValueError):
-        return False  # not a readable TIFF: the image path reports it
-
-
-def translate_scan_jobs(gen: Generator, jobs: list[Job], output: Path, options: ScanOptions) -> list[str]:
-    """Translate scientific files one by one, exactly (a bad file is reported, the others go on)."""
+def translate_scan_jobs(gen: Generator, jobs: list[tuple[Job, str]], output: Path, options: ScanOptions) -> list[str]:
+    """Translate scientific files and slides one by one, exactly (a bad file is reported, the others go on)."""
     failures, written = [], 0
     with tqdm(total=len(jobs), unit="file", desc="translate") as bar:
-        for job in jobs:
+        for job, kind in jobs:
             try:
-                translate_scan_file(gen, job.src, job.dest, options)
+                translate_exact(gen, job.src, job.dest, options, kind)
                 written += 1
             except (ScanError, CheckpointError, ValueError, OSError) as e:
                 failures.append(str(e) if str(job.src) in str(e) else f"{job.label}: {e}")

@@ -26,7 +26,8 @@ import torch
 
 from ..io.images import ImageReadError, read_rgb
 from ..io.intensity import Intensity, IntensityError, dtype_range, nonfinite
-from ..io.scans import ScanError, is_scan_file, plane_count, read_plane
+from ..io.files import list_files
+from ..io.scans import ScanError, is_scan_file, plane_count, read_plane, scan_format
 from .dataset import LAYOUT_HELP, DataError, UnpairedDataset, build_transform, find_images
 
 logger = logging.getLogger(__name__)
@@ -43,15 +44,17 @@ class Plane:
     index: int
 
     def __str__(self) -> str:
-        return f"{self.path}[{self.index}]" if self.index or plane_suffix(self.path) else str(self.path)
+        return f"{self.path}[{self.index}]" if self.index or _slices(self.path) else str(self.path)
 
     @property
     def parent(self) -> Path:
         return self.path.parent
 
 
-def plane_suffix(path: Path) -> bool:
-    return path.name.lower().endswith((".nii", ".nii.gz"))
+def _slices(path: Path) -> bool:
+    """Whether the planes of ``path`` are slices of a volume (labelled file[0] too)."""
+    fmt = scan_format(path)
+    return fmt is not None and fmt.planes_are_slices
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def index_planes(folder: Path, reading: Reading) -> list[Plane]:
     if not folder.is_dir():
         raise DataError(f"image folder {folder} does not exist: {LAYOUT_HELP}")
     planes: list[Plane] = []
-    for path in sorted(p for p in folder.iterdir() if is_scan_file(p)):
+    for path in list_files(folder, accept=is_scan_file):
         try:
             planes += [Plane(path, i) for i in range(plane_count(path, reading.axis, reading.volume))]
         except ScanError as e:

@@ -10,8 +10,6 @@ the callers (the CLI, the app) say what happened. Imports nothing from the train
 
 from __future__ import annotations
 
-import glob
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,8 +21,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from ..io.files import FindError, find_files
+from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_rgb, write_image
 from ..io.scans import scan_format
-from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_rgb, write_image
 from ..io.tensors import float_to_image, image_to_float
 from .translate import Generator, images_per_pass, resize_short_side, translate_tensor
 from .video import OUTPUT_FORMATS, is_video_file, output_extension
@@ -63,41 +62,15 @@ def is_input_file(path: Path) -> bool:
     return is_image_file(path) or is_video_file(path) or scan_format(path) is not None
 
 
-def _glob_base(pattern: str) -> Path:
-    # The folder part before the first wildcard: outputs mirror the structure below it.
-    parts = Path(pattern).parts
-    base = []
-    for part in parts:
-        if glob.has_magic(part):
-            break
-        base.append(part)
-    return Path(*base) if base else Path(".")
-
-
-def find_inputs(inputs: list[str], recursive: bool, exclude: Path | None = None) -> list[tuple[Path, Path]]:
-    """(path, output path relative to the output folder) for each input image or video.
-
-    Files found in folders or by globs under ``exclude`` (the output folder) are left out.
-    """
-    several = len(inputs) > 1
-    found: list[tuple[Path, Path]] = []
-    for text in inputs:
-        path = Path(text).expanduser()
-        if path.is_file():
-            found.append((path, Path(path.name)))
-            continue
-        if path.is_dir():
-            prefix = Path(path.resolve().name) if several else Path()
-            listed = [(p, prefix / p.relative_to(path)) for p in list_images(path, recursive, is_input_file)]
-        elif glob.has_magic(text):
-            pattern = os.path.expanduser(text)
-            base = _glob_base(pattern)
-            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-            listed = [(p, p.relative_to(base)) for p in matches if p.is_file() and is_input_file(p)]
-        else:
-            raise InputError(f"{text}: no such file or folder")
-        found += [(p, rel) for p, rel in listed if exclude is None or not p.resolve().is_relative_to(exclude)]
-    return found
+def find_inputs(inputs: list[str], recursive: bool, exclude: Path | None = None,
+                accept: Callable[[Path], bool] = is_input_file) -> list[tuple[Path, Path]]:
+    """(path, output path relative to the output folder) for each input image, video or scan
+    (``files.find_files``; ``accept``: which files found in folders and by globs count). Files
+    found in folders or by globs under ``exclude`` (the output folder) are left out."""
+    try:
+        return find_files(inputs, recursive, accept, exclude)
+    except FindError as e:
+        raise InputError(str(e)) from None
 
 
 def plan(

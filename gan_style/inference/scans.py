@@ -10,7 +10,8 @@ rounded and clipped; the clipped fraction is reported) and written in the input'
 its header and geometry. Generators without a record (the reference's ``input_nc=1`` weights)
 read 8-bit data as the reference does: [0, 255] -> [-1, 1].
 
-TIFF pages too large to read whole go through ``slide.py`` (streamed tile by tile).
+TIFF pages too large to read whole are slides: ``route.py`` sends them to ``slide.py`` (streamed
+tile by tile) instead.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io.intensity import Intensity, cast_to, nonfinite
+from ..io.intensity import cast_to, nonfinite
 from ..io.scans import Scan, ScanError, read_scan, write_scan
 from .translate import Generator, translate_tensor
+from .weights import side_intensity
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +43,6 @@ class ScanOptions:
     slide_tile: int = 512  # slides (TIFFs too large to read whole): the output's TIFF tile
     pyramid: bool = False  # slides: also write 2x, 4x ... reductions
     force_slide: bool = False  # stream every TIFF tile by tile, not only those too large to read whole
-
-
-def side_intensity(info, side: str) -> Intensity:
-    """The generator's ``source`` or ``target`` intensity; the reference's 8-bit rule when none is recorded."""
-    recorded = getattr(info, f"{side}_intensity")
-    if recorded:
-        return Intensity.from_dict(recorded)
-    channels = info.arch.get("in_channels" if side == "source" else "out_channels", 3)
-    return Intensity(mode="range", low=0.0, high=255.0, dtype="uint8", channels=channels)
 
 
 def check_channels(scan: Scan, gen: Generator) -> None:
@@ -97,15 +90,9 @@ def translate_scan(gen: Generator, scan: Scan, tile: int | str | None = "auto", 
 
 
 def translate_scan_file(gen: Generator, src: Path, dest: Path, options: ScanOptions = ScanOptions()) -> Path:
-    """Read ``src``, translate it, write ``dest`` (same format, dtype and header); ScanError on bad input."""
-    from .slide import is_slide, translate_slide  # a TIFF too large to read whole
-
-    if is_slide(src, options.force_slide):
-        if options.size:
-            logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
-        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid)
+    """Read ``src``, translate it, write ``dest`` (same format, dtype and header); ScanError on bad input
+    (a slide too: ``route.translate_exact`` is the one that streams slides)."""
     scan = read_scan(src, options.axis, options.volume)
-    if scan.format == "dicom":
-        scan.meta["derivation"] = gen.info.label
+    scan.meta["derivation"] = gen.info.label  # formats that record provenance (DICOM) name the generator
     return write_scan(dest, scan, translate_scan(gen, scan, options.tile, options.size))
 

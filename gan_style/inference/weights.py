@@ -30,6 +30,7 @@ import torch
 
 from ..domains import DIRECTIONS, dataset_name, default_direction
 from ..io.checkpoint import CheckpointError, load_safe, upgrade_checkpoint
+from ..io.intensity import Intensity
 from ..nets import GeneratorKind, kind_named, recognise
 from .zoo import ZooError, official_direction, official_domains, official_weights
 
@@ -109,6 +110,15 @@ class GeneratorInfo:
             if key in values:
                 values[key] = tuple(values[key])
         return cls(origin=origin, **values)
+
+
+def side_intensity(info: GeneratorInfo, side: str) -> Intensity:
+    """The generator's ``source`` or ``target`` intensity; the reference's 8-bit rule when none is recorded."""
+    recorded = getattr(info, f"{side}_intensity")
+    if recorded:
+        return Intensity.from_dict(recorded)
+    channels = info.arch.get("in_channels" if side == "source" else "out_channels", 3)
+    return Intensity(mode="range", low=0.0, high=255.0, dtype="uint8", channels=channels)
 
 
 # ---------------------------------------------------------------- reading files

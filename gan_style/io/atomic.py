@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Callable
@@ -24,15 +25,46 @@ def temporary_path(path: str | Path) -> Iterator[Path]:
     exception, Ctrl-C included, the temporary file is removed and ``path`` is left as it was.
     The name is hidden (leading dot) and ends in ``.tmp``, so it is never taken for an output.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = _temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def temporary_folder(path: str | Path) -> Iterator[Path]:
+    """``temporary_path`` for a folder (a folder-shaped store such as .zarr): yield a new empty folder
+    next to ``path``, which replaces ``path`` if the block succeeds; on any exception it is removed.
+
+    A folder cannot replace another in one step: an existing ``path`` is first moved aside, and
+    removed once the new folder is in place.
+    """
+    tmp = _temporary_name(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    path = Path(path)
+    old = _temporary_name(path) if path.exists() else None
+    if old is not None:
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None and old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old is not None:
+        old.unlink()
+
+
+def _temporary_name(path: str | Path) -> Path:
+    """A fresh hidden name next to ``path``, ending in ``.tmp`` (never taken for an output); makes the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def write_atomic(path: str | Path, write: Callable[[IO], object], binary: bool = False, fsync: bool = False) -> Path:

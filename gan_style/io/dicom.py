@@ -20,16 +20,18 @@ import re
 from pathlib import Path
 from typing import IO
 
-import numpy as np
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.pixels import get_decoder, pixel_array
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from typing import TYPE_CHECKING
 
-from .scans import Scan, ScanError
+import numpy as np
+
+from .scan import Library, ModuleFormat, Scan, ScanError, first_line
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+    from pydicom.uid import UID
 
 logger = logging.getLogger(__name__)
+pydicom = Library("pydicom")
 
 DERIVED_BY = "gan_style"  # default ``meta["derivation"]``: seeds the new UIDs and the descriptions
 # Elements that describe the grayscale values: meaningless once the output is RGB.
@@ -38,21 +40,16 @@ _GRAY_ONLY = ("RescaleSlope", "RescaleIntercept", "RescaleType", "WindowCenter",
               "PixelPaddingValue", "PixelPaddingRangeLimit", "SmallestImagePixelValue", "LargestImagePixelValue")
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{e.__class__.__name__}: {text[0]}" if text else e.__class__.__name__
-
-
 def _dcmread(path: Path, header_only: bool) -> Dataset:
     """The dataset of ``path`` (without pixel data when ``header_only``); ScanError if not DICOM."""
     try:
         return pydicom.dcmread(path, stop_before_pixels=header_only)
     except FileNotFoundError:
         raise ScanError(f"{path}: file not found") from None
-    except InvalidDicomError:
+    except pydicom.errors.InvalidDicomError:
         raise ScanError(f"{path}: not a DICOM file (no DICM preamble); remove it or convert it") from None
     except (OSError, ValueError, EOFError, KeyError, TypeError) as e:
-        raise ScanError(f"{path}: cannot read the DICOM file ({_first_line(e)})") from None
+        raise ScanError(f"{path}: cannot read the DICOM file ({first_line(e)})") from None
 
 
 def _require_image(path: Path, ds: Dataset, header_only: bool) -> None:
@@ -65,14 +62,14 @@ def _frames(ds: Dataset) -> int:
 
 
 def _transfer_syntax(ds: Dataset) -> UID:
-    return UID(ds.file_meta.get("TransferSyntaxUID") or ExplicitVRLittleEndian)
+    return pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID") or pydicom.uid.ExplicitVRLittleEndian)
 
 
 def _decode_error(path: Path, ds: Dataset, e: Exception) -> ScanError:
     """One line for a decoding failure: which decoder to install when none is, else the cause."""
     ts = _transfer_syntax(ds)
     try:
-        decoder = get_decoder(ts)
+        decoder = pydicom.pixels.get_decoder(ts)
     except (NotImplementedError, ValueError):
         decoder = None
     if ts.is_compressed and (decoder is None or not decoder.is_available):
@@ -83,13 +80,13 @@ def _decode_error(path: Path, ds: Dataset, e: Exception) -> ScanError:
                 installs.append("pip install " + " ".join(names))
         hint = " or ".join(installs) or "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg"
         return ScanError(f"{path}: DICOM compressed as {ts.name}; no installed decoder ({hint})")
-    return ScanError(f"{path}: cannot decode the DICOM pixel data ({ts.name}; {_first_line(e)})")
+    return ScanError(f"{path}: cannot decode the DICOM pixel data ({ts.name}; {first_line(e)})")
 
 
 def _stored(path: Path, ds: Dataset, index: int | None = None) -> np.ndarray:
     """The stored values of all frames, or of frame ``index`` when given (read from ``path`` alone)."""
     try:
-        return pixel_array(ds if index is None else path, index=index)
+        return pydicom.pixels.pixel_array(ds if index is None else path, index=index)
     except Exception as e:  # decoders raise RuntimeError, ValueError, NotImplementedError ...
         raise _decode_error(path, ds, e) from None
 
@@ -161,7 +158,7 @@ def read(path: Path, axis: int = 2, volume: int | None = None) -> Scan:
     meta = {"dataset": ds, "transfer_syntax": _transfer_syntax(ds).name, "rescale": _rescale(path, ds),
             "photometric": str(ds.get("PhotometricInterpretation", "")), "frames": frames,
             "modality": str(ds.get("Modality", "")) or None}
-    return Scan(path, planes, "dicom", meta)
+    return Scan(path, planes, DicomFormat.name, meta)
 
 
 def count(path: Path, axis: int = 2, volume: int | None = None) -> int:
@@ -185,10 +182,10 @@ def _derive(ds: Dataset, meta: dict, path: Path) -> None:
     """Make ``ds`` a derived instance: new UIDs (deterministic), ImageType, descriptions, source."""
     derivation = str(meta.get("derivation", DERIVED_BY))
     old_sop, old_series = str(ds.get("SOPInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
-    series_uid = generate_uid(entropy_srcs=[old_series or str(path.parent), derivation])
-    sop_uid = generate_uid(entropy_srcs=[old_series, old_sop or path.name, derivation])
+    series_uid = pydicom.uid.generate_uid(entropy_srcs=[old_series or str(path.parent), derivation])
+    sop_uid = pydicom.uid.generate_uid(entropy_srcs=[old_series, old_sop or path.name, derivation])
     if old_sop and "SOPClassUID" in ds:
-        source = Dataset()
+        source = pydicom.dataset.Dataset()
         source.ReferencedSOPClassUID = ds.SOPClassUID
         source.ReferencedSOPInstanceUID = old_sop
         ds.SourceImageSequence = [source]
@@ -267,7 +264,7 @@ def write(f: IO[bytes], path: Path, like: Scan, planes: np.ndarray) -> None:
         raise ScanError(f"{path}: {planes.shape[0]} planes for a single-frame DICOM; write one file per plane")
     ts = _transfer_syntax(ds)
     if ts.is_compressed or not ts.is_little_endian:
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     _derive(ds, meta, path)
     _resize_geometry(ds, planes.shape[1], planes.shape[2])
     try:
@@ -280,4 +277,20 @@ def write(f: IO[bytes], path: Path, like: Scan, planes: np.ndarray) -> None:
         ds.set_pixel_data(stored[0] if single else stored, photometric, bits, generate_instance_uid=False)
         pydicom.dcmwrite(f, ds, enforce_file_format=True)  # unlike save_as, may leave big endian
     except (ValueError, AttributeError, TypeError) as e:
-        raise ScanError(f"{path}: cannot write the derived DICOM ({_first_line(e)})") from None
+        raise ScanError(f"{path}: cannot write the derived DICOM ({first_line(e)})") from None
+
+
+class DicomFormat(ModuleFormat):
+    """One DICOM file, its frames as planes: this module's functions."""
+
+    name = "dicom"
+    label = "DICOM"
+    suffixes = (".dcm", ".dicom")
+    libraries = ("pydicom",)
+
+    def units(self, scan: Scan) -> str:
+        modality = scan.meta.get("modality")
+        return "HU" if modality in (None, "CT") else f"{modality} values (DICOM rescale applied)"
+
+
+DICOM = DicomFormat(__name__)

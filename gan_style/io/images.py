@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import write_atomic
+from .files import list_files
 
 # Encoder options used when a writer passes none: high-quality JPEG (no chroma subsampling) and WebP.
 SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
@@ -30,9 +31,9 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_images(folder: Path, recursive: bool = False, accept: Callable[[Path], bool] = is_image_file) -> list[Path]:
-    """Image files (or the files ``accept`` takes) in ``folder``, sorted so runs are reproducible."""
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and accept(p))
+    """Image files (or the files ``accept`` takes) in ``folder``, sorted so runs are reproducible
+    (``files.list_files``: hidden files and folders skipped)."""
+    return list_files(folder, recursive, accept)
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

@@ -19,19 +19,12 @@ import logging
 from pathlib import Path
 from typing import IO
 
-import nibabel as nib
 import numpy as np
-from nibabel.affines import rescale_affine
 
-from .scans import Scan, ScanError, exact_dtype
+from .scan import Library, ModuleFormat, Scan, ScanError, exact_dtype, first_line
 
 logger = logging.getLogger(__name__)
-
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{e.__class__.__name__}: {text[0]}" if text else e.__class__.__name__
+nib = Library("nibabel")
 
 
 def _load(path: Path) -> nib.Nifti1Image:
@@ -41,7 +34,7 @@ def _load(path: Path) -> nib.Nifti1Image:
     except FileNotFoundError:
         raise ScanError(f"{path}: file not found") from None
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as e:
-        raise ScanError(f"{path}: not a readable NIfTI file ({_first_line(e)})") from None
+        raise ScanError(f"{path}: not a readable NIfTI file ({first_line(e)})") from None
     if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
         raise ScanError(f"{path}: not a NIfTI-1/2 image ({type(img).__name__})")
     return img
@@ -106,12 +99,12 @@ def read(path: Path, axis: int = 2, volume: int | None = None) -> Scan:
     try:
         data = np.asanyarray(img.dataobj[_key(spatial, axis, volume, None)])
     except (OSError, EOFError, ValueError) as e:  # truncated or damaged data
-        raise ScanError(f"{path}: cannot read the NIfTI data ({_first_line(e)})") from None
+        raise ScanError(f"{path}: cannot read the NIfTI data ({first_line(e)})") from None
     planes = _to_planes(_exact(path, data, scaled), axis)
     meta = {"header": img.header.copy(), "affine": img.affine.copy(), "version": 2 if isinstance(img, nib.Nifti2Image) else 1,
             "shape": tuple(img.shape), "spatial_shape": spatial, "axis": axis, "volume": volume,
             "slope": slope, "inter": inter, "scaled": scaled, "disk_dtype": img.get_data_dtype()}
-    return Scan(path, planes, "nifti", meta)
+    return Scan(path, planes, NiftiFormat.name, meta)
 
 
 def count(path: Path, axis: int = 2, volume: int | None = None) -> int:
@@ -149,7 +142,7 @@ def read_plane(path: Path, index: int, axis: int = 2, volume: int | None = None)
     try:
         data = np.asanyarray(img.dataobj[_key(spatial, axis, volume, index)])  # (H, W)
     except (OSError, EOFError, ValueError) as e:
-        raise ScanError(f"{path}: cannot read the NIfTI data ({_first_line(e)})") from None
+        raise ScanError(f"{path}: cannot read the NIfTI data ({first_line(e)})") from None
     return np.ascontiguousarray(_exact(path, data, (slope, inter) != (1.0, 0.0))[..., None])
 
 
@@ -203,7 +196,7 @@ def write(f: IO[bytes], path: Path, like: Scan, planes: np.ndarray) -> None:
     if vol.shape != tuple(spatial):  # resized in-plane: same field of view, new voxel size
         old, new = np.array(spatial + (1,) * (3 - len(spatial))), np.array(vol.shape + (1,) * (3 - vol.ndim))
         zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))  # voxel sizes along i, j, k
-        affine = rescale_affine(affine, old, zooms * old / new, new)
+        affine = nib.affines.rescale_affine(affine, old, zooms * old / new, new)
     data, scaling = _on_disk(vol, meta)
     cls = nib.Nifti2Image if meta.get("version") == 2 else nib.Nifti1Image
     img = cls(data, affine, header=meta["header"].copy())
@@ -215,3 +208,19 @@ def write(f: IO[bytes], path: Path, like: Scan, planes: np.ndarray) -> None:
             gz.write(raw)
     else:
         f.write(raw)
+
+
+class NiftiFormat(ModuleFormat):
+    """NIfTI-1 and NIfTI-2 volumes, cut into slices: this module's functions."""
+
+    name = "nifti"
+    label = "NIfTI"
+    suffixes = (".nii", ".nii.gz")
+    libraries = ("nibabel",)
+    planes_are_slices = True
+
+    def units(self, scan: Scan) -> str:
+        return f"NIfTI values ({scan.planes.dtype}, scaling applied)"
+
+
+NIFTI = NiftiFormat(__name__)

@@ -8,9 +8,9 @@ time ``T``, ``Q`` ...) is flattened, in the file's order, into the planes S. So 
 and ImageJ's ``TZCYX`` (T*Z, H, W, C).
 
 Pixels keep their stored dtype (uint8, uint16, int16, int32, float32); the few others are widened
-or converted losslessly where possible (see ``scans.exact_dtype``: float64 becomes float32). Palette
+or converted losslessly where possible (see ``scan.exact_dtype``: float64 becomes float32). Palette
 images are expanded through their colour map to 16-bit RGB. A page too large to hold in memory
-(``MAX_WHOLE_BYTES``) raises ``ScanError``: such slides are streamed tile by tile elsewhere, from
+(``MAX_WHOLE_BYTES``) raises ``ScanError``: such slides are streamed tile by tile (slides.py), from
 ``page_shape``'s description.
 """
 
@@ -23,22 +23,17 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-import tifffile
 
-from .scans import Scan, ScanError, exact_dtype
+from .scan import Library, ModuleFormat, Scan, ScanError, exact_dtype, first_line
 
 logger = logging.getLogger(__name__)
+tifffile = Library("tifffile")
 
 MAX_WHOLE_BYTES = 2 * 2**30  # one plane larger than this is a slide: never decoded whole
 BIGTIFF_BYTES = 3_900_000_000  # classic TIFF offsets are 32-bit: write BigTIFF above this
 _CHANNEL_AXES = "SC"  # tifffile's samples (colour) and channels
 # Input compressions written again as they were (lossless ones tifffile can encode); others: none.
 _REWRITE_COMPRESSION = {"ADOBE_DEFLATE": "zlib", "DEFLATE": "zlib", "LZW": "lzw", "ZSTD": "zstd"}
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{e.__class__.__name__}: {text[0]}" if text else e.__class__.__name__
 
 
 def _open(path: Path) -> tifffile.TiffFile:
@@ -51,7 +46,7 @@ def _open(path: Path) -> tifffile.TiffFile:
     except FileNotFoundError:
         error = "file not found"
     except (OSError, ValueError, KeyError, IndexError, struct.error) as e:
-        error = f"not a readable TIFF ({_first_line(e)})"
+        error = f"not a readable TIFF ({first_line(e)})"
     if tif is not None:
         tif.close()
     raise ScanError(f"{path}: {error}")
@@ -155,10 +150,10 @@ def read(path: Path, axis: int = 2, volume: int | None = None) -> Scan:
         try:
             arr = series.asarray()
         except Exception as e:  # any decoder failure of a damaged or exotic file
-            raise ScanError(f"{path}: cannot decode the TIFF ({_first_line(e)})") from None
+            raise ScanError(f"{path}: cannot decode the TIFF ({first_line(e)})") from None
         meta = _meta(tif, series, path)
         planes = _values(_to_planes(arr, series.axes, path), series.keyframe, path)
-    return Scan(path, planes, "tiff", meta)
+    return Scan(path, planes, TiffFormat.name, meta)
 
 
 def count(path: Path, axis: int = 2, volume: int | None = None) -> int:
@@ -212,7 +207,7 @@ def read_plane(path: Path, index: int, axis: int = 2, volume: int | None = None)
         except ScanError:
             raise
         except Exception as e:  # any decoder failure of a damaged or exotic file
-            raise ScanError(f"{path}: cannot decode the TIFF ({_first_line(e)})") from None
+            raise ScanError(f"{path}: cannot decode the TIFF ({first_line(e)})") from None
         return _values(planes, series.keyframe, path)[0]
 
 
@@ -276,3 +271,15 @@ def write(f: IO[bytes], path: Path, like: Scan, planes: np.ndarray) -> None:
         software="gan_style",
         metadata=None,  # no tifffile JSON: the pages alone describe the stack
     )
+
+
+class TiffFormat(ModuleFormat):
+    """TIFF and BigTIFF: this module's functions."""
+
+    name = "tiff"
+    label = "TIFF"
+    suffixes = (".tif", ".tiff")
+    libraries = ("tifffile",)
+
+
+TIFF = TiffFormat(__name__)

@@ -36,7 +36,8 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-from ..io.scans import SCAN_SUFFIXES, Scan, read_scan, scan_format
+from ..io.files import list_files
+from ..io.scans import Scan, format_of, is_scan_file, read_scan, scan_suffixes
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def ssim(pred: np.ndarray, truth: np.ndarray, data_range: float, mask: np.ndarra
 def _key(relative: str) -> str:
     """The relative path without its scan suffix: a.png and a.tif, case1.nii.gz and case1.nii match."""
     lower = relative.lower()
-    for suffix in sorted(SCAN_SUFFIXES, key=len, reverse=True):  # .nii.gz before .gz-less ones
+    for suffix in sorted(scan_suffixes(), key=len, reverse=True):  # .nii.gz before .gz-less ones
         if lower.endswith(suffix):
             return relative[: -len(suffix)]
     return relative
@@ -143,12 +144,7 @@ def scan_files(folder: Path) -> dict[str, Path]:
     """Relative path (posix) -> file, for every scientific image under ``folder`` (recursive)."""
     if not folder.is_dir():
         raise ValueError(f"{folder} does not exist or is not a folder")
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if path.is_file() and scan_format(path) and not any(part.startswith(".") for part in rel.parts):
-            found[rel.as_posix()] = path
-    return found
+    return {path.relative_to(folder).as_posix(): path for path in list_files(folder, True, is_scan_file)}
 
 
 def match_folders(fake: Path, real: Path) -> list[Pair]:
@@ -175,18 +171,6 @@ def match_folders(fake: Path, real: Path) -> list[Pair]:
 
 
 # ---------------------------------------------------------------- reports over files
-
-
-def _units(scan: Scan) -> str:
-    """A short note on what the values are, for the table and the JSON."""
-    dtype = scan.planes.dtype
-    if scan.format == "dicom":
-        header = scan.meta.get("header")
-        modality = scan.meta.get("modality") or getattr(header, "Modality", None)
-        return "HU" if modality in (None, "CT") else f"{modality} values (DICOM rescale applied)"
-    if scan.format == "nifti":
-        return f"NIfTI values ({dtype}, scaling applied)"
-    return f"stored {scan.format} values ({dtype})"
 
 
 def _finite(scan: Scan) -> None:
@@ -234,7 +218,7 @@ def _compare(pair: Pair, data_range: float, mask_above: float | None, axis: int,
     mse = sq_sum / diff.size
     return {"name": pair.name, "mae": abs_sum / diff.size, "psnr": _json_db(psnr_from_mse(mse, data_range)),
             "ssim": ssim_total / ssim_count if ssim_count else None, "pixels": int(diff.size),
-            "_sums": (abs_sum, sq_sum), "_units": _units(real)}
+            "_sums": (abs_sum, sq_sum), "_units": format_of(real).units(real)}
 
 
 def _shape(scan: Scan) -> str:

@@ -1,0 +1,95 @@
+"""Which pipeline translates a file: image, scan, slide or video.
+
+- ``image``: 8-bit RGB, batched (batch.py): photo generators;
+- ``scan``: exactly, in the data's units and the file's own format (scans.py): generators of
+  scientific data (``GeneratorInfo.exact``) take every image file this way;
+- ``slide``: a TIFF too large to read whole (or every TIFF with ``force_slide``), streamed tile
+  by tile (slide.py), whichever the generator;
+- ``video``: by extension (video.py); generators of scientific data refuse videos.
+
+The generator decides, not the file: the same 16-bit PNG is a photo for a photo generator and
+data in its own units for a generator trained with ``data.intensity``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..io.images import is_image_file
+from ..io.scan import ScanError
+from ..io.slides import is_slide
+from .batch import Job, is_input_file
+from .scans import ScanOptions, translate_scan_file
+from .slide import translate_slide
+from .translate import Generator
+from .video import is_video_file
+from .weights import GeneratorInfo
+
+logger = logging.getLogger(__name__)
+
+IMAGE, SCAN, SLIDE, VIDEO = "image", "scan", "slide", "video"
+NO_VIDEOS = "a generator for scientific data does not translate videos"
+
+
+def pipeline(path: Path, info: GeneratorInfo, force_slide: bool = False) -> str:
+    """IMAGE, SCAN, SLIDE or VIDEO: which pipeline translates ``path`` with the generator ``info`` describes."""
+    if is_video_file(path):
+        return VIDEO
+    if _slide(path, force_slide):
+        return SLIDE
+    return SCAN if info.exact else IMAGE
+
+
+def takes(info: GeneratorInfo, path: Path) -> bool:
+    """Whether a file found in a folder or by a glob is an input of the generator ``info`` describes:
+    images and videos for a photo generator (a DICOM, NIfTI or .npy file among photos is not one
+    of them), every image, scan and video for a generator of scientific data."""
+    return is_input_file(path) if info.exact else is_image_file(path) or is_video_file(path)
+
+
+def _slide(path: Path, force: bool) -> bool:
+    try:
+        return is_slide(path, force)
+    except (ScanError, OSError, ValueError):
+        return False  # not a readable TIFF: the image or scan pipeline reports it in its own words
+
+
+@dataclass
+class Routes:
+    """A run's jobs by pipeline, each in input order."""
+
+    images: list[Job] = field(default_factory=list)
+    exact: list[tuple[Job, str]] = field(default_factory=list)  # scans and slides (SCAN or SLIDE), one by one
+    videos: list[Job] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # one line per job that no pipeline takes
+
+
+def route_jobs(jobs: list[Job], info: GeneratorInfo, force_slide: bool = False) -> Routes:
+    """Sort ``jobs`` into their pipelines (``pipeline``); videos for a generator of scientific data are refused."""
+    routes = Routes()
+    for job in jobs:
+        kind = pipeline(job.src, info, force_slide)
+        if kind == VIDEO and info.exact:
+            routes.refused.append(f"{job.label}: {NO_VIDEOS}")
+        elif kind == VIDEO:
+            routes.videos.append(job)
+        elif kind == IMAGE:
+            routes.images.append(job)
+        else:
+            routes.exact.append((job, kind))
+    return routes
+
+
+def translate_exact(gen: Generator, src: Path, dest: Path, options: ScanOptions = ScanOptions(),
+                    kind: str | None = None) -> Path:
+    """Translate one scientific file (SCAN) or slide (SLIDE) exactly into ``dest``; ``kind`` None:
+    a slide if ``src`` is one (``options.force_slide``: every TIFF), else a scan. ScanError on bad input."""
+    if kind is None:
+        kind = SLIDE if _slide(src, options.force_slide) else SCAN
+    if kind == SLIDE:
+        if options.size:
+            logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
+        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid)
+    return translate_scan_file(gen, src, dest, options)
