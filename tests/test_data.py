@@ -1,4 +1,4 @@
-"""Reading awkward images, the dataset's errors and skips, augmentation and the sampler."""
+"""Reading awkward images, the dataset's errors and skips, augmentation, the sampler and the split rule."""
 
 from pathlib import Path
 
@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from gan_style.data.dataset import DataError, UnpairedDataset, UnpairedSampler, build_transform, find_images
+from gan_style.data.splits import panel_split
 from gan_style.io.images import ImageReadError, read_rgb
 
 
@@ -181,3 +182,15 @@ def test_sampler_shards_over_ranks_without_overlap():
     assert sorted(a for shard in shards for a, _, _ in shard) == list(range(10))
     seeds = [seed for shard in shards for _, _, seed in shard]
     assert len(set(seeds)) == 10  # each global position has its own augmentation seed
+
+
+def test_panel_split_is_test_only_when_every_asked_domain_has_a_test_folder(tmp_path):
+    for name in ("trainA", "trainB", "testA"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "testB").write_text("a file, not a folder")
+    assert panel_split(tmp_path) == "train"  # testB is no folder: both domains fall back together
+    assert panel_split(tmp_path, "A") == "test" and panel_split(tmp_path, "B") == "train"
+    (tmp_path / "testB").unlink()
+    (tmp_path / "testB").mkdir()
+    assert panel_split(str(tmp_path)) == "test" and panel_split(tmp_path, "B") == "test"
+    assert panel_split(tmp_path / "nowhere") == "train"

@@ -397,17 +397,57 @@ def test_eval_refuses_wrong_inception_weights(toy_root, tmp_path, run_cli):
 def test_epoch_evaluator_closed_forms(toy_root):
     from gan_style.training.evaluation import EpochEvaluator, summary
 
+    def identity(x):
+        return x
+
     ev = EpochEvaluator(toy_root, n_images=2, size=32, device=torch.device("cpu"))
-    same = ev({"AtoB": torch.nn.Identity(), "BtoA": torch.nn.Identity()})  # perfect reconstruction, fakes = inputs
+    same = ev.measure({"AtoB": identity, "BtoA": identity})  # perfect reconstruction, fakes = inputs
     for d in "AB":
         assert same[f"eval/cycle_{d}_l1"] == 0.0 and same[f"eval/cycle_{d}_ssim"] == pytest.approx(1.0)
         assert same[f"eval/cycle_{d}_psnr"] == pytest.approx(100.0)
     a_vs_b = colour.colour_w1(ev.colours["A"], ev.colours["B"])
     assert same["eval/colour_w1_B"] == pytest.approx(a_vs_b) and same["eval/colour_w1_A"] == pytest.approx(a_vs_b)
     assert "cycle A L1 0.0000" in summary(same)
-    one_way = ev({"BtoA": torch.nn.Identity()})  # a CUT run: one generator, no cycle
+    one_way = ev.measure({"BtoA": identity})  # a CUT run: one generator, no cycle
     assert not any("cycle" in k for k in one_way) and "eval/colour_w1_B" not in one_way
     assert one_way["eval/colour_w1_A"] == pytest.approx(a_vs_b)
+    # Networks run through their kind's translation, which for a ResNet is one forward pass.
+    torch.manual_seed(0)
+    nets = {d: ResnetGenerator(ngf=8, n_blocks=2) for d in ("AtoB", "BtoA")}
+    assert ev(nets) == ev.measure({d: net.forward for d, net in nets.items()})
+
+
+def test_accumulator_by_hand():
+    """Colours and features of the 8-bit fakes; cycle metrics averaged per image over batches."""
+    from gan_style.metrics.accumulate import Accumulator
+
+    def mean_level(images):  # a stand-in extractor: one feature per image, its mean 8-bit level
+        return np.array([[float(i.float().mean())] for i in images])
+
+    acc = Accumulator(mean_level)
+    black_white = torch.tensor([-1.0, 1.0]).view(1, 1, 1, 2).expand(1, 3, 1, 2)  # one 1x2 image: 0 and 255
+    x1 = torch.zeros(1, 3, 2, 2)  # 0.5 in [0, 1]
+    acc.add(black_white, x1, x1 + 0.2)  # rec off by 0.1 in [0, 1]: L1 0.1, PSNR 10 log10(1 / 0.01) = 20 dB
+    grey = torch.zeros(2, 3, 1, 2, dtype=torch.bfloat16)  # two images of level 127.5 -> 128 (half to even)
+    x2 = torch.zeros(2, 3, 2, 2)
+    acc.add(grey, x2, x2 - 0.4)  # off by 0.2: L1 0.2, PSNR 10 log10(1 / 0.04)
+    done = acc.result()
+    assert done.colours.channels[:, 0].tolist() == [1, 1, 1] and done.colours.channels[:, 255].tolist() == [1, 1, 1]
+    assert done.colours.channels[:, 128].tolist() == [4, 4, 4] and done.colours.pixels == 6
+    assert done.features.tolist() == [[127.5], [128.0], [128.0]]
+    # Per image, not per batch: (0.1 + 0.2 + 0.2) / 3, not (0.1 + 0.2) / 2.
+    assert done.cycle["l1"] == pytest.approx(0.5 / 3, abs=1e-6)
+    assert done.cycle["psnr"] == pytest.approx((20 + 2 * 10 * np.log10(1 / 0.04)) / 3, abs=1e-4)
+    # Constant images: SSIM = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1) with C1 = 0.01^2.
+    def ssim(a, b):
+        return (2 * a * b + 1e-4) / (a * a + b * b + 1e-4)
+
+    assert done.cycle["ssim"] == pytest.approx((ssim(0.6, 0.5) + 2 * ssim(0.3, 0.5)) / 3, abs=1e-6)
+    plain = Accumulator()
+    plain.add(black_white)
+    assert plain.result().features is None and plain.result().cycle == {}
+    with pytest.raises(ValueError, match="pass x too"):
+        plain.add(black_white, rec=black_white)
 
 
 def test_training_logs_eval_metrics_every_n_epochs(toy_root, tmp_path):

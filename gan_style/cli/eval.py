@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ..metrics.registry import FEATURE_METRICS, GROUPS
+from ..metrics.registry import GROUPS
 
 DIRECTIONS = ("AtoB", "BtoA", "both")
 
@@ -139,15 +138,12 @@ def _selected(text: str) -> list[str]:
     return names
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.paired:
-        return _run_paired(args)
-    extra = [n for n, v in (("--data-range", args.data_range), ("--mask-above", args.mask_above),
-                            ("--volume", args.volume)) if v is not None]
-    if extra:
-        raise ValueError(f"{', '.join(extra)}: only with --paired (paired metrics against a ground truth)")
-    if args.painting:
-        return _run_style(args)
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _check(args: argparse.Namespace) -> list[str]:
+    """The options of a FID / KID / colour / cycle evaluation checked; the metrics chosen."""
     modes = [m for m in ("weights", "fake", "halves") if getattr(args, m)]
     if len(modes) != 1:
         raise ValueError("give exactly one of --weights, --fake or --halves (see gan-style eval --help)")
@@ -158,28 +154,66 @@ def _run(args: argparse.Namespace) -> int:
         if value is not None and value < least:
             raise ValueError(f"{name} {value}: use at least {least}")
     metrics = _selected(args.metrics)
-    start = time.perf_counter()
-    ctx = _Context(args, metrics)
-    if args.weights:
-        columns = _eval_weights(ctx)
-    elif args.fake:
-        columns = {f"{Path(args.fake).name} vs {Path(args.real).name}": _eval_folders(ctx, Path(args.fake))}
-    else:
-        columns = {f"{Path(args.halves).name}: half 1 vs half 2": _eval_halves(ctx, Path(args.halves))}
-    from .. import __version__
-    from ..metrics.report import format_table, write_json
+    if args.weights and args.direction == "both" and (args.input or args.real):
+        raise ValueError("--direction both takes its folders from the checkpoint's dataset: drop --input/--real, "
+                         "or evaluate one direction at a time")
+    return metrics
 
-    to_stdout = args.json == "-"  # the convention: "-" is standard output; the table then goes to stderr
-    print(format_table(columns), file=sys.stderr if to_stdout else sys.stdout)
-    report = {
-        "gan_style_version": __version__, "arguments": {k: v for k, v in vars(args).items() if k != "command"},
-        "settings": ctx.settings(), "results": columns, "wall_s": round(time.perf_counter() - start, 1),
-    }  # fmt: skip
+
+def _settings(args: argparse.Namespace, metrics: list[str]):
+    from ..metrics.evaluate import EvalSettings
+
+    return EvalSettings(
+        metrics=metrics, limit=args.limit, batch_size=args.batch_size, workers=args.workers, tile=args.tile,
+        device=args.device, precision=args.precision, kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size, seed=args.seed, resize=args.resize,
+        inception_weights=args.inception_weights, inception_sha256=args.inception_sha256, cache_dir=args.cache_dir,
+        no_cache=args.no_cache, progress=not args.quiet,
+    )  # fmt: skip
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.paired:
+        return _run_paired(args)
+    extra = [n for n, v in (("--data-range", args.data_range), ("--mask-above", args.mask_above),
+                            ("--volume", args.volume)) if v is not None]
+    if extra:
+        raise ValueError(f"{', '.join(extra)}: only with --paired (paired metrics against a ground truth)")
+    if args.painting:
+        return _run_style(args)
+    metrics = _check(args)
+    from ..metrics.evaluate import Evaluation, Folders, compare_folders, compare_halves, evaluate_weights
+    from ..metrics.report import format_table
+
+    start = time.perf_counter()
+    ev = Evaluation(_settings(args, metrics))
+    if args.weights:
+        folders = Folders(_path(args.input), _path(args.real), _path(args.train), _path(args.data_root))
+        columns = evaluate_weights(ev, args.weights, args.direction, folders, args.weights_back)
+    elif args.fake:
+        label = f"{Path(args.fake).name} vs {Path(args.real).name}"
+        columns = {label: compare_folders(ev, Path(args.fake), Path(args.real), _path(args.train))}
+        if "cycle" in metrics and args.metrics != ",".join(GROUPS):
+            print("note: cycle metrics need a generator (--weights); skipped", file=sys.stderr)
+    else:
+        columns = {f"{Path(args.halves).name}: half 1 vs half 2": compare_halves(ev, Path(args.halves))}
+    return _report(args, format_table(columns), columns, list(columns), start, ev.record())
+
+
+def _report(args: argparse.Namespace, text: str, results: dict, names: list[str], start: float,
+            settings: dict | None = None) -> int:
+    """Print ``text`` (the table) and write the JSON report: to --json, or results/eval/<names>.json;
+    --json - prints the JSON alone on stdout (the convention: "-" is standard output) and the table on stderr."""
+    from ..metrics.report import eval_report, report_path, write_json
+
+    to_stdout = args.json == "-"
+    print(text, file=sys.stderr if to_stdout else sys.stdout)
+    arguments = {k: v for k, v in vars(args).items() if k != "command"}
+    report = eval_report(arguments, results, time.perf_counter() - start, settings)
     if to_stdout:
         print(json.dumps(report, indent=2, default=str))
         return 0
-    label = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "_", k).strip("_") for k in columns)
-    path = Path(args.json) if args.json else Path("results/eval") / f"{label}.json"
+    path = Path(args.json) if args.json else report_path(names)
     write_json(path, report)
     print(f"results written to {path} ({time.perf_counter() - start:.0f} s)")
     return 0
@@ -187,7 +221,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_paired(args: argparse.Namespace) -> int:
     """--paired: MAE / PSNR / SSIM of each translation against its ground truth, in the data's units."""
-
     if args.halves or args.painting or not args.real or bool(args.fake) == bool(args.weights):
         raise ValueError("--paired needs --real DIR (the ground truth) and either --fake DIR (translations) or "
                          "--weights SPEC --input DIR (translated here), and neither --halves nor --painting")
@@ -199,75 +232,36 @@ def _run_paired(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit {args.limit}: use at least 1")
     if args.fake:
         return _report_paired(args, Path(args.fake), Path(args.fake).name)
+    from ..metrics.paired_run import translate_for_paired
+
     with tempfile.TemporaryDirectory(prefix="gan_style-paired-") as tmp:
-        _translate_for_paired(args, Path(tmp))
+        direction = None if args.direction == "both" else args.direction
+        translate_for_paired(args.weights[0], direction, Path(args.input), Path(tmp), args.device, args.precision,
+                             args.limit, args.axis, args.volume)
         return _report_paired(args, Path(tmp), Path(args.weights[0]).name)
 
 
-def _translate_for_paired(args: argparse.Namespace, out: Path) -> None:
-    """Translate every scientific file of --input into ``out`` exactly (bad files: one line each)."""
-    from ..inference.scans import ScanOptions, translate_scan_file
-    from ..inference.translate import load_generator
-    from ..io.scans import ScanError, is_scan_file
-
-    gen = load_generator(args.weights[0], None if args.direction == "both" else args.direction, args.device,
-                         args.precision)
-    src = Path(args.input)
-    files = sorted(p for p in src.rglob("*") if is_scan_file(p))[: args.limit]
-    if not files:
-        raise ValueError(f"--input {src}: no TIFF, DICOM, NIfTI or PNG files")
-    for path in files:
-        try:
-            translate_scan_file(gen, path, out / path.relative_to(src), ScanOptions(args.axis, args.volume))
-        except (ScanError, ValueError, OSError) as e:
-            print(f"warning: not translated: {e}", file=sys.stderr)
-
-
 def _report_paired(args: argparse.Namespace, fake: Path, name: str) -> int:
-    from .. import __version__
-    from ..metrics.paired import format_paired, match_folders, paired_report
-    from ..metrics.report import write_json
+    from ..metrics.paired import format_paired
+    from ..metrics.paired_run import compare_paired
 
     start = time.perf_counter()
     real = Path(args.real)
-    pairs = match_folders(fake, real)[: args.limit]
-    if not pairs:
-        raise ValueError(f"no file of {fake} has a ground truth in {real} (same relative path, or same name "
-                         "with another suffix)")
-    results = paired_report(pairs, args.data_range, args.mask_above, args.axis, args.volume)
-    to_stdout = args.json == "-"  # as in the other modes: the JSON alone on stdout, the table on stderr
-    print(f"{name} vs ground truth {real}:", file=sys.stderr if to_stdout else sys.stdout)
-    print(format_paired(results), file=sys.stderr if to_stdout else sys.stdout)
-    report = {"gan_style_version": __version__,
-              "arguments": {k: v for k, v in vars(args).items() if k != "command"},
-              "results": results, "wall_s": round(time.perf_counter() - start, 1)}
-    if to_stdout:
-        print(json.dumps(report, indent=2, default=str))
-        return 0
-    label = re.sub(r"[^A-Za-z0-9.-]+", "_", f"paired {name} vs {real.name}").strip("_")
-    path = Path(args.json) if args.json else Path("results/eval") / f"{label}.json"
-    write_json(path, report)
-    print(f"results written to {path} ({time.perf_counter() - start:.0f} s)")
-    return 0
+    results = compare_paired(fake, real, args.limit, args.data_range, args.mask_above, args.axis, args.volume)
+    text = f"{name} vs ground truth {real}:\n{format_paired(results)}"
+    return _report(args, text, results, [f"paired {name} vs {real.name}"], start)
 
 
 def _run_style(args: argparse.Namespace) -> int:
     """--painting: style metrics of stylised images (--fake, or --weights applied to --input) against their photos."""
-    import tempfile
-
-    from ..io.images import list_images
-    from ..metrics.style import folder_style_scores
-    from ..nets.perceptual import load_features
+    from ..metrics.style import evaluate_style
 
     if not args.input or bool(args.fake) == bool(args.weights):
         raise ValueError("--painting needs --input DIR (the photos) and one of --fake DIR (their stylised images, "
                          "same file names) or --weights (a model to stylise them)")
-    photos = {p.stem: p for p in list_images(Path(args.input))[: args.limit]}
-    net = load_features(args.features)
-    with tempfile.TemporaryDirectory(prefix="gan_style_eval_") as tmp:
-        fakes = Path(args.fake) if args.fake else _translate_all(args.weights[0], list(photos.values()), Path(tmp))
-        pairs = [(f, photos[f.stem]) for f in list_images(fakes) if f.stem in photos]
-        scores = folder_style_scores(net, pairs, Path(args.painting))
+    weights = args.weights[0] if args.weights else None
+    scores = evaluate_style(Path(args.painting), Path(args.input), args.features, _path(args.fake), weights,
+                            args.limit)
     print(f"style metrics of {scores['images']} image(s) against {args.painting} ({args.features} features):")
     print(f"  style distance   1.000 -> {scores['style']:.4f}   (1 = as far from the painting's style as the photos)")
     print(f"  content distance 0.000 -> {scores['content']:.4f}")
@@ -277,165 +271,3 @@ def _run_style(args: argparse.Namespace) -> int:
 
         write_json(Path(args.json), {"painting": args.painting, "features": args.features, "results": scores})
     return 0
-
-
-def _translate_all(weights: str, photos: list[Path], out: Path) -> Path:
-    from ..inference.translate import load_generator, translate_image
-
-    gen = load_generator(weights)
-    for photo in photos:
-        translate_image(gen, photo).save(out / f"{photo.stem}.png")
-    return out
-
-
-class _Context:
-    """Shared by every comparison of one command: the extractor (loaded once) and the options."""
-
-    def __init__(self, args: argparse.Namespace, metrics: list[str]) -> None:
-        self.args, self.metrics = args, metrics
-        self.feature_names = [m for m in metrics if m in FEATURE_METRICS]
-        self.extractor = None
-        if self.feature_names:
-            from ..devices import resolve_device
-            from ..metrics.inception import cache_dir, load_inception
-
-            self.cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else cache_dir()
-            self.device = resolve_device(args.device)
-            self.extractor = load_inception(args.inception_weights, self.device, args.resize, args.inception_sha256,
-                                            cache=Path(args.cache_dir) if args.cache_dir else None)
-
-    def settings(self) -> dict:
-        s = {"metrics": self.metrics, "limit": self.args.limit, "device": self.args.device,
-             "precision": self.args.precision}
-        if self.extractor is not None:
-            s |= self.extractor.key | {"kid_subsets": self.args.kid_subsets,
-                                       "kid_subset_size": self.args.kid_subset_size, "seed": self.args.seed}
-        return s
-
-    def features(self, folder: Path):
-        from ..metrics.features import folder_features
-
-        return folder_features(folder, self.extractor, self.cache, self.args.limit, self.args.batch_size,
-                               self.args.workers, progress=not self.args.quiet)
-
-    def distribution(self, gen, real, train=None) -> dict:
-        from ..metrics.registry import feature_metrics
-
-        return feature_metrics(self.feature_names, gen, real, train, kid_subsets=self.args.kid_subsets,
-                               kid_subset_size=self.args.kid_subset_size, seed=self.args.seed)
-
-
-def _colours(gen_hist, real_hist) -> dict:
-    from ..metrics.registry import COLOUR_METRICS
-
-    return {name: fn(gen_hist, real_hist) for name, fn in COLOUR_METRICS.items()}
-
-
-def _eval_folders(ctx: _Context, fake: Path) -> dict:
-    from ..metrics.features import folder_colours
-
-    args, out = ctx.args, {}
-    real = Path(args.real)
-    if ctx.extractor is not None:
-        f, r = ctx.features(fake), ctx.features(real)
-        t = ctx.features(Path(args.train)).features if args.train else None
-        out |= ctx.distribution(f.features, r.features, t)
-        out |= {"n_generated": len(f.names), "n_real": len(r.names)}
-    if "colour" in ctx.metrics:
-        out |= _colours(folder_colours(fake, args.limit, workers=args.workers),
-                        folder_colours(real, args.limit, workers=args.workers))
-    if "cycle" in ctx.metrics and args.metrics != ",".join(GROUPS):
-        print("note: cycle metrics need a generator (--weights); skipped", file=sys.stderr)
-    return out
-
-
-def _eval_halves(ctx: _Context, folder: Path) -> dict:
-    from ..io.images import list_images
-    from ..metrics.features import folder_colours
-
-    args, out = ctx.args, {}
-    if ctx.extractor is not None:
-        a, b = ctx.features(folder).split_halves()
-        out |= ctx.distribution(a.features, b.features)
-        out |= {"n_generated": len(a.names), "n_real": len(b.names)}
-    if "colour" in ctx.metrics:
-        names = [p.name for p in list_images(folder)[: args.limit]]
-        out |= _colours(folder_colours(folder, names=names[0::2], workers=args.workers),
-                        folder_colours(folder, names=names[1::2], workers=args.workers))
-    return out
-
-
-def _domain_folder(root: Path, domain: str, prefer_test: bool) -> Path:
-    for split in ("test", "train") if prefer_test else ("train",):
-        if (root / f"{split}{domain}").is_dir():
-            return root / f"{split}{domain}"
-    raise ValueError(f"{root}: has no {'test' + domain + ' or ' if prefer_test else ''}train{domain} folder: "
-                     "pass the folder explicitly (--input / --real) or --data-root")
-
-
-def _eval_weights(ctx: _Context) -> dict:
-    from ..inference.translate import load_generator
-
-    args = ctx.args
-    directions = ["AtoB", "BtoA"] if args.direction == "both" else [args.direction]
-    if args.direction == "both" and (args.input or args.real):
-        raise ValueError("--direction both takes its folders from the checkpoint's dataset: drop --input/--real, "
-                         "or evaluate one direction at a time")
-    columns = {}
-    for spec in args.weights:
-        for direction in directions:
-            gen = load_generator(spec, direction, args.device, args.precision)
-            gen.info.check_rgb()  # FID, KID and colour metrics are for photos: --paired for scientific data
-            label = f"{gen.info.direction or 'G'}: {gen.info.source} -> {gen.info.target}"
-            label = f"{Path(spec).name} {label}" if len(args.weights) > 1 else label
-            columns[label] = _eval_generator(ctx, gen, spec)
-    return columns
-
-
-def _eval_generator(ctx: _Context, gen, spec: str) -> dict:
-    from ..inference.translate import load_generator
-    from ..inference.weights import WeightsError
-    from ..io.images import list_images
-    from ..metrics.features import folder_colours
-    from ..metrics.generate import translate_and_measure
-
-    args, info = ctx.args, gen.info
-    src, dst = ("A", "B") if info.direction == "AtoB" else ("B", "A")
-    root = Path(args.data_root or info.data_root) if (args.data_root or info.data_root) else None
-    if not args.input and (root is None or info.direction is None):
-        raise ValueError(f"{info.origin}: no dataset recorded in these weights: pass --input DIR (and --real DIR)")
-    inputs = Path(args.input) if args.input else _domain_folder(root, src, prefer_test=True)
-    if not args.real and (root is None or info.direction is None):
-        raise ValueError(f"{info.origin}: pass --real DIR (the target-domain images to compare with)")
-    real = Path(args.real) if args.real else _domain_folder(root, dst, prefer_test=False)
-    back = None
-    if "cycle" in ctx.metrics:
-        if args.weights_back:
-            opposite = {"AtoB": "BtoA", "BtoA": "AtoB"}.get(info.direction)
-            back = load_generator(args.weights_back, opposite, args.device, args.precision)
-        elif info.direction is not None and info.run_name is not None:  # a CycleGAN checkpoint holds both
-            try:
-                back = load_generator(spec, "AtoB" if info.direction == "BtoA" else "BtoA", args.device,
-                                      args.precision)
-            except WeightsError:  # a CUT / FastCUT checkpoint: one generator
-                raise ValueError(f"{info.origin}: cycle metrics need two generators (A -> B -> A) and this checkpoint "
-                                 "holds one (CUT/FastCUT): pass --weights-back SPEC, or leave cycle out of --metrics"
-                                 ) from None
-        else:
-            print(f"note: {info.origin} holds one generator: pass --weights-back for cycle metrics", file=sys.stderr)
-    paths = list_images(inputs)[: args.limit]
-    if not paths:
-        raise ValueError(f"input folder {inputs} holds no images")
-    print(f"{info.label}: translating {len(paths)} images of {inputs}, comparing with {real}", file=sys.stderr)
-    done = translate_and_measure(paths, gen, back, ctx.extractor, args.batch_size, args.tile,
-                                 progress=not args.quiet)
-    out = dict(done.cycle)
-    if ctx.extractor is not None:
-        r = ctx.features(real)
-        t = ctx.features(Path(args.train)).features if args.train else None
-        out |= ctx.distribution(done.features, r.features, t)
-        out |= {"n_real": len(r.names)}
-    if "colour" in ctx.metrics:
-        out |= _colours(done.colours, folder_colours(real, args.limit, workers=args.workers))
-    out |= {"n_generated": len(done.names), "input": str(inputs), "real": str(real)}
-    return out

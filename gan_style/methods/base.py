@@ -28,6 +28,7 @@ from ..domains import dataset_name, domain_names
 from ..data.dataset import UnpairedDataset, UnpairedSampler, build_transform, load_fixed_images
 from ..data.scans import Reading, ScanDataset, domain_planes, drop_empty, load_fixed_planes
 from ..data.scans import resolve_intensity
+from ..data.splits import panel_split
 from ..io.intensity import Intensity
 
 
@@ -105,7 +106,7 @@ def unpaired_data(cfg: Config, rank: int, world_size: int) -> TrainingData:
     dataset = UnpairedDataset(cfg.data.root, transform, cfg.data.max_dataset_size)
     sampler = UnpairedSampler(len(dataset.paths["A"]), len(dataset.paths["B"]), cfg.train.seed, rank, world_size)
     root = Path(cfg.data.root)
-    split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
+    split = panel_split(root)
     fixed = {d: load_fixed_images(root / f"{split}{d}", cfg.logging.n_samples, cfg.data.crop_size) for d in "AB"}
     return TrainingData(dataset, sampler, fixed)
 
@@ -116,7 +117,7 @@ def scan_data(cfg: Config, rank: int, world_size: int) -> TrainingData:
     d, root = cfg.data, Path(cfg.data.root)
     reading = Reading(d.axis, d.volume)
     channels = {"A": cfg.model.input_nc, "B": cfg.model.output_nc}
-    split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
+    split = panel_split(root)
     planes, fixed, intensity = {}, {}, {}
     for domain in "AB":
         spec = getattr(d.intensity, domain)

@@ -11,31 +11,25 @@ not change the result). Uses the inference API only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..inference.translate import Generator, translate_tensor
 from ..io.images import ImageReadError, read_rgb
-from ..io.tensors import float_to_uint8, image_to_float
-from .colour import ColourHistogram
-from .cycle import to_unit
-from .registry import PAIR_METRICS
+from ..io.tensors import image_to_float
+from .accumulate import Accumulator, Extractor, Measured
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class Translated:
-    """What one pass over the inputs produced."""
+class Translated(Measured):
+    """What one pass over the inputs produced: the measurements (``cycle`` keys prefixed:
+    cycle_l1, cycle_psnr, cycle_ssim), the names translated and the files skipped."""
 
-    features: np.ndarray | None  # (n, d) Inception features of the fakes (None without an extractor)
-    colours: ColourHistogram
-    cycle: dict[str, float]  # mean per-image l1 / psnr / ssim of rec vs input ({} without F)
     names: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -63,7 +57,7 @@ def translate_and_measure(
     paths: list[Path],
     gen: Generator,
     back: Generator | None = None,
-    extractor: Callable[[list[torch.Tensor]], np.ndarray] | None = None,
+    extractor: Extractor | None = None,
     batch_size: int = 8,
     tile: int | str | None = "auto",
     progress: bool = True,
@@ -71,24 +65,17 @@ def translate_and_measure(
     """One pass: translate ``paths`` with ``gen``; features, colours and (with ``back``) cycle metrics."""
     skipped: list[str] = []
     names: list[str] = []
-    feats, colours = [], ColourHistogram()
-    per_image: dict[str, list[torch.Tensor]] = {k: [] for k in PAIR_METRICS}
+    measure = Accumulator(extractor)
     bar = tqdm(total=len(paths), unit="img", desc="translate", disable=not progress, leave=False)
     for batch_names, x in _batches(paths, batch_size, skipped):
         fake = translate_tensor(gen, x, tile=tile)  # (N, 3, H, W) in [-1, 1], CPU fp32
-        fake_u8 = float_to_uint8(fake)
-        colours.add(fake_u8)
-        if extractor is not None:
-            feats.append(extractor(list(fake_u8)))
-        if back is not None:
-            rec = translate_tensor(back, fake, tile=tile)
-            for key, fn in PAIR_METRICS.items():
-                per_image[key].append(fn(to_unit(rec), to_unit(x)))
+        rec = translate_tensor(back, fake, tile=tile) if back is not None else None
+        measure.add(fake, x, rec)
         names += batch_names
         bar.update(len(batch_names))
     bar.close()
     if not names:
         raise ValueError(f"no input image could be read ({len(skipped)} unreadable)")
-    cycle = {f"cycle_{k}": float(torch.cat(v).mean()) for k, v in per_image.items() if v}
-    features = np.concatenate(feats) if feats else None
-    return Translated(features, colours, cycle, names, skipped)
+    done = measure.result()
+    cycle = {f"cycle_{key}": value for key, value in done.cycle.items()}
+    return Translated(done.features, done.colours, cycle, names, skipped)

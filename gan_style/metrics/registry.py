@@ -42,3 +42,8 @@ def feature_metrics(names: list[str], gen: np.ndarray, real: np.ndarray, train: 
     for name in names:
         out |= FEATURE_METRICS[name](gen, real, train, **options)
     return out
+
+
+def colour_metrics(generated, target) -> dict[str, float]:
+    """Every colour metric between two ``ColourHistogram``s: {"colour_w1": ..., "colour_tv": ...}."""
+    return {name: fn(generated, target) for name, fn in COLOUR_METRICS.items()}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from ..io.atomic import write_atomic
+
+REPORT_FOLDER = Path("results/eval")  # where reports go unless a path is given
 
 # (key, row label, format); rows appear in this order when present.
 ROWS = (
@@ -53,3 +56,20 @@ def write_json(path: Path, data: dict) -> Path:
         f.write("\n")
 
     return write_atomic(path, write)
+
+
+def eval_report(arguments: dict, results: dict, wall_s: float, settings: dict | None = None) -> dict:
+    """The JSON report of one evaluation: version, the arguments it ran with, its settings (when
+    it has any), the results and the wall time in seconds."""
+    from .. import __version__
+
+    report = {"gan_style_version": __version__, "arguments": arguments}
+    if settings is not None:
+        report["settings"] = settings
+    return report | {"results": results, "wall_s": round(wall_s, 1)}
+
+
+def report_path(names: list[str]) -> Path:
+    """The default report file: results/eval/<names, made file-safe, joined by __>.json."""
+    label = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_") for name in names)
+    return REPORT_FOLDER / f"{label}.json"

@@ -12,14 +12,15 @@ result's). The normalisation is the objective's (gan_style/nets/perceptual.py).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..io.images import read_rgb
+from ..io.images import list_images, read_rgb
 from ..io.tensors import float_to_uint8, image_to_float
-from ..nets.perceptual import DEFAULT_LAYERS, FeatureNet, StyleObjective, fit_painting, style_grams
+from ..nets.perceptual import DEFAULT_LAYERS, FeatureNet, StyleObjective, fit_painting, load_features, style_grams
 from .colour import ColourHistogram, colour_w1
 
 
@@ -46,3 +47,25 @@ def folder_style_scores(net: FeatureNet, pairs: list[tuple[Path, Path]], paintin
     if not rows:
         raise ValueError("no stylised image has a photo of the same name in --input")
     return {k: sum(row[k] for row in rows) / len(rows) for k in rows[0]} | {"images": len(rows)}
+
+
+def evaluate_style(painting: Path, photos: Path, features: str = "inception", fake: Path | None = None,
+                   weights: str | None = None, limit: int | None = None) -> dict[str, float]:
+    """``folder_style_scores`` of the stylised images in ``fake`` (same file names as the photos),
+    or of ``weights``' translations of the (first ``limit``) photos, with the ``features`` network."""
+    found = {p.stem: p for p in list_images(photos)[:limit]}
+    net = load_features(features)
+    with tempfile.TemporaryDirectory(prefix="gan_style_eval_") as tmp:
+        fakes = fake if fake else translate_all(weights, list(found.values()), Path(tmp))
+        pairs = [(f, found[f.stem]) for f in list_images(fakes) if f.stem in found]
+        return folder_style_scores(net, pairs, painting)
+
+
+def translate_all(weights: str, photos: list[Path], out: Path) -> Path:
+    """Translate ``photos`` with ``weights`` into ``out`` as <stem>.png; returns ``out``."""
+    from ..inference.translate import load_generator, translate_image
+
+    gen = load_generator(weights)
+    for photo in photos:
+        translate_image(gen, photo).save(out / f"{photo.stem}.png")
+    return out

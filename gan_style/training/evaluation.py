@@ -20,29 +20,34 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from ..data.dataset import load_fixed_images
+from ..data.splits import panel_split
 from ..io.tensors import float_to_uint8
+from ..metrics.accumulate import Accumulator
 from ..metrics.colour import ColourHistogram
-from ..metrics.cycle import to_unit
-from ..metrics.registry import COLOUR_METRICS, PAIR_METRICS
+from ..metrics.registry import colour_metrics
+from ..nets import translate_with
 
 logger = logging.getLogger(__name__)
 
 BATCH = 8
+Translate = Callable[[torch.Tensor], torch.Tensor]  # (N, C, H, W) in [-1, 1] -> its translation, same range
 
 
 class EpochEvaluator:
     def __init__(self, root: str | Path, n_images: int, size: int, device: torch.device, fid: bool = False,
                  cache: Path | None = None) -> None:
         root = Path(root)
-        split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
+        split = panel_split(root)
         self.device = device
         self.real = {d: load_fixed_images(root / f"{split}{d}", n_images, size) for d in "AB"}  # (n, 3, s, s)
         self.colours = {d: ColourHistogram().add(float_to_uint8(x)) for d, x in self.real.items() if len(x)}
@@ -56,37 +61,41 @@ class EpochEvaluator:
             self.real_features = {d: folder_features(root / f"train{d}", self.extractor, cache, progress=False).features
                                   for d in "AB"}
 
+    def __call__(self, generators: Mapping[str, nn.Module], autocast: Callable = contextlib.nullcontext
+                 ) -> dict[str, float]:
+        """Metrics of the current generators, direction ("AtoB"/"BtoA") -> network, each run as its
+        kind translates (``nets.translate_with``: one pass, or a multi-step kind's steps). Eval mode is
+        not needed: no dropout, no running stats. Cycle metrics need both directions."""
+        return self.measure({d: partial(translate_with, net) for d, net in generators.items()}, autocast)
+
     @torch.no_grad()
-    def __call__(self, generators: dict[str, nn.Module], autocast: Callable = contextlib.nullcontext) -> dict[str, float]:
-        """Metrics of the current generators, direction ("AtoB"/"BtoA") -> network (eval mode is not
-        needed: no dropout, no running stats). Cycle metrics need both directions."""
+    def measure(self, translate: Mapping[str, Translate], autocast: Callable = contextlib.nullcontext
+                ) -> dict[str, float]:
+        """The metrics of translation functions, direction -> function (``__call__`` builds them)."""
         out: dict[str, float] = {}
         for src, dst in (("A", "B"), ("B", "A")):
-            forward, backward = generators.get(f"{src}to{dst}"), generators.get(f"{dst}to{src}")
-            real = self.real[src]
-            if forward is None or len(real) == 0 or dst not in self.colours:
+            forward, backward = translate.get(f"{src}to{dst}"), translate.get(f"{dst}to{src}")
+            if forward is None or len(self.real[src]) == 0 or dst not in self.colours:
                 continue
-            per_image = {k: [] for k in PAIR_METRICS}
-            colours, feats = ColourHistogram(), []
-            for start in range(0, len(real), BATCH):
-                x = real[start : start + BATCH].to(self.device)
-                with autocast():
-                    fake = forward(x)
-                    rec = backward(fake) if backward is not None else None
-                fake = fake.float().cpu()
-                for key, fn in PAIR_METRICS.items():
-                    if rec is not None:
-                        per_image[key].append(fn(to_unit(rec.float().cpu()), to_unit(x.cpu())))
-                colours.add(float_to_uint8(fake))
-                if self.extractor is not None:
-                    feats.append(self.extractor(list(float_to_uint8(fake))))
-            for key, values in per_image.items():
-                if values:
-                    out[f"eval/cycle_{src}_{key}"] = float(torch.cat(values).mean())
-            for key, fn in COLOUR_METRICS.items():
-                out[f"eval/{key}_{dst}"] = fn(colours, self.colours[dst])
-            if self.extractor is not None:
-                out |= self._fid(feats, dst)
+            out |= self._direction(src, dst, forward, backward, autocast)
+        return out
+
+    def _direction(self, src: str, dst: str, forward: Translate, backward: Translate | None,
+                   autocast: Callable) -> dict[str, float]:
+        """src's fixed images through ``forward`` (and back through ``backward``), against dst's."""
+        measure = Accumulator(self.extractor)
+        real = self.real[src]
+        for start in range(0, len(real), BATCH):
+            x = real[start : start + BATCH].to(self.device)  # (n, 3, s, s) in [-1, 1]
+            with autocast():
+                fake = forward(x)
+                rec = backward(fake) if backward is not None else None
+            measure.add(fake, x, rec)
+        done = measure.result()
+        out = {f"eval/cycle_{src}_{key}": value for key, value in done.cycle.items()}
+        out |= {f"eval/{key}_{dst}": value for key, value in colour_metrics(done.colours, self.colours[dst]).items()}
+        if self.extractor is not None:
+            out |= self._fid(done.features, dst)
         return out
 
     def log(self, generators: dict[str, nn.Module], autocast: Callable, monitor, step: int) -> dict[str, float]:
@@ -96,12 +105,10 @@ class EpochEvaluator:
         tqdm.write(summary(metrics))
         return metrics
 
-    def _fid(self, feats: list, dst: str) -> dict[str, float]:
-        import numpy as np
-
+    def _fid(self, gen: np.ndarray, dst: str) -> dict[str, float]:
+        """FID and KID of the fakes' features (n, d) against all of train<dst>."""
         from ..metrics.stats import MetricError, fid, kid
 
-        gen = np.concatenate(feats)
         try:
             return {f"eval/fid_{dst}": fid(gen, self.real_features[dst]),
                     f"eval/kid_{dst}": kid(gen, self.real_features[dst])[0]}
