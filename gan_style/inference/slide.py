@@ -23,12 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from ..io.atomic import temporary_path
 from ..io.intensity import Intensity, cast_to
 from ..io.scan import ScanError
 from ..io.slides import Slide, finish, tiled_shape, write_options, write_tiled
+from ..nets import one_pass_conditions
 from .tiling import Node, Region, Spill, build, whole_image_passes
 from .translate import BLOCKS, Generator
 from .weights import side_intensity
@@ -77,6 +79,19 @@ def output_tiles(node: Node, height: int, width: int, tile: int, target: Intensi
             yield full if full.shape[-1] > 1 else full[..., 0]
 
 
+def streamable_layers(gen: Generator, src: Path) -> list[nn.Module]:
+    """The generator as plain layers for streaming (one evaluation, exact tiling), or one line saying why not."""
+    kind = gen.kind
+    if gen.steps != 1:
+        raise ScanError(f"{src}: slides are streamed in one network evaluation, and {gen.info.origin} takes "
+                        f"{gen.steps} (each step needs the whole slide's previous output): use --steps 1")
+    cond = {k: v.to(gen.device) for k, v in one_pass_conditions(kind, gen.info.arch, gen.seed).items()}
+    layers = kind.layers(gen.net, cond)
+    if layers is None:
+        raise ScanError(f"{src}: a {gen.info.kind} generator cannot be tiled exactly, which streaming a slide needs")
+    return layers
+
+
 def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyramid: bool = False) -> Path:
     """Translate the slide ``src`` into the tiled BigTIFF ``dest`` (see the module doc): ``tile``:
     the output's TIFF tile (a multiple of 16); ``pyramid``: also 2x, 4x ... reductions down to one tile."""
@@ -88,11 +103,12 @@ def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyra
     source, target = side_intensity(gen.info, "source"), side_intensity(gen.info, "target")
     if slide.channels != source.channels:
         raise ScanError(f"{src}: {slide.channels} channel(s), but {gen.info.origin} takes {source.channels}")
+    layers = streamable_layers(gen, src)
     with tempfile.TemporaryDirectory(prefix="gan_style-slide-", dir=dest.parent) as tmp, \
             temporary_path(dest) as out_path, torch.inference_mode(), gen.autocast():
         block_dtype = torch.bfloat16 if gen.precision == BLOCKS else None
-        node = build(list(gen.net.children()), SlideInput(slide, source, gen.device), COMPUTE_TILE,
-                     block_dtype, spill=Spill(CACHE_LIMIT, Path(tmp)))
+        node = build(layers, SlideInput(slide, source, gen.device), COMPUTE_TILE, block_dtype,
+                     spill=Spill(CACHE_LIMIT, Path(tmp)))
         n_tiles = -(-h // tile) * -(-w // tile)
         write = write_options(slide.info, node.channels, slide.dtype, tile)
         # One bar for both stages: the whole-slide passes (statistics, 1/4-resolution caches), then the output tiles.

@@ -19,9 +19,9 @@ logger = logging.getLogger(__name__)
 
 def paired_inputs(src: Path, limit: int | None = None) -> list[Path]:
     """The scientific files under ``src`` (TIFF, DICOM, NIfTI, PNG; recursive, sorted), the first ``limit``."""
-    from ..io.scans import is_scan_file
+    from .paired import scan_files
 
-    files = sorted(p for p in src.rglob("*") if is_scan_file(p))[:limit]
+    files = sorted(scan_files(src).values())[:limit]
     if not files:
         raise ValueError(f"--input {src}: no TIFF, DICOM, NIfTI or PNG files")
     return files
@@ -32,14 +32,15 @@ def translate_for_paired(weights: str, direction: str | None, src: Path, out: Pa
                          volume: int | None = None) -> None:
     """Translate the files of ``src`` into ``out`` (same relative paths) exactly, in their units;
     a file that cannot be translated is a warning and is left out."""
-    from ..inference.scans import ScanOptions, translate_scan_file
+    from ..inference.route import translate_exact
+    from ..inference.scans import ScanOptions
     from ..inference.translate import load_generator
     from ..io.scans import ScanError
 
     gen = load_generator(weights, direction, device, precision)
     for path in paired_inputs(src, limit):
         try:
-            translate_scan_file(gen, path, out / path.relative_to(src), ScanOptions(axis, volume))
+            translate_exact(gen, path, out / path.relative_to(src), ScanOptions(axis, volume))
         except (ScanError, ValueError, OSError) as e:
             logger.warning("not translated: %s", e)
 

@@ -7,7 +7,7 @@ how each family of generators is built, recognised, run and tiled.
 
 from .discriminator import PatchDiscriminator
 from .generator import ResnetBlock, ResnetGenerator, ResnetKind, WithFeatures, generator_arch
-from .kind import GeneratorKind
+from .kind import GeneratorKind, one_pass_conditions
 from .kinds import KINDS, describe, kind_named, kind_of, recognise, translate_with
 from .init import INIT_TYPES, init_weights
 from .layers import BlurDownsample, BlurUpsample, ChannelAffine, Residual, ResidualBlock
@@ -15,7 +15,7 @@ from .patch_sampler import PatchSampler, nce_channels
 from .unsb import UNSBDiscriminator, UNSBGenerator, UNSBKind, timestep_embedding, unsb_arch, unsb_times
 
 __all__ = [
-    "INIT_TYPES", "KINDS", "BlurDownsample", "BlurUpsample", "ChannelAffine", "GeneratorKind", "PatchDiscriminator",
+    "INIT_TYPES", "KINDS", "one_pass_conditions", "BlurDownsample", "BlurUpsample", "ChannelAffine", "GeneratorKind", "PatchDiscriminator",
     "PatchSampler", "Residual", "ResidualBlock", "ResnetBlock", "ResnetGenerator", "ResnetKind", "WithFeatures",
     "UNSBDiscriminator", "UNSBGenerator", "UNSBKind", "describe", "generator_arch", "init_weights", "kind_named",
     "kind_of", "nce_channels", "recognise", "timestep_embedding", "translate_with", "unsb_arch", "unsb_times",

@@ -83,3 +83,17 @@ def image_noise(seed: int, n: int) -> list[torch.Generator]:
 def draw(streams: list[torch.Generator], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """Standard normal noise (len(streams), *shape), image i from stream i, on ``device``."""
     return torch.stack([torch.randn(shape, generator=g) for g in streams]).to(device)
+
+
+def one_pass_conditions(kind: GeneratorKind, arch: Mapping, seed: int) -> dict[str, torch.Tensor]:
+    """The conditioning inputs of a one-evaluation translation (steps=1) with ``seed``, for one image:
+    what streamed pipelines (slides) bind the network to. {} for unconditioned kinds."""
+    seen: list[dict] = []
+
+    def record(x: torch.Tensor, cond: dict) -> torch.Tensor:
+        seen.append(cond)
+        return x
+
+    channels = kind.channels(arch)[0]
+    kind.translate(record, torch.zeros(1, channels, 8, 8), arch, 1, seed)
+    return seen[0]
