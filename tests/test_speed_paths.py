@@ -193,7 +193,7 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     out = tmp_path / "r.json"
     tiny = "--ngf 4 --ndf 4 --n-blocks 1 --size 32 --warmup 1 --iters 1 --repeats 1 --batch-sizes 2"
     small = "--translate-sizes 32 --tiled 72x40 --tile 32 --data-images 4 --workers 0 --threads 1"
-    small += " --only train,data,translate,methods"
+    small += " --only train,data,translate,methods,steps"
     rc = bench.main([*tiny.split(), *small.split(), "--out", str(out)])
     assert rc == 0
     results = json.loads(out.read_text())
@@ -207,6 +207,9 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     assert results["machine"]["versions"]["torch"] == torch.__version__
     methods = results["methods"]["rows"]  # 1 block: CUT's NCE layer 16 lies in the upsampling part
     assert [r["method"] for r in methods] == list(METHODS) and all(r["it_per_s"] > 0 for r in methods)
+    steps = results["steps"]  # the multi-step kinds (UNSB) at each number of network evaluations
+    assert [(r["kind"], r["size"], r["steps"]) for r in steps] == [("unsb", 32, k) for k in range(1, 6)]
+    assert all(r["s_per_img"] > 0 and r["s_per_step"] == pytest.approx(r["s_per_img"] / r["steps"]) for r in steps)
     printed = capsys.readouterr().out
     assert "reference step, fp32, NCHW, eager, batch 1" in printed and str(out) in printed
 

@@ -201,3 +201,21 @@ def test_the_second_source_image_and_noise_come_from_the_sample(toy_root, tmp_pa
     a, b = data.dataset[key], data.dataset[key]
     assert torch.equal(a["X2"], b["X2"]) and a["seed"] == key[2]
     assert a["X2"].shape == a["A"].shape
+
+
+def test_the_app_offers_a_steps_slider_for_multi_step_models_only(unsb_run, toy_root, tmp_path):
+    from gan_style.app.models import Catalog, file_choices
+    from gan_style.app.ui import steps_slider
+
+    resnet = train(load_config(None, tiny_overrides(toy_root, tmp_path, train__max_steps=1)))
+    choices = file_choices(unsb_run, "run", "unsb") + file_choices(resnet, "run", "cyclegan")
+    catalog = Catalog(choices)
+    (unsb_label,) = [c.label for c in choices if c.steps == 5]
+    one_pass = [c.label for c in choices if c.steps == 1]
+    assert len(one_pass) == 2  # CycleGAN's two directions
+    assert steps_slider(catalog, unsb_label) == {"visible": True, "maximum": 5, "value": 5}
+    assert steps_slider(catalog, one_pass[0])["visible"] is False
+    assert catalog.get(unsb_label, "cpu", "fp32", 2).steps == 2
+    assert catalog.get(unsb_label, "cpu", "fp32").steps == 5
+    with pytest.raises(WeightsError, match="--steps 9: use 1 to 5"):
+        catalog.get(unsb_label, "cpu", "fp32", 9)

@@ -38,6 +38,7 @@ class ModelChoice:
     weights: str  # a path or official:NAME, given to load_generator
     direction: str | None  # passed to load_generator: picks G_A / G_B of a training checkpoint
     kind: str  # run, export, official or weights (given with --weights)
+    steps: int = 1  # the most network evaluations it takes (multi-step generators: the app's Steps slider)
 
 
 class UnknownModel(ValueError):
@@ -65,7 +66,8 @@ def file_choices(path: Path, kind: str, name: str) -> list[ModelChoice]:
         # A file that records no direction accepts both: (origin, None) offers it once.
         way = f" ({info.direction})" if info.direction else ""
         label = f"{name}: {arrow(info.source, info.target)}{way}"
-        found.setdefault((info.origin, info.direction), ModelChoice(label, str(path), direction, kind))
+        steps = info.generator_kind.steps(info.arch)[1]
+        found.setdefault((info.origin, info.direction), ModelChoice(label, str(path), direction, kind, steps))
     return list(found.values())
 
 
@@ -131,7 +133,7 @@ def unique_labels(choices: list[ModelChoice]) -> list[ModelChoice]:
         seen.add((where, c.direction))
         counts[c.label] = counts.get(c.label, 0) + 1
         label = c.label if counts[c.label] == 1 else f"{c.label} ({counts[c.label]})"
-        out.append(ModelChoice(label, c.weights, c.direction, c.kind))
+        out.append(ModelChoice(label, c.weights, c.direction, c.kind, c.steps))
     return out
 
 
@@ -163,8 +165,13 @@ class Catalog:
         except (KeyError, TypeError):
             raise UnknownModel(f"{label!r} is not one of the models this server offers") from None
 
-    def get(self, label: str, device: str = "auto", precision: str = "auto") -> Generator:
-        """The loaded generator for ``label`` (loading, or downloading, it on first use)."""
+    def get(self, label: str, device: str = "auto", precision: str = "auto", steps: int | None = None) -> Generator:
+        """The loaded generator for ``label`` (loading, or downloading, it on first use); ``steps``:
+        its network evaluations per image (multi-step generators; None: all)."""
+        gen = self._loaded_generator(label, device, precision)
+        return gen if steps is None else gen.with_steps(steps)
+
+    def _loaded_generator(self, label: str, device: str, precision: str) -> Generator:
         choice = self.choice(label)
         dev = resolve_device(device)
         key = (label, str(dev), resolve_inference_precision(precision, dev))

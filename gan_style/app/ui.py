@@ -64,13 +64,14 @@ def uploaded(files: list[str] | None, upload_dir: Path) -> list[tuple[Path, str]
 
 
 def translate_handler(config: AppConfig, catalog: Catalog):
-    def translate(files, label, size, tile, device, precision, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+    def translate(files, label, steps, size, tile, device, precision, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         inputs = uploaded(files, config.upload_dir)
         if not inputs:
             raise gr.Error("Add one or more images first (drag them onto the upload box).")
         try:
             progress(0, desc=f"loading {label} (the first time: downloading or compiling may take a minute)")
-            gen = catalog.get(label, device, precision)
+            most = catalog.choice(label).steps
+            gen = catalog.get(label, device, precision, min(max(1, int(steps or most)), most) if most > 1 else None)
             batch = translate_files(
                 gen,
                 inputs,
@@ -111,6 +112,7 @@ def translate_tab(config: AppConfig, catalog: Catalog) -> None:
             if config.examples:
                 gr.Examples([[[str(p)]] for p in config.examples], inputs=[files], label="Examples")
             model = gr.Dropdown(catalog.labels, value=catalog.labels[0], label="Model", elem_id="model")
+            steps = gr.Slider(1, 2, step=1, label=STEPS_LABEL, elem_id="steps", **steps_slider(catalog, catalog.labels[0]))
             with gr.Accordion("Options", open=False):
                 size = gr.Number(0, precision=0, minimum=0, label="Output short side in pixels (0 = keep the size)")
                 tile = gr.Dropdown(list(TILES), value="auto", label="Tiles (auto: only images over 4 megapixels)")
@@ -130,12 +132,22 @@ def translate_tab(config: AppConfig, catalog: Catalog) -> None:
     pairs = gr.State([])
     go.click(
         translate_handler(config, catalog),
-        inputs=[files, model, size, tile, device, precision],
+        inputs=[files, model, steps, size, tile, device, precision],
         outputs=[status, before, after, gallery, downloads, pairs],
         concurrency_limit=config.concurrency,
         concurrency_id="translate",
     )
     gallery.select(show_pair, inputs=[pairs], outputs=[before, after])
+    model.change(lambda label: gr.update(**steps_slider(catalog, label)), inputs=[model], outputs=[steps])
+
+
+STEPS_LABEL = "Steps (a multi-step model: fewer is faster and translates less)"
+
+
+def steps_slider(catalog: Catalog, label: str) -> dict:
+    """The Steps slider for a model: shown, up to its steps and at the most, for multi-step models only."""
+    most = catalog.choice(label).steps
+    return {"visible": most > 1, "maximum": max(2, most), "value": most}
 
 
 def stylize_handler(config: AppConfig):

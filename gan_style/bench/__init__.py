@@ -9,6 +9,7 @@ training.py     the training ladder / grid (``ReferenceStep``, ``TrainCase``), A
 data.py         the input pipeline        translation.py   ``gan_style.inference``
 methods.py      CycleGAN, CUT and FastCUT side by side
 video.py        video translation: decode + translate + encode (needs the ``video`` extra)
+steps.py        multi-step generators (UNSB) at each number of steps
 clips.py        synthetic video clips (moving shapes + a sine-wave sound) for it and for the tests
 style.py        gan-style stylize at 256/512/1024 px beside plain VGG19 Gatys
 cpu_paths.py    CPU translation paths side by side (fp32, bf16, bf16-blocks, compile, ONNX Runtime)
@@ -33,6 +34,7 @@ from typing import NamedTuple
 
 from .data import bench_data
 from .methods import bench_methods
+from .steps import bench_steps
 from .report import format_data, format_methods, format_rows, format_translate
 from .translation import bench_translate
 
@@ -50,6 +52,7 @@ SECTIONS: dict[str, Section] = {
     "data": Section("data pipeline", lambda base, device, args: bench_data(base, args), format_data),
     "translate": Section("translation", bench_translate, format_translate),
     "methods": Section("methods side by side", bench_methods, format_methods),
+    "steps": Section("multi-step generators: s per image at each number of steps (fp32, untiled)", bench_steps),
     "video": Section("video translation (frames/s)", lambda base, device, args: _video(base, device)),
     "style": Section("style from one painting: stylize vs VGG19 Gatys (s per photo)",
                      lambda base, device, args: _style(device)),

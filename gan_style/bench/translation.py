@@ -16,12 +16,12 @@ def bench_translate(base: Config, device: torch.device, args) -> dict:
     CPU tensor out): images/s at each size and precision (batch 1, untiled), then a large image
     translated in tiles and whole, with the peak memory of each."""
     from ..inference.translate import Generator, translate_tensor
-    from ..nets import ResnetGenerator, init_weights
+    from ..nets import KINDS, init_weights
     from ..inference.weights import GeneratorInfo
 
     m = base.model
     arch = dict(in_channels=3, out_channels=3, ngf=m.ngf, n_blocks=m.n_blocks)
-    net = init_weights(ResnetGenerator(**arch)).eval().requires_grad_(False).to(device)
+    net = init_weights(KINDS["resnet"].build(arch)).eval().requires_grad_(False).to(device)
     if device.type == "cuda":  # as inference.load_generator does
         net.to(memory_format=torch.channels_last)
     gens = {

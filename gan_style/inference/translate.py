@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -80,6 +80,11 @@ class Generator:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
                 logger.warning("torch.compile failed (%s: %s); running uncompiled", e.__class__.__name__, first[:200])
         return self.forward(x, cond)
+
+    def with_steps(self, steps: int | None) -> Generator:
+        """The same network translating with ``steps`` evaluations per image (None: the kind's
+        default); one line (WeightsError) when the generator cannot take them."""
+        return replace(self, steps=check_steps(self.info, steps))
 
     def compile(self, backend: str = "inductor") -> Generator:
         """Compile ``forward`` with torch.compile, with dynamic shapes: one compilation (20-50 s

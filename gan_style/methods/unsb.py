@@ -234,7 +234,9 @@ class UNSB(MethodState):
         x, y = (batch["A"], batch["B"]) if self.source == "A" else (batch["B"], batch["A"])  # source X, target Y
         to = dict(device=self.device, non_blocking=True, memory_format=self.memory_format)
         x, y, x2 = x.to(**to), y.to(**to), batch["X2"].to(**to)
-        n, noise = x.shape[0], sample_noise(batch["seed"], self.device)
+        n = x.shape[0]
+        # The dataset gives each sample's seed; direct callers (the bench) may not: positions then.
+        noise = sample_noise(batch["seed"] if "seed" in batch else torch.arange(n), self.device)
         i = int(torch.randint(u.num_timesteps, (), generator=self.time_rng))  # the step trained on
         step = torch.full((1,), i, dtype=torch.long, device=self.device)  # one index for the batch, as the official
 
