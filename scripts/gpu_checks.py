@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from gan_style.data.toydata import make_toy_dataset  # noqa: E402
 from gan_style.io.checkpoint import load_safe  # noqa: E402
+from gan_style.methods import METHODS  # noqa: E402
 
 # (precision, compile, channels_last): each factor appears both ways.
 SMOKE_SETTINGS = (("bf16", False, False), ("fp16", False, True), ("bf16", True, True), ("fp16", True, False))
@@ -81,6 +82,14 @@ def rel_diff(a: Path, b: Path) -> float:
     return worst
 
 
+def synthetic(method: str, folder: Path) -> list[str]:
+    """key=value overrides for the files a method needs on synthetic data (the style method's painting)."""
+    def value(v: object) -> str:
+        return f"[{','.join(map(str, v))}]" if isinstance(v, list) else str(v)
+
+    return [f"{k}={value(v)}" for k, v in METHODS[method].synthetic_overrides(folder).items()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
@@ -96,13 +105,13 @@ def main() -> int:
     cuda = args.device.startswith("cuda")
     procs: dict[str, tuple[subprocess.Popen, Path]] = {}
     steps = f"train.max_steps={args.steps}"
-    for method in ("cyclegan", "cut", "fastcut"):
+    for method in METHODS:  # every registered method (UNSB and style included)
         for precision, comp, cl in SMOKE_SETTINGS:
             if not cuda and (precision == "fp16" or comp):
                 continue
             name = f"smoke_{method}_{precision}_{'compiled' if comp else 'eager'}_{'cl' if cl else 'nchw'}"
             extra = [f"method={method}", f"train.precision={precision}", f"train.compile={comp}",
-                     f"train.channels_last={cl}", steps]
+                     f"train.channels_last={cl}", steps, *synthetic(method, out)]
             procs[name] = (start(command(root, runs, name, args.device, extra), logs / f"{name}.log"), runs / name)
     # Resume: straight twice (the noise floor) and split in two, the second half a new process.
     half = args.steps // 2

@@ -67,9 +67,9 @@ tail -3 "$R/pytest.txt"; grep -c PASS "$R/checks.txt"; grep FAIL "$R/checks.txt"
 pack "checks"
 
 # ---- 2. speed, eager: reference -> our step -> channels_last -> bf16 / fp16, batches, profile,
-# data pipeline, translation (256, 1024, a tiled 4000x3000), the three methods side by side ----
+# data pipeline, translation (256, 1024, a tiled 4000x3000), the methods side by side, UNSB per step ----
 timeout -k 10 "$EAGER_S" $PY -m gan_style.cli.bench --preset gpu --compile off --batch-sizes 4,8,16,32 --profile \
-  --only train,data,translate,methods \
+  --only train,data,translate,methods,steps \
   --data-root "$DATA" --out "$R/bench_eager.json" $BENCH > "$R/bench_eager.txt" 2>&1
 pack "eager speed"
 
