@@ -44,7 +44,7 @@ from PIL import Image
 from ..inference.translate import Generator, load_generator, translate_tensor
 from ..io.images import list_images, read_rgb
 from ..io.tensors import image_to_float
-from ..nets import ResnetGenerator, init_weights
+from ..nets import KINDS, init_weights
 
 PATHS = (
     "fp32",
@@ -69,10 +69,11 @@ def synthetic_photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
     return small.resize((w, h), Image.Resampling.BICUBIC)
 
 
-def random_generator(ngf: int, n_blocks: int, seed: int = 0) -> ResnetGenerator:
+def random_generator(ngf: int, n_blocks: int, seed: int = 0) -> torch.nn.Module:
     # Gain 0.2, not the reference's 0.02: an untrained 0.02 generator's output is nearly constant.
     torch.manual_seed(seed)
-    return init_weights(ResnetGenerator(3, 3, ngf, n_blocks), gain=0.2).eval().requires_grad_(False)
+    arch = {"in_channels": 3, "out_channels": 3, "ngf": ngf, "n_blocks": n_blocks}
+    return init_weights(KINDS["resnet"].build(arch), gain=0.2).eval().requires_grad_(False)
 
 
 def torch_runner(gen: Generator, precision: str, channels_last: bool, compiled: bool) -> Runner:

@@ -28,7 +28,7 @@ from ..devices import resolve_device, resolve_inference_precision
 from ..inference.translate import Generator, translate_tensor
 from ..inference.video import VideoSettings, translate_video
 from ..inference.weights import GeneratorInfo
-from ..nets import ResnetGenerator, init_weights
+from ..nets import KINDS, init_weights
 from .clips import write_clip
 
 FPS = 25
@@ -36,7 +36,7 @@ FPS = 25
 
 def _generator(device: torch.device, ngf: int, n_blocks: int) -> Generator:
     arch = {"in_channels": 3, "out_channels": 3, "ngf": ngf, "n_blocks": n_blocks}
-    net = init_weights(ResnetGenerator(**arch)).eval().requires_grad_(False).to(device)
+    net = init_weights(KINDS["resnet"].build(arch)).eval().requires_grad_(False).to(device)
     if device.type == "cuda":
         net.to(memory_format=torch.channels_last)
     return Generator(net, GeneratorInfo(arch=arch, origin="random"), device, resolve_inference_precision("auto", device))
