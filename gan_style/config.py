@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping, Optional, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .io.atomic import write_atomic
 
@@ -166,6 +166,20 @@ class TrainConfig(Section):
     """EMA of the generators' weights with this decay (e.g. 0.999; 0 = off); step t uses min(ema, (1+t)/(10+t)). Panels, eval and translate use it."""
     diffaugment: str = ""
     """DiffAugment policy for every image D sees (real and fake, G and D pass): comma-separated color,translation,cutout; empty = off."""
+    strength_range: Optional[list[float]] = None
+    """[lo, hi] in [0, 1]: train one generator for every strength in it (loss-conditional training; each sample's loss weight drawn from it and fed to G), chosen at translate time with --strength (docs/strength.md); null = one fixed weight."""
+
+    @field_validator("strength_range")
+    @classmethod
+    def _strength_range(cls, span: list[float] | None) -> list[float] | None:
+        return check_strength_range(span)
+
+
+def check_strength_range(span: list[float] | None) -> list[float] | None:
+    """A strength range [lo, hi] with 0 <= lo <= hi <= 1 (the message names the problem; the loader the key)."""
+    if span is not None and (len(span) != 2 or not 0.0 <= span[0] <= span[1] <= 1.0):
+        raise ValueError("give [lo, hi] with 0 <= lo <= hi <= 1, e.g. [0.1, 0.9]")
+    return span
 
 
 class FinetuneConfig(Section):

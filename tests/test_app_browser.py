@@ -182,8 +182,9 @@ def _post(url: str, body: bytes, content_type: str) -> object:
 
 def call_translate(base: str, files: list[str], model: str) -> tuple[str, str]:
     """The page's translate call made by hand: (SSE event name, its data)."""
-    # files, model, steps (its slider: hidden for one-pass models), size, tile, device, precision
-    data = [[{"path": f, "meta": {"_type": "gradio.FileData"}} for f in files], model, 1, 0, "auto", "auto", "auto"]
+    # files, model, steps and strength (their sliders: hidden for this model), size, tile, device, precision
+    data = [[{"path": f, "meta": {"_type": "gradio.FileData"}} for f in files], model, 1, 0.5, 0, "auto", "auto",
+            "auto"]
     event = _post(f"{base}/gradio_api/call/translate", json.dumps({"data": data}).encode(), "application/json")
     with urllib.request.urlopen(f"{base}/gradio_api/call/translate/{event['event_id']}", timeout=60) as r:
         lines = r.read().decode().splitlines()

@@ -67,8 +67,10 @@ def test_checkpoints_describe_their_generators(toy_root, tmp_path):
     ckpt = load_safe(last)
     arch = {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 2, "antialias": False, "antialias_up": False}
     # toy_root is a folder named "toy...": no domain names in it, so A and B.
-    assert ckpt["generators"] == {"AtoB": {"net": "G_A", "source": "A", "target": "B", "kind": "resnet", "arch": arch},
-                                  "BtoA": {"net": "G_B", "source": "B", "target": "A", "kind": "resnet", "arch": arch}}
+    weights = "train.lambda_A=10.0, train.lambda_B=10.0, train.lambda_identity=0.5"  # what --strength says it can't change
+    assert ckpt["generators"] == {
+        "AtoB": {"net": "G_A", "source": "A", "target": "B", "kind": "resnet", "arch": arch, "trained_at": weights},
+        "BtoA": {"net": "G_B", "source": "B", "target": "A", "kind": "resnet", "arch": arch, "trained_at": weights}}
     assert ckpt["method"] == "cyclegan" and ckpt["format_version"] == FORMAT_VERSION
 
 

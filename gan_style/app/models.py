@@ -39,6 +39,7 @@ class ModelChoice:
     direction: str | None  # passed to load_generator: picks G_A / G_B of a training checkpoint
     kind: str  # run, export, official or weights (given with --weights)
     steps: int = 1  # the most network evaluations it takes (multi-step generators: the app's Steps slider)
+    strength_range: tuple[float, float] | None = None  # strength-conditioned generators: the Strength slider's range
 
 
 class UnknownModel(ValueError):
@@ -66,8 +67,8 @@ def file_choices(path: Path, kind: str, name: str) -> list[ModelChoice]:
         # A file that records no direction accepts both: (origin, None) offers it once.
         way = f" ({info.direction})" if info.direction else ""
         label = f"{name}: {arrow(info.source, info.target)}{way}"
-        steps = info.generator_kind.steps(info.arch)[1]
-        found.setdefault((info.origin, info.direction), ModelChoice(label, str(path), direction, kind, steps))
+        steps, span = info.generator_kind.steps(info.arch)[1], info.generator_kind.strength_range(info.arch)
+        found.setdefault((info.origin, info.direction), ModelChoice(label, str(path), direction, kind, steps, span))
     return list(found.values())
 
 
@@ -133,7 +134,7 @@ def unique_labels(choices: list[ModelChoice]) -> list[ModelChoice]:
         seen.add((where, c.direction))
         counts[c.label] = counts.get(c.label, 0) + 1
         label = c.label if counts[c.label] == 1 else f"{c.label} ({counts[c.label]})"
-        out.append(ModelChoice(label, c.weights, c.direction, c.kind, c.steps))
+        out.append(ModelChoice(label, c.weights, c.direction, c.kind, c.steps, c.strength_range))
     return out
 
 
@@ -165,11 +166,14 @@ class Catalog:
         except (KeyError, TypeError):
             raise UnknownModel(f"{label!r} is not one of the models this server offers") from None
 
-    def get(self, label: str, device: str = "auto", precision: str = "auto", steps: int | None = None) -> Generator:
+    def get(self, label: str, device: str = "auto", precision: str = "auto", steps: int | None = None,
+            strength: float | None = None) -> Generator:
         """The loaded generator for ``label`` (loading, or downloading, it on first use); ``steps``:
-        its network evaluations per image (multi-step generators; None: all)."""
+        its network evaluations per image (multi-step generators; None: all); ``strength``: how
+        strongly to translate (strength-conditioned generators; None: the middle of their range)."""
         gen = self._loaded_generator(label, device, precision)
-        return gen if steps is None else gen.with_steps(steps)
+        gen = gen if steps is None else gen.with_steps(steps)
+        return gen if strength is None else gen.with_strength(strength)
 
     def _loaded_generator(self, label: str, device: str, precision: str) -> Generator:
         choice = self.choice(label)

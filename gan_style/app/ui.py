@@ -64,14 +64,17 @@ def uploaded(files: list[str] | None, upload_dir: Path) -> list[tuple[Path, str]
 
 
 def translate_handler(config: AppConfig, catalog: Catalog):
-    def translate(files, label, steps, size, tile, device, precision, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+    def translate(files, label, steps, strength, size, tile, device, precision,
+                  progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         inputs = uploaded(files, config.upload_dir)
         if not inputs:
             raise gr.Error("Add one or more images first (drag them onto the upload box).")
         try:
             progress(0, desc=f"loading {label} (the first time: downloading or compiling may take a minute)")
-            most = catalog.choice(label).steps
-            gen = catalog.get(label, device, precision, min(max(1, int(steps or most)), most) if most > 1 else None)
+            choice = catalog.choice(label)
+            chosen_steps = min(max(1, int(steps or choice.steps)), choice.steps) if choice.steps > 1 else None
+            chosen_strength = float(strength) if choice.strength_range is not None and strength is not None else None
+            gen = catalog.get(label, device, precision, chosen_steps, chosen_strength)
             batch = translate_files(
                 gen,
                 inputs,
@@ -113,6 +116,8 @@ def translate_tab(config: AppConfig, catalog: Catalog) -> None:
                 gr.Examples([[[str(p)]] for p in config.examples], inputs=[files], label="Examples")
             model = gr.Dropdown(catalog.labels, value=catalog.labels[0], label="Model", elem_id="model")
             steps = gr.Slider(1, 2, step=1, label=STEPS_LABEL, elem_id="steps", **steps_slider(catalog, catalog.labels[0]))
+            strength = gr.Slider(0, 1, step=0.05, label=STRENGTH_LABEL, elem_id="strength",
+                                 **strength_slider(catalog, catalog.labels[0]))
             with gr.Accordion("Options", open=False):
                 size = gr.Number(0, precision=0, minimum=0, label="Output short side in pixels (0 = keep the size)")
                 tile = gr.Dropdown(list(TILES), value="auto", label="Tiles (auto: only images over 4 megapixels)")
@@ -132,16 +137,25 @@ def translate_tab(config: AppConfig, catalog: Catalog) -> None:
     pairs = gr.State([])
     go.click(
         translate_handler(config, catalog),
-        inputs=[files, model, steps, size, tile, device, precision],
+        inputs=[files, model, steps, strength, size, tile, device, precision],
         outputs=[status, before, after, gallery, downloads, pairs],
         concurrency_limit=config.concurrency,
         concurrency_id="translate",
     )
     gallery.select(show_pair, inputs=[pairs], outputs=[before, after])
-    model.change(lambda label: gr.update(**steps_slider(catalog, label)), inputs=[model], outputs=[steps])
+    model.change(lambda label: (gr.update(**steps_slider(catalog, label)), gr.update(**strength_slider(catalog, label))),
+                 inputs=[model], outputs=[steps, strength])
 
 
 STEPS_LABEL = "Steps (a multi-step model: fewer is faster and translates less)"
+STRENGTH_LABEL = "Strength (0 keeps the photo most, 1 translates most)"
+
+
+def strength_slider(catalog: Catalog, label: str) -> dict:
+    """The Strength slider: shown for strength-conditioned models only, at the middle of the range
+    they were trained on (the whole of [0, 1] can be chosen; outside the range they extrapolate)."""
+    span = catalog.choice(label).strength_range
+    return {"visible": span is not None, "value": sum(span) / 2 if span is not None else 0.5}
 
 
 def steps_slider(catalog: Catalog, label: str) -> dict:

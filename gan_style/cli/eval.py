@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--weights-back", metavar="SPEC",
                       help="the opposite generator, for cycle metrics when --weights holds only one")
     what.add_argument("--data-root", metavar="DIR", help="dataset folder, instead of the one the checkpoint recorded")
+    what.add_argument("--strength", metavar="S[,S...]", type=_strengths,
+                      help="strength-conditioned generators: evaluate at each of these strengths, e.g. 0.25,0.5,0.75 "
+                      "(one column each; default: the middle of the range it was trained on)")
     what.add_argument("--painting", metavar="FILE",
                       help="style metrics instead: the stylised images of --fake (or --weights' translations of "
                            "--input) against this painting and their photos in --input (same file names): "
@@ -129,6 +132,16 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
+def _strengths(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers in [0, 1], e.g. 0.25,0.5,0.75") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers in [0, 1], e.g. 0.25,0.5,0.75")
+    return values
+
+
 def _selected(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in GROUPS]
@@ -149,6 +162,8 @@ def _check(args: argparse.Namespace) -> list[str]:
         raise ValueError("give exactly one of --weights, --fake or --halves (see gan-style eval --help)")
     if args.fake and not args.real:
         raise ValueError("--fake needs --real DIR (the target-domain images to compare with)")
+    if args.strength and not args.weights:
+        raise ValueError("--strength: only with --weights (a strength-conditioned generator translates at each)")
     for name, value, least in (("--limit", args.limit, 2), ("--kid-subsets", args.kid_subsets, 1),
                                ("--kid-subset-size", args.kid_subset_size, 2), ("--batch-size", args.batch_size, 1)):
         if value is not None and value < least:
@@ -189,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
     ev = Evaluation(_settings(args, metrics))
     if args.weights:
         folders = Folders(_path(args.input), _path(args.real), _path(args.train), _path(args.data_root))
-        columns = evaluate_weights(ev, args.weights, args.direction, folders, args.weights_back)
+        columns = evaluate_weights(ev, args.weights, args.direction, folders, args.weights_back, args.strength)
     elif args.fake:
         label = f"{Path(args.fake).name} vs {Path(args.real).name}"
         columns = {label: compare_folders(ev, Path(args.fake), Path(args.real), _path(args.train))}

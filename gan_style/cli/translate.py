@@ -100,6 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--seed", type=int, default=0, metavar="S",
       help="multi-step generators: the seed of their noise; one input and one seed always give the same output "
       "(default 0)")
+    a("--strength", type=float, metavar="S",
+      help="strength-conditioned generators (trained with a strength range): how strongly to translate, in [0, 1] "
+      "(0 keeps the input most, 1 translates most; default: the middle of the range it was trained on); "
+      "see docs/strength.md")
     a("--raw-weights", action="store_true",
       help="a training checkpoint's raw generator weights instead of their EMA (used by default when train.ema was on)")
     a("--recursive", "-r", action="store_true", help="also translate images and videos in subfolders of input folders")
@@ -222,7 +226,7 @@ def _tile_arg(text: str) -> int | str:
 def run(args: argparse.Namespace) -> int:
     try:
         gen = load_generator(args.weights, args.direction, args.device, args.precision, ema=not args.raw_weights,
-                             steps=args.steps, seed=args.seed)
+                             steps=args.steps, seed=args.seed, strength=args.strength)
         if args.compile:
             gen.compile()
         inputs = args.input or default_input(gen)
@@ -243,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
         plan(found, output, single_file, args.ext, args.video_ext, keep_names=exact), args.overwrite)
     steps = f", {gen.steps} of {gen.kind.steps(gen.info.arch)[1]} steps (seed {gen.seed})" \
         if gen.kind.steps(gen.info.arch)[1] > 1 else ""
+    steps += f", strength {gen.strength:g}" if gen.strength is not None else ""
     print(
         f"generator: {gen.info.label}, {gen.info.kind}, {gen.info.arch['n_blocks']} blocks, ngf {gen.info.arch['ngf']}"
         f"{steps}, {gen.device} {gen.precision}",

@@ -123,6 +123,7 @@ class UnpairedDataset(Dataset):
             out[domain] = self.transform(image=image)["image"]
             out[f"{domain}_path"] = str(path)
         out["skipped"] = "\n".join(skipped)
+        out["seed"] = seed  # the sample's own randomness (loss-conditional strengths, UNSB's noise) follows it
         return out
 
 

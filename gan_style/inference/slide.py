@@ -86,6 +86,7 @@ def streamable_layers(gen: Generator, src: Path) -> list[nn.Module]:
         raise ScanError(f"{src}: slides are streamed in one network evaluation, and {gen.info.origin} takes "
                         f"{gen.steps} (each step needs the whole slide's previous output): use --steps 1")
     cond = {k: v.to(gen.device) for k, v in one_pass_conditions(kind, gen.info.arch, gen.seed).items()}
+    cond |= gen.conditions(1, gen.device)  # the strength chosen, for strength-conditioned generators
     layers = kind.layers(gen.net, cond)
     if layers is None:
         raise ScanError(f"{src}: a {gen.info.kind} generator cannot be tiled exactly, which streaming a slide needs")

@@ -54,6 +54,7 @@ class Generator:
     precision: str  # fp32, bf16, bf16-blocks or fp16
     steps: int = 1  # network evaluations per image (the kind's default unless --steps)
     seed: int = 0  # the noise of multi-step kinds: one input and one seed give one output
+    strength: float | None = None  # strength-conditioned kinds: the strength translated at (docs/strength.md)
     compiled: Callable | None = field(default=None, repr=False)  # set by compile()
 
     @property
@@ -68,8 +69,13 @@ class Generator:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.kind.translate(self.run, x, self.info.arch, self.steps, self.seed).float().cpu()
 
+    def conditions(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """The conditioning the user chose (a strength), for a batch of n: merged into every evaluation."""
+        return {} if self.strength is None else {"strength": torch.full((n,), float(self.strength), device=device)}
+
     def run(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
         """One network evaluation on ``x`` (on the device) with conditioning ``cond``: compiled when asked."""
+        cond = cond | self.conditions(x.shape[0], x.device)
         if self.compiled is not None:
             try:
                 return self.compiled(x, cond)
@@ -85,6 +91,11 @@ class Generator:
         """The same network translating with ``steps`` evaluations per image (None: the kind's
         default); one line (WeightsError) when the generator cannot take them."""
         return replace(self, steps=check_steps(self.info, steps))
+
+    def with_strength(self, strength: float | None) -> Generator:
+        """The same network translating at ``strength`` (None: the middle of its training range); one
+        line (WeightsError) when it is outside [0, 1] or the generator was trained at a fixed weight."""
+        return replace(self, strength=check_strength(self.info, strength))
 
     def compile(self, backend: str = "inductor") -> Generator:
         """Compile ``forward`` with torch.compile, with dynamic shapes: one compilation (20-50 s
@@ -147,7 +158,7 @@ def instance_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 def load_generator(
     weights: str | Path, direction: str | None = None, device: str | torch.device = "auto", precision: str = "auto",
-    ema: bool = True, steps: int | None = None, seed: int = 0,
+    ema: bool = True, steps: int | None = None, seed: int = 0, strength: float | None = None,
 ) -> Generator:
     """Load a generator from a training checkpoint, an export, a reference .pth or ``official:NAME``.
 
@@ -157,7 +168,8 @@ def load_generator(
     a checkpoint's averaged generator weights when it has them (``train.ema``); False = the raw ones.
     ``precision`` auto is fp32 for generators of scientific data (``GeneratorInfo.exact``).
     ``steps``: network evaluations per image for multi-step kinds (None: the kind's default);
-    ``seed``: their noise.
+    ``seed``: their noise. ``strength``: for strength-conditioned generators, in [0, 1] (None: the
+    middle of the range they were trained on).
     """
     dev = resolve_device(device)
     state, info = read_generator(weights, direction, ema)
@@ -169,7 +181,28 @@ def load_generator(
     net.eval().requires_grad_(False).to(dev)
     if dev.type == "cuda":
         net.to(memory_format=torch.channels_last)
-    return Generator(net, info, dev, prec, check_steps(info, steps), seed)
+    return Generator(net, info, dev, prec, check_steps(info, steps), seed, check_strength(info, strength))
+
+
+def check_strength(info: GeneratorInfo, strength: float | None) -> float | None:
+    """The strength to translate at (None for generators trained at a fixed weight); one line when
+    it cannot be used. Outside the trained range it extrapolates: a warning, not an error."""
+    trained = info.generator_kind.strength_range(info.arch)
+    if strength is not None and not 0.0 <= strength <= 1.0:
+        raise WeightsError(f"--strength {strength}: use a value in [0, 1] (0 keeps the input most, 1 translates most)")
+    if trained is None:
+        if strength is not None:
+            at = f" ({info.trained_at})" if info.trained_at else " (the file does not record which)"
+            raise WeightsError(f"--strength {strength}: {info.origin} was trained at a fixed weight{at}; "
+                               "train with a strength range to choose it at translate time (docs/strength.md)")
+        return None
+    lo, hi = trained
+    if strength is None:
+        return (lo + hi) / 2
+    if not lo <= strength <= hi:
+        logger.warning("--strength %s: %s was trained on strengths %s to %s; outside them it extrapolates",
+                       strength, info.origin, lo, hi)
+    return float(strength)
 
 
 def check_steps(info: GeneratorInfo, steps: int | None) -> int:
@@ -265,7 +298,7 @@ class TiledRun:
 
     def __call__(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
         gen = self.gen
-        cond = {k: v.to(gen.device) for k, v in cond.items()}
+        cond = {k: v.to(gen.device) for k, v in cond.items()} | gen.conditions(x.shape[0], gen.device)
         layers = gen.kind.layers(gen.net, cond)
         if layers is None:
             note_blended(gen.info)

@@ -59,6 +59,7 @@ class GeneratorInfo:
     arch: dict  # the kind's constructor arguments: in_channels, out_channels, ngf, n_blocks ...
     origin: str  # where the weights came from, for messages: "runs/monet/last.pt (G_B)"
     kind: str | None = None  # the generator kind (nets/kinds.py); None until read from the tensors
+    trained_at: str | None = None  # the loss weight a fixed-weight generator was trained with, e.g. "style.strength=0.5"
     direction: str | None = None  # AtoB / BtoA when known
     source: str = "input"  # domain names, e.g. "photo" -> "monet"
     target: str = "output"
@@ -327,6 +328,7 @@ def _from_training_checkpoint(ckpt: dict, name: str, direction: str | None, ema:
         arch=spec.get("arch", {}),
         origin=f"{name} ({key}{', EMA' if use_ema else ''})",
         kind=spec.get("kind", "resnet"),
+        trained_at=spec.get("trained_at"),
         direction=direction,
         source=spec["source"],
         target=spec["target"],

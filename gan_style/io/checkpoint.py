@@ -85,12 +85,13 @@ def upgrade_checkpoint(ckpt: dict) -> dict:
 
 
 def describe_generators(nets: dict[str, str], domains: tuple[str, str], kinds: dict[str, tuple[str, dict | None]],
-                        intensity: dict[str, dict | None] | None = None) -> dict[str, dict]:
+                        intensity: dict[str, dict | None] | None = None, trained_at: str | None = None) -> dict[str, dict]:
     """What a checkpoint records of its generators: direction -> {"net": name in ``models``,
     "source"/"target": domain names (``domains``: those of A and B), "kind" and "arch": the
     generator's kind and constructor arguments (``kinds``: net -> (kind, arch or None)), and for
     scientific data "source_intensity"/"target_intensity": how each side's units map to [-1, 1]
-    (``intensity``: "A"/"B" -> io.intensity.Intensity.to_dict())}."""
+    (``intensity``: "A"/"B" -> io.intensity.Intensity.to_dict()), and "trained_at": the loss weight of a
+    fixed-weight generator (``trained_at``, e.g. "style.strength=0.5")}."""
     a, b = domains
     intensity = intensity or {}
     out = {}
@@ -98,7 +99,7 @@ def describe_generators(nets: dict[str, str], domains: tuple[str, str], kinds: d
         (source, target), sides = ((a, b), "AB") if direction == "AtoB" else ((b, a), "BA")
         kind, arch = kinds[net]
         out[direction] = {"net": net, "source": source, "target": target, "kind": kind} | (
-            {"arch": arch} if arch is not None else {})
+            {"arch": arch} if arch is not None else {}) | ({"trained_at": trained_at} if trained_at else {})
         if any(intensity.get(side) for side in sides):
             out[direction] |= {"source_intensity": intensity.get(sides[0]), "target_intensity": intensity.get(sides[1])}
     return out

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterable, Mapping, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import Dataset, Sampler
@@ -138,6 +139,30 @@ def scan_data(cfg: Config, rank: int, world_size: int) -> TrainingData:
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def sampled_strengths(seeds: torch.Tensor, span: list[float]) -> torch.Tensor:
+    """Loss-conditional training (docs/strength.md): each sample's strength, uniform in ``span`` =
+    [lo, hi], drawn from the sample's seed (the dataset's ``seed``): the same whatever the batch,
+    the number of ranks and workers, and after a resume. (N,) fp32 on the CPU."""
+    lo, hi = span
+    draws = [torch.rand((), generator=torch.Generator().manual_seed(int(s) * 2 + 2)) for s in seeds.tolist()]
+    return lo + (hi - lo) * torch.stack(draws)
+
+
+def weighted_l1(x: torch.Tensor, target: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
+    """weight * mean |x - target| in fp32; ``weight`` one number, or one per sample (N,), which
+    weights each image's own mean (the batch mean of weight_i * L1_i)."""
+    if not torch.is_tensor(weight):
+        return F.l1_loss(x.float(), target) * weight
+    per_image = (x.float() - target).abs().flatten(1).mean(1)  # (N,)
+    return (per_image * weight).mean()
+
+
+def weight_at(strength: torch.Tensor, weight: float) -> torch.Tensor:
+    """The loss weight a strength stands for: ``weight`` (the paper's) at s = 0.5, 4x at s = 0 (keeps
+    the input most), 1/4 at s = 1 (translates most): weight * 4^(1 - 2s), per sample."""
+    return weight * 4.0 ** (1.0 - 2.0 * strength)
+
+
 def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
     """The reference's linear rule: 1 for the first ``n_epochs`` epochs, then linearly to
     1/(n_epochs_decay+1) at the last epoch (epoch is 0-based)."""
@@ -240,6 +265,12 @@ class MethodState:
 
     def evaluate(self, fixed: dict[str, torch.Tensor]) -> dict[str, float]:
         return {}
+
+    @property
+    def trained_at(self) -> str | None:
+        """The loss weight(s) its generators were trained at, as config keys (the checkpoint records it,
+        for `--strength` on a fixed-weight model); None when trained on a strength range."""
+        return None
 
     def set_optimizers(self, **optimizers: torch.optim.Optimizer) -> None:
         """Register the optimizers (name -> Adam) and give each the reference's linear-decay schedule."""

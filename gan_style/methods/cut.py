@@ -20,9 +20,9 @@ from torch import nn
 
 from ..config import Config, FinetuneConfig, Section
 from ..domains import dataset_name, default_direction
-from ..nets import PatchDiscriminator, PatchSampler, ResnetGenerator, WithFeatures, init_weights, nce_channels
+from ..nets import PatchDiscriminator, PatchSampler, WithFeatures, init_weights, nce_channels, resnet_generator
 from .base import Precision, MethodState, adam, grad_norm, parameters, scaled_lr, set_requires_grad
-from .base import unpaired_data, wrap
+from .base import sampled_strengths, unpaired_data, weight_at, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss, patch_nce
 
@@ -113,7 +113,8 @@ class CUT(MethodState):
         torch.manual_seed(t.seed)  # same initial weights on every rank
         init = dict(gain=m.init_gain, init_type=m.init_type)
         nc = m.input_nc  # == output_nc (CUTConfig checks)
-        self.G = init_weights(ResnetGenerator(nc, nc, m.ngf, m.n_blocks, m.antialias, m.antialias_up), **init)
+        self.span = t.strength_range  # loss-conditional training: G takes each sample's strength
+        self.G = init_weights(resnet_generator(nc, nc, m.ngf, m.n_blocks, m.antialias, m.antialias_up, self.span), **init)
         self.D = init_weights(PatchDiscriminator(nc, m.ndf, m.n_layers_D, m.antialias), **init)
         channels = nce_channels(m.ngf, m.n_blocks, self.nce_layers, m.antialias, m.antialias_up, in_channels=nc)
         self.F = init_weights(PatchSampler(channels, c.netF_nc), **init)
@@ -154,14 +155,17 @@ class CUT(MethodState):
         y = y.to(self.device, non_blocking=True, memory_format=self.memory_format)
         n, stats = x.shape[0], {}
         flip = bool(c.flip_equivariance and torch.rand((), generator=self.flip_rng) < 0.5)
+        # Loss-conditional training: sample i's strength picks its NCE weight; G is told it.
+        lambda_NCE, cond = self._weights(batch)
+        cond = tuple(torch.cat([s, s]) for s in cond) if c.nce_idt else cond  # for G(x) and G(y)
 
         # ---- G's forward: G(x) and, for CUT, G(y) in one batch of 2N; keys from the same pass ----
         real = torch.cat([x, y]) if c.nce_idt else x  # (N or 2N, 3, H, W)
         with self.autocast():
-            fake, keys = self.run["G"](real.flip(3) if flip else real)
+            fake, keys = self.run["G"](real.flip(3) if flip else real, *cond)
             if flip:  # the keys must come from the unflipped images: a separate no-grad pass
                 with torch.no_grad():
-                    keys = self.G.encode(real, self.nce_layers)
+                    keys = self.G.encode(real, self.nce_layers, *cond)
         keys = [k.detach() for k in keys]
         fake_y = fake[:n]  # G(x): (N, 3, H, W)
 
@@ -181,13 +185,13 @@ class CUT(MethodState):
         set_requires_grad([self.D], False)
         with self.autocast():
             loss_G_GAN = gan_loss(self.judge(self.augment(fake_y)), True, self.cfg.train.gan_mode) * c.lambda_GAN
-            queries = self.G.encode(fake, self.nce_layers)  # features of G(x) (and G(y)), with gradients
+            queries = self.G.encode(fake, self.nce_layers, *cond)  # features of G(x) (and G(y)), with gradients
             if flip:
                 queries = [q.flip(3) for q in queries]
-            loss_NCE = self._nce([q[:n] for q in queries], [k[:n] for k in keys], n)
+            loss_NCE = self._nce([q[:n] for q in queries], [k[:n] for k in keys], n, lambda_NCE)
             losses = [loss_G_GAN, loss_NCE]
             if c.nce_idt:
-                loss_NCE_Y = self._nce([q[n:] for q in queries], [k[n:] for k in keys], n)
+                loss_NCE_Y = self._nce([q[n:] for q in queries], [k[n:] for k in keys], n, lambda_NCE)
                 loss_G = loss_G_GAN + 0.5 * (loss_NCE + loss_NCE_Y)
                 losses.append(loss_NCE_Y)
             else:
@@ -204,22 +208,39 @@ class CUT(MethodState):
         stats["vector"] = torch.stack([x.detach().float() for x in losses] + outputs)
         return stats
 
-    def _nce(self, queries: list[torch.Tensor], keys: list[torch.Tensor], n: int) -> torch.Tensor:
-        """PatchNCE averaged over the NCE layers, times lambda_NCE. Features: (N, C_l, H_l, W_l)."""
+    def _nce(self, queries: list[torch.Tensor], keys: list[torch.Tensor], n: int,
+             weight: float | torch.Tensor) -> torch.Tensor:
+        """PatchNCE averaged over the NCE layers, times ``weight`` (lambda_NCE; or per sample, (N,)).
+        Features: (N, C_l, H_l, W_l)."""
         c = self.cfg.cut
         ids = self.F.sample_ids(keys, c.num_patches, self.patch_rng)  # the same locations for q and k
         with torch.no_grad():  # keys carry no gradient in the loss: skip their graph
             k = self.run["F"](keys, ids)
         q = self.run["F"](queries, ids)
-        total = sum(patch_nce(qi, ki, n, c.nce_T) for qi, ki in zip(q, k))
-        return total * c.lambda_NCE / len(q)
+        per_image = torch.is_tensor(weight)
+        total = sum(patch_nce(qi, ki, n, c.nce_T, per_image) for qi, ki in zip(q, k))
+        return (total * weight).mean() / len(q) if per_image else total * weight / len(q)
+
+    def _weights(self, batch: Mapping[str, torch.Tensor]) -> tuple:
+        """(lambda_NCE, G's extra inputs): the config's and () at a fixed weight; with
+        train.strength_range the per-sample weights (N,) and ((N,) strengths,)."""
+        if self.span is None:
+            return self.cfg.cut.lambda_NCE, ()
+        s = sampled_strengths(batch["seed"], self.span).to(self.device)
+        return weight_at(s, self.cfg.cut.lambda_NCE), (s,)
+
+    @property
+    def trained_at(self) -> str | None:
+        return None if self.span is not None else f"cut.lambda_NCE={self.cfg.cut.lambda_NCE}"
 
     @torch.no_grad()
     def sample_panels(self, fixed: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Panels for fixed inputs {"A", "B"}: (n, 3, H, W) each: real X | G(X), and real Y | G(Y)."""
         x, y = (fixed["A"], fixed["B"]) if self.direction == "AtoB" else (fixed["B"], fixed["A"])
+        middle = () if self.span is None else (sum(self.span) / 2,)  # the middle of the strength range
+        cx, cy = ([torch.full((len(v),), s, device=self.device) for s in middle] for v in (x, y))
         with self.autocast():
-            fake_y, idt_y = self.G(x.to(self.device)).float().cpu(), self.G(y.to(self.device)).float().cpu()
+            fake_y, idt_y = self.G(x.to(self.device), *cx).float().cpu(), self.G(y.to(self.device), *cy).float().cpu()
         return {"X": torch.stack([x, fake_y], dim=1), "Y": torch.stack([y, idt_y], dim=1)}
 
     def extra_state(self) -> dict:

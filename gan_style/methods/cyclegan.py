@@ -11,15 +11,14 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Mapping, Optional
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
 from ..config import Config, FinetuneConfig, TrainConfig
 from ..io.tensors import as_display
-from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
-from .base import Precision, MethodState, adam, grad_norm, lr_factor, parameters, scaled_lr
-from .base import set_requires_grad, unpaired_data, wrap
+from ..nets import PatchDiscriminator, init_weights, resnet_generator
+from .base import Precision, MethodState, adam, grad_norm, lr_factor, parameters, sampled_strengths, scaled_lr
+from .base import set_requires_grad, unpaired_data, weight_at, weighted_l1, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss
 from .pool import ImagePool
@@ -90,8 +89,9 @@ class CycleGAN(MethodState):
         arch = dict(ngf=m.ngf, n_blocks=m.n_blocks, antialias=m.antialias, antialias_up=m.antialias_up)
         init = dict(gain=m.init_gain, init_type=m.init_type)
         # input_nc: A's channels, output_nc: B's (1 for CT or MR, 3 for RGB ...).
-        self.G_A = init_weights(ResnetGenerator(m.input_nc, m.output_nc, **arch), **init)
-        self.G_B = init_weights(ResnetGenerator(m.output_nc, m.input_nc, **arch), **init)
+        self.span = t.strength_range  # loss-conditional training: both generators take each sample's strength
+        self.G_A = init_weights(resnet_generator(m.input_nc, m.output_nc, **arch, strength_range=self.span), **init)
+        self.G_B = init_weights(resnet_generator(m.output_nc, m.input_nc, **arch, strength_range=self.span), **init)
         self.D_A = init_weights(PatchDiscriminator(m.output_nc, m.ndf, m.n_layers_D, m.antialias), **init)  # judges B
         self.D_B = init_weights(PatchDiscriminator(m.input_nc, m.ndf, m.n_layers_D, m.antialias), **init)  # judges A
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
@@ -128,6 +128,10 @@ class CycleGAN(MethodState):
         real_A = real_A.to(self.device, non_blocking=True, memory_format=self.memory_format)
         real_B = real_B.to(self.device, non_blocking=True, memory_format=self.memory_format)
         stats: dict[str, torch.Tensor] = {}
+        # Loss-conditional training: sample i's strength s_i picks its cycle weights (and the identity
+        # weights tied to them); both generators are told s_i. Fixed weights: the config's, no input.
+        lambda_A, lambda_B, c = self._weights(batch)
+        c2 = tuple(torch.cat([s, s]) for s in c)  # for the batches of 2N below
 
         # ---- generators: G_A and G_B, discriminators frozen ----
         set_requires_grad([self.D_A, self.D_B], False)
@@ -137,19 +141,19 @@ class CycleGAN(MethodState):
             # larger kernels (measured in docs/benchmarks.md). InstanceNorm and the PatchGAN work
             # per image, so this equals separate passes up to float rounding.
             if t.lambda_identity > 0:  # G_A should be the identity on B, G_B on A
-                fake_B, idt_A = G_A(torch.cat([real_A, real_B])).split(n)  # G(A), G(B): (N, 3, H, W) each
-                fake_A, idt_B = G_B(torch.cat([real_B, real_A])).split(n)  # F(B), F(A)
-                loss_idt_A = F.l1_loss(idt_A.float(), real_B) * t.lambda_B * t.lambda_identity
-                loss_idt_B = F.l1_loss(idt_B.float(), real_A) * t.lambda_A * t.lambda_identity
+                fake_B, idt_A = G_A(torch.cat([real_A, real_B]), *c2).split(n)  # G(A), G(B): (N, 3, H, W) each
+                fake_A, idt_B = G_B(torch.cat([real_B, real_A]), *c2).split(n)  # F(B), F(A)
+                loss_idt_A = weighted_l1(idt_A, real_B, lambda_B * t.lambda_identity)
+                loss_idt_B = weighted_l1(idt_B, real_A, lambda_A * t.lambda_identity)
             else:
-                fake_B, fake_A = G_A(real_A), G_B(real_B)
+                fake_B, fake_A = G_A(real_A, *c), G_B(real_B, *c)
                 loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
-            rec_A = G_B(fake_B)  # F(G(A)) ~ A
-            rec_B = G_A(fake_A)  # G(F(B)) ~ B
+            rec_A = G_B(fake_B, *c)  # F(G(A)) ~ A
+            rec_B = G_A(fake_A, *c)  # G(F(B)) ~ B
             loss_G_A = gan_loss(self.judge["D_A"](self.augment(fake_B)), True, t.gan_mode)
             loss_G_B = gan_loss(self.judge["D_B"](self.augment(fake_A)), True, t.gan_mode)
-            loss_cycle_A = F.l1_loss(rec_A.float(), real_A) * t.lambda_A
-            loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * t.lambda_B
+            loss_cycle_A = weighted_l1(rec_A, real_A, lambda_A)
+            loss_cycle_B = weighted_l1(rec_B, real_B, lambda_B)
             loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_G).backward()
@@ -179,14 +183,32 @@ class CycleGAN(MethodState):
         stats["vector"] = torch.stack([x.detach().float() for x in losses] + [p.detach().float().mean() for p in outputs])
         return stats
 
+    def _weights(self, batch: Mapping[str, torch.Tensor]) -> tuple:
+        """(lambda_A, lambda_B, the generators' extra inputs): the config's weights and () at fixed
+        weights; with train.strength_range, per-sample weights (N,) and ((N,) strengths,)."""
+        t = self.cfg.train
+        if self.span is None:
+            return t.lambda_A, t.lambda_B, ()
+        s = sampled_strengths(batch["seed"], self.span).to(self.device)
+        return weight_at(s, t.lambda_A), weight_at(s, t.lambda_B), (s,)
+
+    @property
+    def trained_at(self) -> str | None:
+        t = self.cfg.train
+        return None if self.span is not None else \
+            f"train.lambda_A={t.lambda_A}, train.lambda_B={t.lambda_B}, train.lambda_identity={t.lambda_identity}"
+
     @torch.no_grad()
     def sample_panels(self, fixed: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Panels for fixed inputs {"A", "B"}: (n, 3, H, W) each: rows of real | translated | reconstructed."""
+        """Panels for fixed inputs {"A", "B"}: (n, 3, H, W) each: rows of real | translated | reconstructed
+        (at the middle of train.strength_range when trained on one)."""
         real_A, real_B = fixed["A"], fixed["B"]
         x_A, x_B = real_A.to(self.device), real_B.to(self.device)
+        c = () if self.span is None else (torch.full((len(x_A),), sum(self.span) / 2, device=self.device),)
+        c_B = () if self.span is None else (torch.full((len(x_B),), sum(self.span) / 2, device=self.device),)
         with self.autocast():
-            fake_B, fake_A = self.G_A(x_A), self.G_B(x_B)
-            rec_A, rec_B = self.G_B(fake_B), self.G_A(fake_A)
+            fake_B, fake_A = self.G_A(x_A, *c), self.G_B(x_B, *c_B)
+            rec_A, rec_B = self.G_B(fake_B, *c), self.G_A(fake_A, *c_B)
         cpu = lambda *xs: [as_display(x.float().cpu()) for x in xs]  # noqa: E731 - A and B may differ in channels
         return {"A": torch.stack(cpu(real_A, fake_B, rec_A), dim=1), "B": torch.stack(cpu(real_B, fake_A, rec_B), dim=1)}
 

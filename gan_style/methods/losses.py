@@ -20,7 +20,8 @@ def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str) -> torch
     raise ValueError(f"unknown gan_mode {mode!r}: use lsgan or vanilla")
 
 
-def patch_nce(query: torch.Tensor, key: torch.Tensor, n_images: int, temperature: float) -> torch.Tensor:
+def patch_nce(query: torch.Tensor, key: torch.Tensor, n_images: int, temperature: float,
+              per_image: bool = False) -> torch.Tensor:
     """PatchNCE (Park et al., 2020, eq. 2) for one layer: mean over patches of the cross-entropy
     of "which key is my positive?", with the positive at index 0.
 
@@ -28,7 +29,8 @@ def patch_nce(query: torch.Tensor, key: torch.Tensor, n_images: int, temperature
     locations in both). Each query's positive is the key at its own location; its negatives are
     the other P - 1 keys of the same image only. Keys carry no gradient (as in the paper's code).
     The similarity of a query with its own location among the negatives is set to -10 before the
-    temperature (effectively excluded, as the official code does).
+    temperature (effectively excluded, as the official code does). ``per_image``: (N,), each
+    image's mean, instead of the mean over the batch.
     """
     q, k = query.float(), key.detach().float()
     positives = (q * k).sum(dim=1, keepdim=True)  # (N*P, 1)
@@ -38,4 +40,6 @@ def patch_nce(query: torch.Tensor, key: torch.Tensor, n_images: int, temperature
     negatives = negatives.masked_fill(eye, -10.0).flatten(0, 1)  # (N*P, P)
     logits = torch.cat([positives, negatives], dim=1) / temperature  # (N*P, 1 + P)
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    if per_image:  # (N,): each image's mean over its patches (loss-conditional weights per sample)
+        return F.cross_entropy(logits, target, reduction="none").view(n_images, -1).mean(1)
     return F.cross_entropy(logits, target)

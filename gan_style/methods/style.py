@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping, Optional
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from ..config import Config, FinetuneConfig, Section
+from ..config import Config, FinetuneConfig, Section, check_strength_range
 from ..data.dataset import PhotoDataset, UnpairedSampler, build_transform, load_fixed_images
 from ..io.images import ImageReadError, list_images, read_rgb, write_image
 from ..io.tensors import float_to_image, image_to_float
-from ..nets import PatchDiscriminator, ResnetGenerator, init_weights
+from ..nets import PatchDiscriminator, init_weights, resnet_generator
 from ..nets.perceptual import DEFAULT_LAYERS, StyleObjective, fit_painting, load_features, style_grams
-from .base import MethodState, Precision, TrainingData, adam, grad_norm, scaled_lr, set_requires_grad
+from .base import MethodState, Precision, TrainingData, adam, grad_norm, sampled_strengths, scaled_lr, set_requires_grad
 from .base import wrap
 from .losses import gan_loss
 
@@ -56,6 +56,13 @@ class StyleOptions(Section):
     """Long side, in px, at which the painting's style is measured (0 = data.load_size)."""
     lambda_GAN: float = Field(0.0, ge=0)
     """Weight of a PatchGAN judging G's patches against crops of the painting (MGAN); 0 = no discriminator."""
+    strength_range: Optional[list[float]] = None
+    """[lo, hi]: train one network for every strength in it (each sample's drawn from it, fed to G by FiLM; style.strength then unused), chosen at translate time with --strength (docs/strength.md); null = style.strength only."""
+
+    @field_validator("strength_range")
+    @classmethod
+    def _strength_range(cls, span: list[float] | None) -> list[float] | None:
+        return check_strength_range(span)
 
     @model_validator(mode="after")
     def _check(self) -> "StyleOptions":
@@ -84,6 +91,8 @@ class StyleConfig(Config):
         if not self.style.paintings:
             raise ValueError("style.paintings is empty: give a painting, e.g. `make train DOMAIN=style_monet "
                              "STYLE=painting.jpg` or style.paintings=[painting.jpg]")
+        if self.train.strength_range is not None:
+            raise ValueError("train.strength_range is the GAN methods' key: method=style takes style.strength_range")
         if (self.model.input_nc, self.model.output_nc) != (3, 3):
             raise ValueError("method=style translates RGB photos: model.input_nc and output_nc must be 3")
         if self.eval.fid or (self.eval.best and self.eval.best not in ("style", "content")):
@@ -114,7 +123,7 @@ class StyleTransfer(MethodState):
     batch_keys = ("photo",)
     domain_evaluation = False  # no target domain of photos: eval.every measures the objective's terms instead
     generator_map = {"AtoB": "G"}
-    panel_columns = {"photo": "photo | G(photo): stylised"}
+    panel_columns = {"photo": "photo | G(photo): stylised (with a strength range: at its low end, middle, high end)"}
 
     def __init__(self, cfg: StyleConfig, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
         m, t, st = cfg.model, cfg.train, cfg.style
@@ -133,7 +142,8 @@ class StyleTransfer(MethodState):
         # ---- networks (plain modules; what checkpoints store) ----
         torch.manual_seed(t.seed)  # same initial weights on every rank
         init = dict(gain=m.init_gain, init_type=m.init_type)
-        self.G = init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.antialias, m.antialias_up), **init)
+        self.span = st.strength_range  # loss-conditional training: G takes each sample's strength
+        self.G = init_weights(resnet_generator(3, 3, m.ngf, m.n_blocks, m.antialias, m.antialias_up, self.span), **init)
         self.D = init_weights(PatchDiscriminator(3, m.ndf, m.n_layers_D, m.antialias), **init) if st.lambda_GAN else None
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         for net in self.nets.values():
@@ -185,11 +195,12 @@ class StyleTransfer(MethodState):
         """One iteration on photos {"photo": (N, 3, H, W)}: G against the objective (and D, if any)."""
         st, stats = self.cfg.style, {}
         photos = batch["photo"].to(self.device, non_blocking=True, memory_format=self.memory_format)
+        strength, conditioning = self._strengths(batch)  # st.strength, or (N,) drawn from the range
         if self.D is not None:
             set_requires_grad([self.D], False)
         with self.autocast():
-            out = self.run["G"](photos)  # (N, 3, H, W)
-            objective = StyleObjective(self.features, photos, self.grams, self.content_layers, st.strength, st.tv)
+            out = self.run["G"](photos, *conditioning)  # (N, 3, H, W)
+            objective = StyleObjective(self.features, photos, self.grams, self.content_layers, strength, st.tv)
             total, parts = objective(out)
             loss = total.mean()
             extra = []
@@ -207,6 +218,23 @@ class StyleTransfer(MethodState):
         values = [total.mean(), parts["content"].mean(), parts["style"].mean(), parts["tv"].mean(), *extra]
         stats["vector"] = torch.stack([v.detach().float() for v in values])
         return stats
+
+    def _strengths(self, batch: Mapping[str, torch.Tensor]) -> tuple[float | torch.Tensor, tuple]:
+        """The objective's strength and G's extra inputs: (style.strength, ()) at a fixed weight; with
+        style.strength_range each sample's strength (N,), also given to G."""
+        if self.span is None:
+            return self.cfg.style.strength, ()
+        s = sampled_strengths(batch["seed"], self.span).to(self.device)
+        return s, (s,)
+
+    def _at(self, photos: torch.Tensor, strength: float) -> torch.Tensor:
+        """G on ``photos`` at ``strength`` (a fixed-weight G ignores it)."""
+        extra = () if self.span is None else (torch.full((photos.shape[0],), strength, device=photos.device),)
+        return self.G(photos, *extra)
+
+    @property
+    def trained_at(self) -> str | None:
+        return None if self.span is not None else f"style.strength={self.cfg.style.strength}"
 
     def _step_D(self, fake: torch.Tensor, measure_grads: bool, stats: dict) -> list[torch.Tensor]:
         """D: random crops of the painting(s) (real) against G's outputs (fake), one batched pass."""
@@ -244,18 +272,27 @@ class StyleTransfer(MethodState):
         if photos.numel() == 0:
             return {}
         with self.autocast():
-            out = self.G(photos)
+            out = self._at(photos, self.middle)
             objective = StyleObjective(self.features, photos, self.grams, self.content_layers, 0.5)
             _, parts = objective(out)
         return {"eval/style": float(parts["style"].mean()), "eval/content": float(parts["content"].mean())}
 
     @torch.no_grad()
     def sample_panels(self, fixed: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Fixed photos {"photo": (n, 3, H, W)}: rows of photo | G(photo)."""
+        """Fixed photos {"photo": (n, 3, H, W)}: rows of photo | G(photo) (at the range's low end,
+        middle and high end when trained on a strength range)."""
         photos = fixed["photo"]
         with self.autocast():
-            out = self.G(photos.to(self.device)).float().cpu()
-        return {"photo": torch.stack([photos, out], dim=1)}
+            outs = [self._at(photos.to(self.device), s).float().cpu() for s in self.panel_strengths]
+        return {"photo": torch.stack([photos, *outs], dim=1)}
+
+    @property
+    def middle(self) -> float:
+        return self.cfg.style.strength if self.span is None else (self.span[0] + self.span[1]) / 2
+
+    @property
+    def panel_strengths(self) -> list[float]:
+        return [self.middle] if self.span is None else [self.span[0], self.middle, self.span[1]]
 
     def extra_state(self) -> dict:
         return {"crop_rng": self.crop_rng.get_state()} if self.D is not None else {}

@@ -103,6 +103,9 @@ class UNSBConfig(Config):
         if self.unsb.nce_layers is not None and self.unsb.nce_layers[-1] > last:
             raise ValueError(f"unsb.nce_layers={self.unsb.nce_layers}: G has feature layers 0..{last} with "
                              f"model.n_blocks={m.n_blocks}; e.g. [0, 4, 8, 12, {min(16, last)}]")
+        if self.train.strength_range is not None:
+            raise ValueError("train.strength_range: method=unsb has no strength-conditioned generator yet; use "
+                             "cyclegan, cut or fastcut (or style.strength_range with method=style)")
         if m.ngf < 4 or m.n_layers_D != 3:
             raise ValueError(f"method=unsb needs model.ngf >= 4 and model.n_layers_D=3 (the official time-conditioned "
                              f"PatchGAN has 3 layers); got ngf={m.ngf}, n_layers_D={m.n_layers_D}")
@@ -335,6 +338,11 @@ class UNSB(MethodState):
         q = self.run["F"](queries, ids)
         total = sum(patch_nce(qi, ki, n, u.nce_T) for qi, ki in zip(q, k))
         return total * u.lambda_NCE / len(q)
+
+    @property
+    def trained_at(self) -> str | None:
+        u = self.cfg.unsb
+        return f"unsb.lambda_NCE={u.lambda_NCE}, unsb.lambda_SB={u.lambda_SB}"
 
     def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, name: str, measure_grads: bool,
                 stats: dict) -> None:

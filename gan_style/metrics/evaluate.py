@@ -147,9 +147,10 @@ def domain_folder(root: Path, domain: str, prefer_test: bool) -> Path:
 
 
 def evaluate_weights(ev: Evaluation, specs: list[str], direction: str | None, folders: Folders = Folders(),
-                     weights_back: str | None = None) -> dict[str, dict]:
+                     weights_back: str | None = None, strengths: list[float] | None = None) -> dict[str, dict]:
     """Each generator of ``specs`` (direction "AtoB", "BtoA", "both" or None: the file's default)
-    translates its inputs and is compared with the target domain. Returns label -> column."""
+    translates its inputs and is compared with the target domain; a strength-conditioned one at each
+    of ``strengths`` (None: the middle of its range). Returns label -> column."""
     from ..inference.translate import load_generator
 
     s = ev.settings
@@ -161,7 +162,10 @@ def evaluate_weights(ev: Evaluation, specs: list[str], direction: str | None, fo
             gen.info.check_rgb()  # FID, KID and colour metrics are for photos: --paired for scientific data
             label = f"{gen.info.direction or 'G'}: {gen.info.source} -> {gen.info.target}"
             label = f"{Path(spec).name} {label}" if len(specs) > 1 else label
-            columns[label] = evaluate_generator(ev, gen, spec, folders, weights_back)
+            for strength in strengths or [None]:
+                at = gen.with_strength(strength)
+                name = label if strength is None else f"{label} @ strength {strength:g}"
+                columns[name] = evaluate_generator(ev, at, spec, folders, weights_back)
     return columns
 
 
@@ -180,8 +184,15 @@ def generator_folders(info, folders: Folders) -> tuple[Path, Path]:
 
 
 def back_generator(ev: Evaluation, gen, spec: str, weights_back: str | None):
-    """The opposite generator, for cycle metrics: ``weights_back``, else the other one of a CycleGAN
-    checkpoint; None (with a note) for a file that holds one generator."""
+    """The opposite generator, for cycle metrics (at ``gen``'s strength when both are strength-conditioned)."""
+    back = _opposite(ev, gen, spec, weights_back)
+    conditioned = back is not None and back.strength is not None and gen.strength is not None
+    return back.with_strength(gen.strength) if conditioned else back
+
+
+def _opposite(ev: Evaluation, gen, spec: str, weights_back: str | None):
+    """The opposite generator: ``weights_back``, else the other one of a CycleGAN checkpoint; None
+    (with a note) for a file that holds one generator."""
     from ..inference.translate import load_generator
     from ..inference.weights import WeightsError
 

@@ -6,6 +6,7 @@ how each family of generators is built, recognised, run and tiled.
 """
 
 from .discriminator import PatchDiscriminator
+from .film import FiLMKind, FiLMResnetGenerator, resnet_generator
 from .generator import ResnetBlock, ResnetGenerator, ResnetKind, WithFeatures, generator_arch
 from .kind import GeneratorKind, one_pass_conditions
 from .kinds import KINDS, describe, kind_named, kind_of, recognise, translate_with
@@ -15,8 +16,8 @@ from .patch_sampler import PatchSampler, nce_channels
 from .unsb import UNSBDiscriminator, UNSBGenerator, UNSBKind, timestep_embedding, unsb_arch, unsb_times
 
 __all__ = [
-    "INIT_TYPES", "KINDS", "one_pass_conditions", "BlurDownsample", "BlurUpsample", "ChannelAffine", "GeneratorKind", "PatchDiscriminator",
+    "INIT_TYPES", "KINDS", "one_pass_conditions", "BlurDownsample", "BlurUpsample", "FiLMKind", "FiLMResnetGenerator", "ChannelAffine", "GeneratorKind", "PatchDiscriminator",
     "PatchSampler", "Residual", "ResidualBlock", "ResnetBlock", "ResnetGenerator", "ResnetKind", "WithFeatures",
     "UNSBDiscriminator", "UNSBGenerator", "UNSBKind", "describe", "generator_arch", "init_weights", "kind_named",
-    "kind_of", "nce_channels", "recognise", "timestep_embedding", "translate_with", "unsb_arch", "unsb_times",
+    "kind_of", "nce_channels", "recognise", "resnet_generator", "timestep_embedding", "translate_with", "unsb_arch", "unsb_times",
 ]

@@ -169,8 +169,8 @@ class WithFeatures(nn.Module):
         super().__init__()
         self.net, self.nce_layers = net, tuple(nce_layers)
 
-    def forward(self, x: torch.Tensor):
-        return self.net.forward_with_features(x, self.nce_layers)
+    def forward(self, x: torch.Tensor, *conditions: torch.Tensor):
+        return self.net.forward_with_features(x, self.nce_layers, *conditions)
 
 
 class ResnetKind(GeneratorKind):

@@ -61,6 +61,11 @@ class GeneratorKind:
         whatever the batch). Default: one pass with no conditioning."""
         return run(x, {})
 
+    def strength_range(self, arch: Mapping) -> tuple[float, float] | None:
+        """The strengths a strength-conditioned kind was trained on (its ``strength`` input, in [0, 1]:
+        docs/strength.md), or None for kinds trained at a fixed loss weight."""
+        return None
+
     def layers(self, net: nn.Module, cond: Mapping[str, torch.Tensor]) -> list[nn.Module] | None:
         """The network at fixed conditioning (one image) as a chain of plain layers for exact
         tiling, or None: then large images are tiled with overlapping, blended tiles."""

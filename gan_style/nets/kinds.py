@@ -11,11 +11,12 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from .film import FiLMKind
 from .generator import ResnetKind
 from .kind import GeneratorKind
 from .unsb import UNSBKind
 
-KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind(), "unsb": UNSBKind()}
+KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind(), "unsb": UNSBKind(), "film": FiLMKind()}
 
 
 def kind_named(name: str | None) -> GeneratorKind:
@@ -37,7 +38,7 @@ def kind_of(net: nn.Module) -> GeneratorKind:
 
 def recognise(state: Mapping[str, torch.Tensor]) -> GeneratorKind:
     """The kind of a bare state_dict, from its keys; ValueError naming what was expected."""
-    for kind in KINDS.values():
+    for kind in reversed(KINDS.values()):  # later kinds are more specific (a FiLM generator has a ResNet's keys too)
         if kind.recognises(state):
             return kind
     first = ", ".join(list(state)[:3]) or "none"

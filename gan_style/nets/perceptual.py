@@ -216,8 +216,10 @@ class StyleObjective:
     paintings' Gram matrices fixed. ``__call__(x)`` -> (total (N,), {"content", "style", "tv"} (N,))."""
 
     def __init__(self, net: FeatureNet, photo: torch.Tensor, grams: dict[str, torch.Tensor],
-                 content_layers: Sequence[str], strength: float, tv: float = 0.0) -> None:
-        if not 0.0 <= strength <= 1.0:
+                 content_layers: Sequence[str], strength: float | torch.Tensor, tv: float = 0.0) -> None:
+        # strength: one value, or one per photo (N,) (loss-conditional training, docs/strength.md)
+        low, high = (float(strength.min()), float(strength.max())) if torch.is_tensor(strength) else (strength,) * 2
+        if not 0.0 <= low <= high <= 1.0:
             raise FeatureError(f"strength {strength}: must be in [0, 1] (0 = the photo, 1 = style only)")
         net.check([*content_layers, *grams])
         self.net, self.grams, self.content_layers = net, grams, tuple(content_layers)

@@ -447,7 +447,7 @@ def save(state: TrainState, path: Path) -> None:
         "format_version": FORMAT_VERSION,
         "gan_style_version": __version__,
         "method": cfg.method,
-        "generators": describe_generators(model.generator_map, model.domains, kinds, intensity),
+        "generators": describe_generators(model.generator_map, model.domains, kinds, intensity, model.trained_at),
         "intensity": intensity,
         "epoch": pos.epoch,
         "epoch_step": pos.epoch_step,
