@@ -75,13 +75,14 @@ def server(tmp_path_factory):
     (root / "tmp").mkdir()
     (root / "zoo").mkdir()  # the official server, for official:style_monet
     torch.save(tiny_net(5).state_dict(), root / "zoo" / "style_monet.pth")
+    torch.save(film_net().state_dict(), root / "film.pth")  # a strength-conditioned generator
     port, log = free_port(), root / "serve.log"
     env = {**os.environ, "TMPDIR": str(root / "tmp"), "GRADIO_ANALYTICS_ENABLED": "False",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "GAN_STYLE_WEIGHTS_URL": (root / "zoo").as_uri(), "GAN_STYLE_CACHE": str(root / "cache"),
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "gan_style", "serve", "--weights", "runs/monet/last.pt",
-           "--weights", "official:style_monet", "--only-weights", "--port", str(port)]
+           "--weights", "official:style_monet", "--weights", "film.pth", "--only-weights", "--port", str(port)]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -137,6 +138,41 @@ def test_browser_translates_downloads_and_names_a_bad_file(server, page, tmp_pat
     assert got.shape == (191, 255, 3) and np.abs(got - want).max() <= 1  # G_B, not G_A (threads may round)
     if os.environ.get("GAN_STYLE_SCREENSHOT"):
         save_screenshot(page, Path(os.environ["GAN_STYLE_SCREENSHOT"]))
+
+
+def film_net():
+    """A strength-conditioned generator whose output depends on the strength (its FiLM layer is not zero)."""
+    from gan_style.nets import FiLMResnetGenerator, init_weights
+
+    torch.manual_seed(3)
+    net = init_weights(FiLMResnetGenerator(3, 3, 8, 2), gain=0.2)
+    torch.nn.init.normal_(net.film[-1].weight, 0, 0.3)
+    return net.eval()
+
+
+def test_browser_strength_slider_for_strength_conditioned_models_only(server, page, tmp_path):
+    photo = tmp_path / "photo.png"
+    landscape(*SCENES[0][1:], size=(96, 64)).save(photo)
+    page.goto(server["url"] + "/")
+    page.locator("#model input").click()
+    page.get_by_role("option", name=server["model"]).click()
+    assert not page.locator("#strength").is_visible()  # a model trained at a fixed weight: no slider
+    page.locator("#model input").click()
+    page.get_by_role("option", name="film: input → output").click()
+    page.locator("#strength").wait_for(state="visible")
+    assert float(page.locator("#strength input[type=number]").input_value()) == 0.5  # the middle of its range
+    page.locator("#strength input[type=number]").fill("0.9")
+    page.locator("#strength input[type=number]").press("Enter")
+    page.locator("#inputs input[type=file]").set_input_files([str(photo)])
+    page.click("#translate")
+    page.locator("#status").get_by_text("Translated 1 of 1 image(s)", exact=False).wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        page.locator("#downloads a[download]").first.click()
+    got = np.asarray(Image.open(download.value.path()).convert("RGB"), dtype=np.int16)
+    gen = load_generator(server["root"] / "film.pth", device="cpu", precision="auto")
+    at = {s: np.asarray(translate_image(gen.with_strength(s), photo), dtype=np.int16) for s in (0.5, 0.9)}
+    assert np.abs(at[0.9] - at[0.5]).mean() > 2  # the strength shows
+    assert np.abs(got - at[0.9]).max() <= 1  # the page translated at the slider's 0.9
 
 
 def test_browser_paints_a_photo_from_one_painting(server, page, tmp_path):

@@ -228,9 +228,9 @@ def method_extra(method: str, folder: Path) -> dict:
     return extra | synthetic_extra(method, folder)
 
 
-def fresh_method(root: Path, method: str):
+def fresh_method(root: Path, method: str, **extra):
     """The method's training state as the tiny run builds it (its networks' layout, its optimizers' order)."""
-    cfg = load_config(None, overrides(root, root.parent / "unused", "x", **method_extra(method, root.parent)))
+    cfg = load_config(None, overrides(root, root.parent / "unused", "x", **method_extra(method, root.parent), **extra))
     return METHODS[method](cfg, torch.device("cpu"), "fp32")
 
 
@@ -500,23 +500,28 @@ def test_peer_failures_are_recognised():
     assert issubclass(RankFailure, ValueError)  # printed by the CLI as a one-line error
 
 
-@pytest.mark.parametrize("method", ["cut", "fastcut"])
-def test_cut_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch, method):
+@pytest.mark.parametrize("method,span", [("cut", None), ("fastcut", None), ("cut", "[0.1,0.9]")],
+                         ids=["cut", "fastcut", "cut-strengths"])
+def test_cut_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch, method, span):
     """CUT and FastCUT (flips, no identity NCE) under DDP: G, D and the patch sampler F get gradients
     averaged like one batch of 2 (the patch locations and flips come from streams that are identical
     on every rank). In a step D learns first, and G's gradient comes through the updated D: a first
     Adam step of D would move its near-0-gradient weights by +-lr on rounding, and 5 such weights
-    change G's gradient by up to 5e-3 (measured). So here D learns by SGD, smooth in its gradient."""
-    extra = method_extra(method, data.parent) | {"train__max_steps": 1}
-    dump = data.parent / f"dump_{method}"
-    proc = torchrun(dump, overrides(data, data.parent / "runs", f"{method}_ddp", **extra), env={SGD_ENV: "1"})
+    change G's gradient by up to 5e-3 (measured). So here D learns by SGD, smooth in its gradient.
+    With a strength range (loss-conditional training) each sample's strength comes from the sample:
+    the strength-conditioned G and its per-sample NCE weights average like one batch too."""
+    extra = method_extra(method, data.parent) | {"train__max_steps": 1} | (
+        {"train__strength_range": span} if span else {})
+    name = f"{method}{'_strength' if span else ''}"
+    dump = data.parent / f"dump_{name}"
+    proc = torchrun(dump, overrides(data, data.parent / "runs", f"{name}_ddp", **extra), env={SGD_ENV: "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [dumped(dump, rank)["grads"][1] for rank in (0, 1)]
     assert all(torch.equal(v, ranks[1][k]) for k, v in ranks[0].items())
-    _, solo = single_recorded(monkeypatch, data, data.parent / "runs", f"{method}_solo", sgd_D=True,
+    _, solo = single_recorded(monkeypatch, data, data.parent / "runs", f"{name}_solo", sgd_D=True,
                               train__batch_size=2, **extra)
-    model = fresh_method(data, method)
-    assert model.nets.keys() == {"G", "D", "F"}
+    model = fresh_method(data, method, **({"train__strength_range": span} if span else {}))
+    assert model.nets.keys() == {"G", "D", "F"} and any(".film." in k for k in ranks[0]) == bool(span)
     assert ranks[0].keys() == set(param_names(model).values())
     assert_same_gradients(ranks[0], solo[1], noise_biases(model))
 

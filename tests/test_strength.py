@@ -1,0 +1,164 @@
+"""Strength-conditioned generators (docs/strength.md): the FiLM kind, loss-conditional training for
+the style method, CycleGAN and CUT, and the strength wherever a generator runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import synthetic_extra, tiny_overrides
+from gan_style.cli import main as cli_main
+from gan_style.inference.export import export_generator
+from gan_style.inference.translate import load_generator, translate_tensor
+from gan_style.inference.weights import WeightsError
+from gan_style.io.checkpoint import load_safe
+from gan_style.methods import load_config
+from gan_style.methods.base import sampled_strengths, weight_at, weighted_l1
+from gan_style.nets import FiLMResnetGenerator, ResnetGenerator, init_weights
+from gan_style.nets.perceptual import StyleObjective
+from gan_style.training.loop import train
+
+SPAN = "[0.1,0.9]"
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return {f"{net}.{k}": v for net, sd in load_safe(path)["models"].items() for k, v in sd.items()}
+
+
+def modulated(seed: int = 0) -> FiLMResnetGenerator:
+    """A FiLM generator whose modulation depends on the strength (its last layer is not zero)."""
+    torch.manual_seed(seed)
+    net = init_weights(FiLMResnetGenerator(3, 3, 8, 2), 0.2)
+    torch.nn.init.normal_(net.film[-1].weight, 0, 0.3)
+    return net.eval()
+
+
+def test_film_at_the_identity_modulation_is_the_resnet_generator():
+    torch.manual_seed(0)
+    film = init_weights(FiLMResnetGenerator(3, 3, 8, 2, antialias=True, antialias_up=True), 0.2)
+    torch.nn.init.zeros_(film.film[-1].weight)  # dgamma = beta = 0 whatever the strength
+    torch.nn.init.zeros_(film.film[-1].bias)
+    plain = ResnetGenerator(3, 3, 8, 2, antialias=True, antialias_up=True)
+    plain.load_state_dict({k: v for k, v in film.state_dict().items() if k.startswith("model.")}, strict=True)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        for s in (0.0, 0.37, 1.0):
+            assert torch.equal(film(x, torch.full((2,), s)), plain(x))
+        assert not torch.equal(modulated()(x, torch.full((2,), 0.1)), modulated()(x, torch.full((2,), 0.9)))
+
+
+def test_strengths_come_from_the_samples_and_map_to_weights():
+    seeds = torch.tensor([3, 11, 3])
+    s = sampled_strengths(seeds, [0.2, 0.6])
+    assert s[0] == s[2] and s[0] != s[1] and ((0.2 <= s) & (s <= 0.6)).all()
+    assert torch.equal(sampled_strengths(seeds[1:2], [0.2, 0.6]), s[1:2])  # a sample's own, whatever its batch
+    torch.testing.assert_close(weight_at(torch.tensor([0.0, 0.5, 1.0]), 10.0), torch.tensor([40.0, 10.0, 2.5]))
+    a, b = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
+    per = (a - b).abs().mean((1, 2, 3))
+    torch.testing.assert_close(weighted_l1(a, b, torch.tensor([1.0, 3.0])), (per[0] + 3 * per[1]) / 2)
+    torch.testing.assert_close(weighted_l1(a, b, 2.0), 2 * (a - b).abs().mean())
+
+
+def test_style_objective_takes_one_strength_per_photo():
+    class Net:  # a feature "network": the image and its square, as two layers
+        def check(self, layers):
+            pass
+
+        def __call__(self, x, layers):
+            return {"c": x, "s": x.square()}
+
+    photo, out = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    grams = {"s": torch.rand(1, 3, 3)}
+    both = StyleObjective(Net(), photo, grams, ["c"], torch.tensor([0.2, 0.7]))(out)[0]
+    for i, s in enumerate((0.2, 0.7)):
+        one = StyleObjective(Net(), photo[i : i + 1], grams, ["c"], s)(out[i : i + 1])[0]
+        torch.testing.assert_close(both[i : i + 1], one)
+
+
+@pytest.fixture(scope="module")
+def style_run(toy_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("strength")
+    extra = synthetic_extra("style", out)
+    return train(load_config(None, tiny_overrides(toy_root, out, method="style", train__max_steps=4,
+                                                  style__strength_range=SPAN, **extra)))
+
+
+def test_a_style_run_records_a_film_generator_and_translates_at_any_strength(style_run, tmp_path, toy_root):
+    (record,) = load_safe(style_run)["generators"].values()
+    assert record["kind"] == "film" and record["arch"]["strength_range"] == [0.1, 0.9] and "trained_at" not in record
+    gen = load_generator(style_run, device="cpu", precision="fp32")
+    assert gen.strength == 0.5  # the middle of the range
+    assert len(load_safe(style_run)["models"]["G"]) > len(ResnetGenerator(3, 3, 8, 2).state_dict())  # + the MLP
+    out = tmp_path / "o"
+    assert cli_main(["translate", "-w", str(style_run), "-i", str(toy_root / "testA"), "-o", str(out),
+                     "--strength", "0.25"]) == 0
+    assert len(list(out.iterdir())) == 2
+
+
+def test_exact_tiling_and_exports_at_two_strengths(tmp_path):
+    torch.save(modulated().state_dict(), tmp_path / "film.pth")
+    gen = load_generator(tmp_path / "film.pth", device="cpu", precision="fp32")
+    assert gen.info.kind == "film"
+    x = torch.rand(1, 3, 72, 56) * 2 - 1
+    outs = {}
+    for s in (0.2, 0.8):
+        at = gen.with_strength(s)
+        outs[s] = translate_tensor(at, x, tile=0)
+        torch.testing.assert_close(translate_tensor(at, x, tile=32), outs[s], atol=2e-5, rtol=0)  # exact tiling
+    assert (outs[0.2] - outs[0.8]).abs().max() > 1e-2
+    import onnxruntime as ort
+
+    export_generator(tmp_path / "film.pth", "onnx", tmp_path / "film.onnx")
+    session = ort.InferenceSession(str(tmp_path / "film.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image", "strength"]
+    for s, want in outs.items():
+        got = session.run(None, {"image": x.numpy(), "strength": torch.tensor([s]).numpy()})[0]
+        torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-4, rtol=0)
+    export_generator(tmp_path / "film.pth", "safetensors", tmp_path / "film.safetensors")
+    again = load_generator(tmp_path / "film.safetensors", device="cpu", precision="fp32")
+    assert again.info.arch["strength_range"] == [0.0, 1.0]
+    assert torch.equal(translate_tensor(again.with_strength(0.8), x, tile=0), outs[0.8])
+
+
+@pytest.mark.parametrize("method,extra", [("cyclegan", {}), ("cut", {"cut__num_patches": 16})])
+def test_resume_with_sampled_strengths_equals_straight_bitwise(toy_root, tmp_path, method, extra):
+    common = dict(method=method, train__n_epochs=2, train__n_epochs_decay=1, data__max_dataset_size=4,
+                  train__strength_range=SPAN, **extra)
+    train(load_config(None, tiny_overrides(toy_root, tmp_path / "straight", **common)))
+    train(load_config(None, tiny_overrides(toy_root, tmp_path / "split", train__max_steps=6, **common)))
+    train(load_config(None, tiny_overrides(toy_root, tmp_path / "split", resume="auto", **common)))
+    straight, split = weights(tmp_path / "straight" / "t" / "last.pt"), weights(tmp_path / "split" / "t" / "last.pt")
+    assert straight.keys() == split.keys() and any(".film." in k for k in straight)
+    assert all(torch.equal(straight[k], split[k]) for k in straight), "resumed run diverged"
+
+
+def test_strength_errors_are_one_line(style_run, toy_root, tmp_path, capsys):
+    fixed = train(load_config(None, tiny_overrides(toy_root, tmp_path, train__max_steps=1)))
+    code = cli_main(["translate", "-w", str(fixed), "-i", str(toy_root / "testA"), "-o", str(tmp_path / "o"),
+                     "--strength", "0.3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "was trained at a fixed weight (train.lambda_A=10.0, train.lambda_B=10.0" in err
+    code = cli_main(["translate", "-w", str(style_run), "-i", str(toy_root / "testA"), "-o", str(tmp_path / "p"),
+                     "--strength", "1.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--strength 1.5: use a value in [0, 1]" in err and "Traceback" not in err
+    with pytest.raises(WeightsError, match="trained at a fixed weight"):
+        load_generator(fixed, device="cpu").with_strength(0.5)
+    style = dict(method="style", **synthetic_extra("style", tmp_path))
+    for key, value, extra in (("train.strength_range", "[0.9,0.1]", {}), ("train.strength_range", "[0,2]", {}),
+                              ("style.strength_range", "[0.5]", style)):
+        with pytest.raises(ValueError, match=rf"{key}.*give \[lo, hi\] with 0 <= lo <= hi <= 1"):
+            load_config(None, tiny_overrides(toy_root, tmp_path, **{key.replace(".", "__"): value}, **extra))
+    with pytest.raises(ValueError, match="method=unsb has no strength-conditioned generator yet"):
+        load_config(None, tiny_overrides(toy_root, tmp_path, method="unsb", train__strength_range=SPAN))
+
+
+def test_eval_sweeps_strengths(style_run, toy_root, tmp_path, capsys):
+    code = cli_main(["eval", "--weights", str(style_run), "--strength", "0.25,0.75", "--metrics", "colour",
+                     "--input", str(toy_root / "testA"), "--real", str(toy_root / "trainB"), "--json", "-"])
+    out = capsys.readouterr().out
+    assert code == 0 and "@ strength 0.25" in out and "@ strength 0.75" in out
+    assert cli_main(["eval", "--fake", str(toy_root / "testA"), "--real", str(toy_root / "testB"),
+                     "--strength", "0.5"]) == 2
