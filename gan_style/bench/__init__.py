@@ -10,6 +10,7 @@ data.py         the input pipeline        translation.py   ``gan_style.inference
 methods.py      CycleGAN, CUT and FastCUT side by side
 video.py        video translation: decode + translate + encode (needs the ``video`` extra)
 steps.py        multi-step generators (UNSB) at each number of steps
+strength.py     what loss-conditional training costs: steps and translation, conditioned vs plain
 clips.py        synthetic video clips (moving shapes + a sine-wave sound) for it and for the tests
 style.py        gan-style stylize at 256/512/1024 px beside plain VGG19 Gatys
 cpu_paths.py    CPU translation paths side by side (fp32, bf16, bf16-blocks, compile, ONNX Runtime)
@@ -35,6 +36,7 @@ from typing import NamedTuple
 from .data import bench_data
 from .methods import bench_methods
 from .steps import bench_steps
+from .strength import bench_strength
 from .report import format_data, format_methods, format_rows, format_translate
 from .translation import bench_translate
 
@@ -53,6 +55,8 @@ SECTIONS: dict[str, Section] = {
     "translate": Section("translation", bench_translate, format_translate),
     "methods": Section("methods side by side", bench_methods, format_methods),
     "steps": Section("multi-step generators: s per image at each number of steps (fp32, untiled)", bench_steps),
+    "strength": Section("strength-conditioned against plain: s per training step and per translated image",
+                        bench_strength),
     "video": Section("video translation (frames/s)", lambda base, device, args: _video(base, device)),
     "style": Section("style from one painting: stylize vs VGG19 Gatys (s per photo)",
                      lambda base, device, args: _style(device)),

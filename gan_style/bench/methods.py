@@ -15,7 +15,8 @@ from ..methods import METHODS, config_from_dict
 from .common import one_line, peak_memory_gb, reset_peak_memory, sync, synthetic_pair, time_it
 
 
-def method_config(base: Config, method: str, batch: int, folder: Path | None = None) -> Config:
+def method_config(base: Config, method: str, batch: int, folder: Path | None = None,
+                  extra: dict[str, object] | None = None) -> Config:
     """``base`` (model, data, training settings) for ``method``. The keys ``base``'s own method
     filled in (init, antialiasing...) are cleared so that ``method`` fills in its own, and the keys
     ``method`` does not have (``base``'s method's own) are left out. With ``folder``, the method's
@@ -25,20 +26,22 @@ def method_config(base: Config, method: str, batch: int, folder: Path | None = N
     values |= dict.fromkeys([*type(base).method_defaults, "model.antialias_up"])
     values |= METHODS[method].synthetic_overrides(folder) if folder is not None else {}
     values |= {"method": method, "train.batch_size": batch, "train.compile": False}  # eager: compiling would dominate
+    values |= extra or {}
     tree: dict = {}
     for key, value in values.items():
         set_dotted(tree, key.split("."), value)
     return config_from_dict(tree, f"bench {method}")
 
 
-def bench_method(base: Config, method: str, device: torch.device, args) -> dict:
+def bench_method(base: Config, method: str, device: torch.device, args, extra: dict[str, object] | None = None) -> dict:
     """One method's step: the first (untimed) step, ``args.warmup`` more, then the median of
-    ``args.repeats`` chunks of ``args.iters`` steps."""
+    ``args.repeats`` chunks of ``args.iters`` steps. ``extra``: dotted config keys set for it."""
     batch, precision = args.methods_batch, args.methods_precision
     with tempfile.TemporaryDirectory(prefix="gan_style_bench_") as folder:
-        model = METHODS[method](method_config(base, method, batch, Path(folder)), device, precision)
+        model = METHODS[method](method_config(base, method, batch, Path(folder), extra), device, precision)
     keys = METHODS[method].batch_keys
     images = dict(zip(keys, synthetic_pair(batch, args.size, device) * len(keys)))  # the same synthetic images
+    images["seed"] = torch.arange(batch)  # each sample's own randomness (strengths, noise), as the dataset gives
     reset_peak_memory(device)
     start = time.perf_counter()
     model.step(images)

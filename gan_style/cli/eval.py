@@ -275,14 +275,23 @@ def _run_style(args: argparse.Namespace) -> int:
         raise ValueError("--painting needs --input DIR (the photos) and one of --fake DIR (their stylised images, "
                          "same file names) or --weights (a model to stylise them)")
     weights = args.weights[0] if args.weights else None
-    scores = evaluate_style(Path(args.painting), Path(args.input), args.features, _path(args.fake), weights,
-                            args.limit)
-    print(f"style metrics of {scores['images']} image(s) against {args.painting} ({args.features} features):")
+    for strength in args.strength or [None]:
+        scores = evaluate_style(Path(args.painting), Path(args.input), args.features, _path(args.fake), weights,
+                                args.limit, strength)
+        _print_style(args, scores, strength)
+    return 0
+
+
+def _print_style(args: argparse.Namespace, scores: dict, strength: float | None) -> None:
+    at = f" at strength {strength:g}" if strength is not None else ""
+    print(f"style metrics of {scores['images']} image(s){at} against {args.painting} ({args.features} features):")
     print(f"  style distance   1.000 -> {scores['style']:.4f}   (1 = as far from the painting's style as the photos)")
     print(f"  content distance 0.000 -> {scores['content']:.4f}")
     print(f"  colour W1 to the painting {scores['colour_w1_before']:.4f} -> {scores['colour_w1_after']:.4f}")
     if args.json:
         from ..metrics.report import write_json
 
-        write_json(Path(args.json), {"painting": args.painting, "features": args.features, "results": scores})
-    return 0
+        path = Path(args.json)
+        path = path.with_name(f"{path.stem}_strength{strength:g}{path.suffix}") if strength is not None else path
+        write_json(path, {"painting": args.painting, "features": args.features, "strength": strength,
+                          "results": scores})

@@ -78,6 +78,7 @@ class Method(Protocol):
     def step(self, batch: Mapping[str, torch.Tensor], measure_grads: bool = False) -> dict[str, torch.Tensor]:
         """One iteration; returns {"vector": (len(stat_names),) tensor, "grad_norm/...": ...}, detached."""
 
+    strength_key: ClassVar[str | None]  # the config key of its loss-conditional strength range, or None
     domain_evaluation: ClassVar[bool]  # eval.every translates each direction's source domain and compares
     # it with the target domain (training/evaluation.py); False for methods without a target domain
 
@@ -258,6 +259,7 @@ class MethodState:
     nets: dict[str, nn.Module]
     batch_keys: ClassVar[tuple[str, ...]] = ("A", "B")
     domain_evaluation: ClassVar[bool] = True
+    strength_key: ClassVar[str | None] = "train.strength_range"  # its loss-conditional range (None: none)
 
     @staticmethod
     def synthetic_overrides(folder: Path) -> dict[str, object]:

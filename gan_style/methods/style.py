@@ -122,6 +122,7 @@ class StyleTransfer(MethodState):
     config_type = StyleConfig
     batch_keys = ("photo",)
     domain_evaluation = False  # no target domain of photos: eval.every measures the objective's terms instead
+    strength_key = "style.strength_range"
     generator_map = {"AtoB": "G"}
     panel_columns = {"photo": "photo | G(photo): stylised (with a strength range: at its low end, middle, high end)"}
 

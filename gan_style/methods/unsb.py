@@ -173,6 +173,7 @@ class UNSB(MethodState):
     config_type: ClassVar[type[Config]] = UNSBConfig
     make_data = staticmethod(unsb_data)
     batch_keys = ("A", "B", "X2")
+    strength_key = None  # no strength-conditioned UNSB generator yet
     progress_keys = ("loss/G_GAN", "loss/NCE", "loss/SB", "loss/E")
 
     def __init__(self, cfg: UNSBConfig, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):

@@ -50,22 +50,23 @@ def folder_style_scores(net: FeatureNet, pairs: list[tuple[Path, Path]], paintin
 
 
 def evaluate_style(painting: Path, photos: Path, features: str = "inception", fake: Path | None = None,
-                   weights: str | None = None, limit: int | None = None) -> dict[str, float]:
+                   weights: str | None = None, limit: int | None = None, strength: float | None = None) -> dict[str, float]:
     """``folder_style_scores`` of the stylised images in ``fake`` (same file names as the photos),
-    or of ``weights``' translations of the (first ``limit``) photos, with the ``features`` network."""
+    or of ``weights``' translations of the (first ``limit``) photos (at ``strength``, for a
+    strength-conditioned model), with the ``features`` network."""
     found = {p.stem: p for p in list_images(photos)[:limit]}
     net = load_features(features)
     with tempfile.TemporaryDirectory(prefix="gan_style_eval_") as tmp:
-        fakes = fake if fake else translate_all(weights, list(found.values()), Path(tmp))
+        fakes = fake if fake else translate_all(weights, list(found.values()), Path(tmp), strength)
         pairs = [(f, found[f.stem]) for f in list_images(fakes) if f.stem in found]
         return folder_style_scores(net, pairs, painting)
 
 
-def translate_all(weights: str, photos: list[Path], out: Path) -> Path:
-    """Translate ``photos`` with ``weights`` into ``out`` as <stem>.png; returns ``out``."""
+def translate_all(weights: str, photos: list[Path], out: Path, strength: float | None = None) -> Path:
+    """Translate ``photos`` with ``weights`` (at ``strength``) into ``out`` as <stem>.png; returns ``out``."""
     from ..inference.translate import load_generator, translate_image
 
-    gen = load_generator(weights)
+    gen = load_generator(weights, strength=strength)
     for photo in photos:
         translate_image(gen, photo).save(out / f"{photo.stem}.png")
     return out
