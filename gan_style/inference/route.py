@@ -91,5 +91,5 @@ def translate_exact(gen: Generator, src: Path, dest: Path, options: ScanOptions 
     if kind == SLIDE:
         if options.size:
             logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
-        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid)
+        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid, options.keep_input_dtype)
     return translate_scan_file(gen, src, dest, options)

@@ -92,9 +92,18 @@ def streamable_layers(gen: Generator, src: Path) -> list[nn.Module]:
     return layers
 
 
-def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyramid: bool = False) -> Path:
+def output_dtype(gen: Generator, slide: Slide, keep_input_dtype: bool) -> np.dtype:
+    """The target domain's dtype as the generator records it, else (or ``keep_input_dtype``) the slide's."""
+    if keep_input_dtype or not gen.info.target_intensity:
+        return slide.dtype
+    return np.dtype(side_intensity(gen.info, "target").dtype)
+
+
+def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyramid: bool = False,
+                    keep_input_dtype: bool = False) -> Path:
     """Translate the slide ``src`` into the tiled BigTIFF ``dest`` (see the module doc): ``tile``:
-    the output's TIFF tile (a multiple of 16); ``pyramid``: also 2x, 4x ... reductions down to one tile."""
+    the output's TIFF tile (a multiple of 16); ``pyramid``: also 2x, 4x ... reductions down to one
+    tile; in the target domain's dtype unless ``keep_input_dtype``."""
     if tile % 16:
         raise ScanError(f"slide tile {tile}: TIFF tiles are multiples of 16 (e.g. 512)")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +119,8 @@ def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyra
         node = build(layers, SlideInput(slide, source, gen.device), COMPUTE_TILE, block_dtype,
                      spill=Spill(CACHE_LIMIT, Path(tmp)))
         n_tiles = -(-h // tile) * -(-w // tile)
-        write = write_options(slide.info, node.channels, slide.dtype, tile)
+        dtype = output_dtype(gen, slide, keep_input_dtype)
+        write = write_options(slide.info, node.channels, dtype, tile)
         # One bar for both stages: the whole-slide passes (statistics, 1/4-resolution caches), then the output tiles.
         with tqdm(unit="tile", desc=src.name, leave=False) as bar:
             passes = whole_image_passes(node, bar)
@@ -118,7 +128,7 @@ def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyra
             logger.info("%s: %d x %d px: %d tiles of whole-slide passes, then %d output tiles", src, w, h, passes,
                         n_tiles)
             level0 = Path(tmp) / "level0.tif"
-            write_tiled(level0, output_tiles(node, h, w, tile, target, slide.dtype, bar),
+            write_tiled(level0, output_tiles(node, h, w, tile, target, dtype, bar),
                         tiled_shape(h, w, node.channels), slide.info, write)
         finish(level0, out_path, pyramid, slide.info, write, Path(tmp))
     return dest

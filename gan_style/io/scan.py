@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -43,6 +43,24 @@ class Scan:
     @property
     def channels(self) -> int:
         return int(self.planes.shape[-1])
+
+
+@dataclass(frozen=True)
+class Representation:
+    """How translated values are stored in a file: ``like`` is the scan the writer gets (its header
+    and ``meta`` set for this representation), ``dtype`` what the values are cast to before writing
+    (in data units), ``limits`` the values the file can hold, in data units (None: ``dtype``'s own
+    range), and ``note`` one line to log when the representation cannot hold the values exactly."""
+
+    like: Scan
+    dtype: np.dtype
+    limits: tuple[float, float] | None = None
+    note: str | None = None
+
+
+def with_meta(scan: Scan, **changes) -> Scan:
+    """A shallow copy of ``scan`` whose ``meta`` has ``changes`` (the input's own is left alone)."""
+    return replace(scan, meta={**scan.meta, **changes})
 
 
 def first_line(e: BaseException) -> str:
@@ -161,6 +179,13 @@ class ScanFormat:
         and geometry: to ``f`` (``path`` names the file: its suffix may matter); a folder-shaped
         format gets ``f`` None and fills the new folder ``path``."""
         raise NotImplementedError
+
+    def represent(self, like: Scan, dtype: np.dtype, window: tuple[float, float], channels: int) -> Representation:
+        """How to write values of ``dtype`` in ``window`` (data units; the target domain's, as its
+        checkpoint records them) in a file derived from ``like``, with ``channels`` channels. By
+        default the values are written in ``dtype``; a format overrides this where its header says
+        how values are stored (DICOM, NIfTI) or where it cannot hold ``dtype`` (ScanError)."""
+        return Representation(like, np.dtype(dtype))
 
     def units(self, scan: Scan) -> str:
         """A short note on what the values of ``scan`` are, for reports."""

@@ -27,12 +27,12 @@ from .dicom import DICOM
 from .nifti import NIFTI
 from .npy import NPY
 from .pil_scan import PIL_IMAGE
-from .scan import KEPT_DTYPES, SCIENCE_EXTRA, Scan, ScanError, ScanFormat, exact_dtype
+from .scan import KEPT_DTYPES, SCIENCE_EXTRA, Representation, Scan, ScanError, ScanFormat, exact_dtype
 from .tiff import TIFF
 
-__all__ = ["KEPT_DTYPES", "SCAN_FORMATS", "SCIENCE_EXTRA", "Scan", "ScanError", "ScanFormat", "exact_dtype",
-           "format_of", "is_scan_file", "is_scan_store", "plane_count", "read_plane", "read_scan", "scan_format",
-           "scan_suffixes", "write_scan"]
+__all__ = ["KEPT_DTYPES", "SCAN_FORMATS", "SCIENCE_EXTRA", "Representation", "Scan", "ScanError", "ScanFormat",
+           "exact_dtype", "format_of", "is_scan_file", "is_scan_store", "plane_count", "read_plane", "read_scan",
+           "represent", "scan_format", "scan_suffixes", "write_scan"]
 
 # name -> format: one line per format (docs/architecture.md, "Adding a file format").
 SCAN_FORMATS: dict[str, ScanFormat] = {
@@ -105,6 +105,12 @@ def read_plane(path: str | Path, index: int, axis: int = 2, volume: int | None =
     """Plane ``index`` of ``path`` as (H, W, C) in the data's units (training reads one at a time)."""
     path = Path(path)
     return _format_for_reading(path).read_plane(path, index, axis, volume)
+
+
+def represent(like: Scan, dtype: np.dtype | str, window: tuple[float, float], channels: int) -> Representation:
+    """How ``like``'s format writes values of ``dtype`` in ``window`` (the target domain's
+    representation: ``ScanFormat.represent``); ScanError when the format cannot hold them."""
+    return format_of(like).represent(like, np.dtype(dtype), (float(window[0]), float(window[1])), channels)
 
 
 def write_scan(path: str | Path, like: Scan, planes: np.ndarray) -> Path:
