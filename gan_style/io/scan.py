@@ -22,6 +22,9 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 SCIENCE_EXTRA = "pip install 'gan_style[science]' (make setup installs it)"
+BIO_EXTRA = "pip install 'gan_style[bio]' (make setup installs it)"  # OME-TIFF, OME-Zarr, CZI, ND2, LIF
+SLIDES_EXTRA = "pip install 'gan_style[slides]' (make setup installs it)"  # OpenSlide: SVS, NDPI, MRXS ...
+_PACKAGES = {"openslide": "openslide-python", "skimage": "scikit-image"}  # import name -> package, where they differ
 KEPT_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.float32)  # stored as they are; others: exact_dtype
 
 
@@ -107,11 +110,17 @@ def missing_library(*modules: str) -> str | None:
     return None
 
 
-def require_library(path: Path, what: str, *modules: str) -> None:
-    """ScanError naming ``path`` and the install command when one of ``modules`` is missing."""
+def package_name(module: str) -> str:
+    """The package that installs ``module`` (bioio_czi -> bioio-czi, openslide -> openslide-python)."""
+    root = module.split(".")[0]
+    return _PACKAGES.get(root, root.replace("_", "-"))
+
+
+def require_library(path: Path, what: str, *modules: str, install: str = SCIENCE_EXTRA) -> None:
+    """ScanError naming ``path``, the missing package and the install command when one of ``modules`` is missing."""
     missing = missing_library(*modules)
     if missing:
-        raise ScanError(f"{path}: {what} need {missing}: {SCIENCE_EXTRA}")
+        raise ScanError(f"{path}: {what} need {package_name(missing)}: {install}")
 
 
 class Library:
@@ -142,8 +151,11 @@ class ScanFormat:
     label: str = ""  # how messages name it: "TIFF"
     suffixes: tuple[str, ...] = ()  # lower case, with the dot: (".nii", ".nii.gz")
     libraries: tuple[str, ...] = ()  # optional modules it needs (gan_style[science]), imported on first use
+    install: str = SCIENCE_EXTRA  # how to install ``libraries``
     folder: bool = False  # a folder-shaped store (e.g. .zarr): one input, never a folder to look into
     planes_are_slices: bool = False  # planes are slices of a volume: labelled file[i], even file[0]
+    written_as: str | None = None  # a read-only format: the registry name of the format its outputs are written in
+    slide: bool = False  # whole-slide images: translate always streams them (io/slides.py's readers)
 
     def suffix_length(self, path: str | Path) -> int:
         """Length of the longest of ``suffixes`` that ends ``path``'s name (0: none)."""
@@ -156,7 +168,7 @@ class ScanFormat:
 
     def require(self, path: Path) -> None:
         """ScanError naming ``path`` and the install command when a library it needs is missing."""
-        require_library(path, f"{self.label} files", *self.libraries)
+        require_library(path, f"{self.label} files", *self.libraries, install=self.install)
 
     def read(self, path: Path, axis: int = 2, volume: int | None = None) -> Scan:
         """All planes as (S, H, W, C) in the data's units. ``axis``: the slicing axis of volumes;
