@@ -92,6 +92,27 @@ def test_an_ome_tiff_stack_translates_plane_by_plane_into_an_ome_tiff(tmp_path):
     assert pixels(tmp_path / "out" / "a.ome.tif")["PhysicalSizeZ"] == 2.0
 
 
+def test_a_czi_written_by_zeiss_library_translates_into_an_ome_tiff(tmp_path):
+    from pylibCZIrw import czi as pyczi
+
+    data = RNG.integers(0, 4000, (2, 3, 16, 20)).astype(np.uint16)  # C, Z, Y, X
+    with pyczi.create_czi(str(tmp_path / "a.czi")) as f:
+        for c in range(2):
+            for z in range(3):
+                f.write(data=data[c, z][..., None], plane={"C": c, "Z": z, "T": 0})
+        f.write_metadata(document_name="a", channel_names={0: "DAPI", 1: "GFP"}, scale_x=0.25e-6, scale_y=0.3e-6,
+                         scale_z=2e-6)
+    scan = read_scan(tmp_path / "a.czi")
+    assert scan.format == "czi" and np.array_equal(scan.planes[..., 0], data.reshape(6, 16, 20))
+    weights = write_generator(tmp_path / "g.safetensors", MR, MR)
+    assert cli_main(["translate", "-w", str(weights), "-i", str(tmp_path / "a.czi"), "-o", str(tmp_path / "out")]) == 0
+    p = pixels(tmp_path / "out" / "a.ome.tif")  # CZI cannot be written: its output is an OME-TIFF
+    assert (p["SizeC"], p["SizeZ"], p["PhysicalSizeX"], p["PhysicalSizeY"], p["PhysicalSizeZ"]) == (2, 3, 0.25, 0.3, 2.0)
+    assert [c["Name"] for c in p["Channel"]] == ["DAPI", "GFP"]
+    want = cast_to(translate_planes(load_generator(weights, device="cpu"), scan.planes), np.uint16)[0]
+    assert np.array_equal(tifffile.imread(tmp_path / "out" / "a.ome.tif").reshape(6, 16, 20), want[..., 0])
+
+
 # ---------------------------------------------------------------- slides through OpenSlide
 
 
