@@ -170,6 +170,11 @@ def test_an_svs_slide_into_ome_zarr_read_back_by_ome_zarr(svs, tmp_path):
     folder, _, gen, whole = svs
     assert cli_main(["translate", "-i", str(folder / "slide.svs"), "-o", str(tmp_path / "s.ome.zarr"), "--pyramid",
                      "--slide-tile", "64", "--precision", "fp32", "-w", str(save_rgb(gen, tmp_path))]) == 0
+    # Into a folder, with a photo generator (whose outputs are otherwise .png): an OME-TIFF slide.
+    assert cli_main(["translate", "-i", str(folder / "slide.svs"), "-o", str(tmp_path / "out"), "--slide-tile", "64",
+                     "-w", str(tmp_path / "rgb.safetensors")]) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["slide.ome.tif"]
+    assert pixels(tmp_path / "out" / "slide.ome.tif")["PhysicalSizeX"] == 0.499
     node = list(Reader(parse_url(str(tmp_path / "s.ome.zarr")))())[0]
     assert [a["name"] for a in node.metadata["axes"]] == ["c", "y", "x"]
     scales = [t[0]["scale"] for t in node.metadata["coordinateTransformations"]]

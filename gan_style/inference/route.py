@@ -21,7 +21,7 @@ from pathlib import Path
 from ..io.images import is_image_file
 from ..io.scan import ScanError
 from ..io.scans import output_name
-from ..io.slides import is_slide
+from ..io.slides import is_slide, slide_output_name
 from .batch import Job, is_input_file
 from .scans import ScanOptions, translate_scan_file
 from .slide import translate_slide
@@ -92,6 +92,7 @@ def translate_exact(gen: Generator, src: Path, dest: Path, options: ScanOptions 
         kind = SLIDE if _slide(src, options.force_slide) else SCAN
     dest = output_name(dest)  # a format that cannot be written (CZI, SVS ...): its writer's suffix (.ome.tif)
     if kind == SLIDE:
+        dest = slide_output_name(dest)
         if options.size:
             logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
         return translate_slide(gen, src, dest, options.slide_tile, options.pyramid, options.keep_input_dtype)

@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from ..io.atomic import temporary_folder, temporary_path
 from ..io.intensity import Intensity, cast_to
-from ..io.ome_zarr import write_slide
-from ..io.scan import BIO_EXTRA, ScanError, require_library
+from ..io.ome_zarr import names_store, require_writer, write_slide
+from ..io.scan import ScanError
 from ..io.slides import finish, open_slide, tiled_shape, write_options, write_tiled
 from ..nets import one_pass_conditions
 from .tiling import Node, Region, Spill, build, whole_image_passes
@@ -108,9 +108,9 @@ def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyra
     tile; in the target domain's dtype unless ``keep_input_dtype``."""
     if tile % 16:
         raise ScanError(f"slide tile {tile}: TIFF tiles are multiples of 16 (e.g. 512)")
-    zarr_out = dest.name.lower().endswith(".ome.zarr")
+    zarr_out = names_store(dest)
     if zarr_out:
-        require_library(dest, "OME-Zarr outputs", "zarr", "ome_zarr", install=BIO_EXTRA)
+        require_writer(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     slide = open_slide(src)
     h, w = slide.height, slide.width

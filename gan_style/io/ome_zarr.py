@@ -19,7 +19,7 @@ import numpy as np
 from .bioio_scan import read_bioio
 from .intensity import cast_to
 from .ome_tiff import physical_sizes
-from .scan import BIO_EXTRA, Library, Scan, ScanError, ScanFormat
+from .scan import BIO_EXTRA, Library, Scan, ScanError, ScanFormat, require_library
 
 zarr = Library("zarr")
 AXES = "tczyx"
@@ -56,6 +56,16 @@ def write(path: Path, like: Scan, planes: np.ndarray) -> None:
     group.create_array("0", data=data, chunks=(1, 1, 1, min(h, 1024), min(w, 1024)))
     datasets = [{"path": "0", "coordinateTransformations": _scale(AXES, {"z": zs, "y": ys, "x": xs})}]
     write_multiscales_metadata(group, datasets, fmt=_format(), axes=_axes(AXES), name=like.path.name)
+
+
+def names_store(path: Path) -> bool:
+    """Whether an output named ``path`` is an OME-Zarr store (a slide written as OME-Zarr)."""
+    return OME_ZARR.suffix_length(path) > 0
+
+
+def require_writer(path: Path) -> None:
+    """ScanError naming ``path`` and the package when the OME-Zarr writer's libraries are missing."""
+    require_library(path, "OME-Zarr outputs", "zarr", "ome_zarr", install=BIO_EXTRA)
 
 
 def write_slide(path: Path, tiles: Iterable[np.ndarray], shape: tuple[int, int, int], tile: int, dtype: np.dtype,

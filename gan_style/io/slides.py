@@ -20,6 +20,7 @@ import numpy as np
 
 from .intensity import cast_to
 from .ome_tiff import ome_metadata
+from .ome_zarr import names_store
 from .openslide_scan import OpenSlideSlide
 from .scan import Library, ScanError, require_library
 from .scans import scan_format
@@ -51,6 +52,13 @@ def open_slide(path: Path):
         raise ScanError(f"{path}: not a slide format (use {', '.join(SLIDE_READERS)} files)")
     require_library(path, f"{fmt.label} files", *fmt.libraries, install=fmt.install)
     return SLIDE_READERS[fmt.name](path)
+
+
+def slide_output_name(dest: Path) -> Path:
+    """A slide's output is a TIFF or an OME-Zarr: another name (a photo generator's .png) becomes .ome.tif."""
+    if dest.name.lower().endswith((".tif", ".tiff")) or names_store(dest):
+        return dest
+    return dest.with_name((dest.name[: -len(dest.suffix)] if dest.suffix else dest.name) + ".ome.tif")
 
 
 def mpp_of(resolution: tuple[float, float] | None, unit: int) -> tuple[float, float] | None:
