@@ -72,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     paired.add_argument("--paired", action="store_true",
                         help="MAE, PSNR and SSIM of each file of --fake against the file of --real with the same "
                              "relative path (or the same name with another suffix, a.png with a.tif), in the "
-                             "data's own units (HU for CT); PNG, TIFF, DICOM, NIfTI. Or --weights SPEC --input DIR: "
+                             "data's own units (HU for CT); PNG, TIFF, DICOM, NIfTI, .npy, OME-TIFF, OME-Zarr, CZI/ND2/LIF. Or "
+                             "--weights SPEC --input DIR: "
                              "the files of --input are translated first (exactly, in their units)")
     paired.add_argument("--data-range", type=float, metavar="R",
                         help="value range for PSNR and SSIM (default: max - min of the ground truth over all "

@@ -163,11 +163,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="NIfTI volumes: translate slice by slice along this axis (default 2)")
     sci.add_argument("--volume", type=int, metavar="K", help="4-D NIfTI: translate volume K (0-based)")
     sci.add_argument("--slide", action="store_true",
-                     help="stream every TIFF tile by tile into a tiled BigTIFF (automatic for TIFFs too large to "
-                     "read whole, e.g. 40,000 x 40,000 px slides); memory stays bounded")
+                     help="stream every TIFF tile by tile into a tiled OME BigTIFF (automatic for TIFFs too large to "
+                     "read whole, e.g. 40,000 x 40,000 px slides, and for SVS/NDPI/MRXS slides, read through OpenSlide "
+                     "and written as NAME.ome.tif); memory stays bounded. An output named *.ome.zarr is an OME-Zarr")
     sci.add_argument("--slide-tile", type=int, default=512, metavar="N",
                      help="slides: the output's TIFF tile in pixels, a multiple of 16 (default 512)")
-    sci.add_argument("--pyramid", action="store_true", help="slides: also write 2x, 4x ... reductions (SubIFDs)")
+    sci.add_argument("--pyramid", action="store_true",
+                     help="slides: also write 2x, 4x ... reductions (OME-TIFF SubIFDs, or OME-Zarr levels)")
     sci.add_argument("--keep-input-dtype", action="store_true",
                      help="write each output in its input's dtype (and DICOM bits, sign and rescale) instead of the "
                      "target domain's representation recorded in the checkpoint (default: e.g. a uint16 MR becomes "
