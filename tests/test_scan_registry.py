@@ -83,12 +83,14 @@ def write_store(path: Path, planes: np.ndarray) -> Path:
 
 
 def test_every_registered_suffix_maps_to_its_format():
-    assert set(SCAN_FORMATS) == {"image", "tiff", "dicom", "nifti", "npy"}
+    assert set(SCAN_FORMATS) == {"image", "tiff", "dicom", "nifti", "npy", "ome_tiff", "ome_zarr", "czi", "nd2", "lif",
+                                 "openslide"}
     for name, fmt in SCAN_FORMATS.items():
         assert fmt.name == name and fmt.suffixes
         for suffix in fmt.suffixes:
             assert scan_format(f"dir/case{suffix}") is fmt and scan_format(f"CASE{suffix.upper()}") is fmt
     assert scan_format("a.nii.gz") is SCAN_FORMATS["nifti"]  # the longest suffix wins
+    assert scan_format("a.ome.tif") is SCAN_FORMATS["ome_tiff"] and scan_format("a.tif") is SCAN_FORMATS["tiff"]
     assert scan_format(".hidden.png") is None and scan_format("notes.txt") is None and scan_format("a.gz") is None
     assert [f.name for f in SCAN_FORMATS.values() if f.planes_are_slices] == ["nifti"]
 
@@ -108,7 +110,10 @@ def test_units_come_from_the_format():
              for name, fmt in SCAN_FORMATS.items()}
     assert units == {"image": "stored image values (int16)", "tiff": "stored tiff values (int16)",
                      "dicom": "MR values (DICOM rescale applied)", "nifti": "NIfTI values (int16, scaling applied)",
-                     "npy": "stored npy values (int16)"}
+                     "npy": "stored npy values (int16)", "ome_tiff": "stored ome_tiff values (int16)",
+                     "ome_zarr": "stored ome_zarr values (int16)", "czi": "stored CZI values (int16)",
+                     "nd2": "stored ND2 values (int16)", "lif": "stored LIF values (int16)",
+                     "openslide": "8-bit RGB slide values (uint8)"}
     assert SCAN_FORMATS["dicom"].units(Scan(Path("x"), planes, "dicom", {"modality": None})) == "HU"
 
 
@@ -143,7 +148,7 @@ def test_a_missing_library_is_one_line_naming_the_file_and_the_fix(tmp_path, mon
     src = write_toy(tmp_path / "a.toy", np.zeros((1, 2, 2), np.int16))
     with pytest.raises(ScanError) as e:
         read_scan(src)
-    assert str(e.value) == (f"{src}: toy files need gan_style_test_no_such_module: "
+    assert str(e.value) == (f"{src}: toy files need gan-style-test-no-such-module: "  # the package's name
                             "pip install 'gan_style[science]' (make setup installs it)")
     assert not SCAN_FORMATS["toy"].available() and all(f.available() for n, f in SCAN_FORMATS.items() if n != "toy")
 

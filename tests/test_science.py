@@ -192,7 +192,7 @@ def test_nan_and_inf_in_float_data_are_reported_and_mapped_to_the_window(run_16b
     x[2, 3], x[5, 5], x[7, 1] = np.nan, np.inf, -np.inf
     Image.fromarray(x, mode="F").save(tmp_path / "f.tif")
     assert cli_main(["translate", "-w", str(run_dir / "last.pt"), "-d", "AtoB", "-i", str(tmp_path / "f.tif"),
-                     "-o", str(tmp_path / "out")]) == 0
+                     "-o", str(tmp_path / "out"), "--keep-input-dtype"]) == 0  # float32 out: NaN would show
     out = read_scan(tmp_path / "out" / "f.tif").planes
     assert out.dtype == np.float32 and np.isfinite(out).all()
     assert "3 NaN/Inf value(s)" in caplog.text

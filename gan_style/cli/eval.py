@@ -13,7 +13,10 @@ Paired metrics against a registered ground truth (e.g. MR -> CT), in the data's 
     gan-style eval --paired --fake results/ct_fakes --real data/ct_truth [--data-range 4095] [--mask-above -500]
     gan-style eval --paired --weights runs/mr2ct/last.pt --input data/mr --real data/ct_truth   # translates first
 
-Files pair by relative path, or by relative path without the suffix (a.png with a.tif).
+Files pair by relative path, or by relative path without the suffix (a.png with a.tif). With the
+inputs known (--input), baselines are shown beside the model: the input untranslated, histogram
+matching to the target domain (--reference DIR, or the checkpoint's data) and, with --oracle, the
+best linear map fitted on the answer.
 
 Errors a user can fix are printed as one line without a traceback (exit code 2).
 See docs/metrics.md for the definitions and reference numbers.
@@ -50,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="images MiFID's memorisation term is measured against (default: --real)")
     what.add_argument("--input", metavar="DIR",
                       help="images to translate with --weights (default with a training checkpoint: "
-                           "<data root>/test<source>, else train<source>)")
+                           "<data root>/test<source>, else train<source>); with --paired --fake: the untranslated "
+                           "files, for the baselines")
     what.add_argument("--direction", choices=DIRECTIONS,
                       help="generator of a training checkpoint: AtoB (G_A), BtoA (G_B) or both "
                            "(default: BtoA for *2photo datasets, i.e. photo -> painting, else AtoB)")
@@ -71,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     paired.add_argument("--paired", action="store_true",
                         help="MAE, PSNR and SSIM of each file of --fake against the file of --real with the same "
                              "relative path (or the same name with another suffix, a.png with a.tif), in the "
-                             "data's own units (HU for CT); PNG, TIFF, DICOM, NIfTI. Or --weights SPEC --input DIR: "
+                             "data's own units (HU for CT); PNG, TIFF, DICOM, NIfTI, .npy, OME-TIFF, OME-Zarr, CZI/ND2/LIF. Or "
+                             "--weights SPEC --input DIR: "
                              "the files of --input are translated first (exactly, in their units)")
     paired.add_argument("--data-range", type=float, metavar="R",
                         help="value range for PSNR and SSIM (default: max - min of the ground truth over all "
@@ -82,6 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     paired.add_argument("--axis", type=int, default=2, choices=(0, 1, 2),
                         help="NIfTI: the axis the volume is cut along into 2-D planes for SSIM (default 2)")
     paired.add_argument("--volume", type=int, metavar="K", help="4-D NIfTI: which 3-D volume to compare")
+    paired.add_argument("--reference", metavar="DIR",
+                        help="baselines: the target domain's training data, whose histogram the inputs are matched "
+                             "to (default with a training checkpoint: <data root>/train<target>). Baselines are "
+                             "shown beside the model whenever the inputs are known (--input, with --weights or "
+                             "--fake): the input untranslated (where its units are the truth's) and histogram "
+                             "matching, with MAE, PSNR and SSIM over all values and within --mask-above")
+    paired.add_argument("--oracle", action="store_true",
+                        help="baselines: also the best linear map a*x+b, least-squares fitted on the ground truth "
+                             "itself (an upper bound no unpaired method reaches)")
 
     how = parser.add_argument_group("metrics and settings")
     how.add_argument("--metrics", default=",".join(GROUPS),
@@ -191,7 +205,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.paired:
         return _run_paired(args)
     extra = [n for n, v in (("--data-range", args.data_range), ("--mask-above", args.mask_above),
-                            ("--volume", args.volume)) if v is not None]
+                            ("--volume", args.volume), ("--reference", args.reference),
+                            ("--oracle", args.oracle or None)) if v is not None]
     if extra:
         raise ValueError(f"{', '.join(extra)}: only with --paired (paired metrics against a ground truth)")
     if args.painting:
@@ -245,25 +260,39 @@ def _run_paired(args: argparse.Namespace) -> int:
         raise ValueError(f"--volume {args.volume}: use 0 or more")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: use at least 1")
-    if args.fake:
-        return _report_paired(args, Path(args.fake), Path(args.fake).name)
-    from ..metrics.paired_run import translate_for_paired
+    from ..metrics.paired_run import Baselines, default_reference, translate_for_paired
 
+    if args.fake:
+        return _report_paired(args, Path(args.fake), Path(args.fake).name, _baselines(args, Baselines()))
     with tempfile.TemporaryDirectory(prefix="gan_style-paired-") as tmp:
         direction = None if args.direction == "both" else args.direction
-        translate_for_paired(args.weights[0], direction, Path(args.input), Path(tmp), args.device, args.precision,
-                             args.limit, args.axis, args.volume)
-        return _report_paired(args, Path(tmp), Path(args.weights[0]).name)
+        info = translate_for_paired(args.weights[0], direction, Path(args.input), Path(tmp), args.device,
+                                    args.precision, args.limit, args.axis, args.volume)
+        found = default_reference(info, _path(args.data_root))
+        return _report_paired(args, Path(tmp), Path(args.weights[0]).name, _baselines(args, found))
 
 
-def _report_paired(args: argparse.Namespace, fake: Path, name: str) -> int:
+def _baselines(args: argparse.Namespace, found):
+    """What the baselines need, from --input, --reference (else ``found``: the checkpoint's) and --oracle."""
+    from ..metrics.paired_run import Baselines
+
+    if args.reference:
+        found = Baselines(reference=Path(args.reference))
+    return Baselines(_path(args.input), found.reference, found.reference_from, args.oracle)
+
+
+def _report_paired(args: argparse.Namespace, fake: Path, name: str, baselines) -> int:
     from ..metrics.paired import format_paired
-    from ..metrics.paired_run import compare_paired
+    from ..metrics.paired_baselines import format_baselines
+    from ..metrics.paired_run import add_baselines, compare_paired
 
     start = time.perf_counter()
     real = Path(args.real)
     results = compare_paired(fake, real, args.limit, args.data_range, args.mask_above, args.axis, args.volume)
-    text = f"{name} vs ground truth {real}:\n{format_paired(results)}"
+    add_baselines(results, baselines, fake, real, args.limit, args.mask_above, args.axis, args.volume)
+    text = f"{name} vs ground truth {real}:\n{format_paired(results)}\n"
+    text += format_baselines(results["baselines"], args.mask_above) if results["baselines"] else \
+        "baselines: give --input DIR (the untranslated files) to see the input untranslated and histogram matching"
     return _report(args, text, results, [f"paired {name} vs {real.name}"], start)
 
 

@@ -160,18 +160,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--overwrite", action="store_true", help="replace existing output files (default: skip them)")
     sci = parser.add_argument_group(
-        "scientific and medical images (TIFF, DICOM, NIfTI, 16-bit/float PNG; docs/science.md). A generator trained "
-        "with data.intensity reads and writes them exactly, in their own units; outputs keep the input's format, "
-        "dtype and header")
+        "scientific and medical images (TIFF, DICOM, NIfTI, 16-bit/float PNG, .npy, OME-TIFF, OME-Zarr, CZI/ND2/LIF, "
+        "SVS/NDPI/MRXS slides; docs/science.md). A generator trained with data.intensity reads and writes them "
+        "exactly, in their own units; outputs keep the input's format and header, in the target domain's dtype")
     sci.add_argument("--axis", type=int, choices=(0, 1, 2), default=2,
                      help="NIfTI volumes: translate slice by slice along this axis (default 2)")
     sci.add_argument("--volume", type=int, metavar="K", help="4-D NIfTI: translate volume K (0-based)")
     sci.add_argument("--slide", action="store_true",
-                     help="stream every TIFF tile by tile into a tiled BigTIFF (automatic for TIFFs too large to "
-                     "read whole, e.g. 40,000 x 40,000 px slides); memory stays bounded")
+                     help="stream every TIFF tile by tile into a tiled OME BigTIFF (automatic for TIFFs too large to "
+                     "read whole, e.g. 40,000 x 40,000 px slides, and for SVS/NDPI/MRXS slides, read through OpenSlide "
+                     "and written as NAME.ome.tif); memory stays bounded. An output named *.ome.zarr is an OME-Zarr")
     sci.add_argument("--slide-tile", type=int, default=512, metavar="N",
                      help="slides: the output's TIFF tile in pixels, a multiple of 16 (default 512)")
-    sci.add_argument("--pyramid", action="store_true", help="slides: also write 2x, 4x ... reductions (SubIFDs)")
+    sci.add_argument("--pyramid", action="store_true",
+                     help="slides: also write 2x, 4x ... reductions (OME-TIFF SubIFDs, or OME-Zarr levels)")
+    sci.add_argument("--keep-input-dtype", action="store_true",
+                     help="write each output in its input's dtype (and DICOM bits, sign and rescale) instead of the "
+                     "target domain's representation recorded in the checkpoint (default: e.g. a uint16 MR becomes "
+                     "int16 HU, negative values kept)")
     v = parser.add_argument_group("videos (need PyAV: pip install 'gan_style[video]', included by make setup)")
     v.add_argument(
         "--video-ext",
@@ -255,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     )
     routes = route_jobs(jobs, gen.info, args.slide)
     options = ScanOptions(axis=args.axis, volume=args.volume, tile=args.tile, size=args.size, slide_tile=args.slide_tile,
-                          pyramid=args.pyramid, force_slide=args.slide)
+                          pyramid=args.pyramid, force_slide=args.slide, keep_input_dtype=args.keep_input_dtype)
     try:
         if routes.exact:
             failures += translate_scan_jobs(gen, routes.exact, output, options)

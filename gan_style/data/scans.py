@@ -108,7 +108,7 @@ def sample_values(planes: list[Plane], reading: Reading, label: str) -> tuple[li
         raise DataError(f"domain {label}: none of the sampled files can be read")
     if len(dtypes) > 1:
         logger.warning("domain %s mixes %s: values are used in their own units, normalised with one window "
-                       "(outputs are written in each input's dtype)", label, ", ".join(f"{n} {d}" for d, n in dtypes.items()))
+                       "(outputs into this domain are written in the most common dtype: translate --keep-input-dtype keeps each input's)", label, ", ".join(f"{n} {d}" for d, n in dtypes.items()))
     return samples, dtypes.most_common(1)[0][0]
 
 

@@ -3,8 +3,9 @@
 - ``image``: 8-bit RGB, batched (batch.py): photo generators;
 - ``scan``: exactly, in the data's units and the file's own format (scans.py): generators of
   scientific data (``GeneratorInfo.exact``) take every image file this way;
-- ``slide``: a TIFF too large to read whole (or every TIFF with ``force_slide``), streamed tile
-  by tile (slide.py), whichever the generator;
+- ``slide``: a file of a slide format (SVS, NDPI, MRXS ...: OpenSlide) or a TIFF too large to read
+  whole (or every TIFF with ``force_slide``), streamed tile by tile (slide.py), whichever the
+  generator; written as OME-TIFF (``.ome.tif`` for the formats that cannot be written) or OME-Zarr;
 - ``video``: by extension (video.py); generators of scientific data refuse videos.
 
 The generator decides, not the file: the same 16-bit PNG is a photo for a photo generator and
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from ..io.images import is_image_file
 from ..io.scan import ScanError
-from ..io.slides import is_slide
+from ..io.scans import output_name
+from ..io.slides import is_slide, slide_output_name
 from .batch import Job, is_input_file
 from .scans import ScanOptions, translate_scan_file
 from .slide import translate_slide
@@ -88,8 +90,10 @@ def translate_exact(gen: Generator, src: Path, dest: Path, options: ScanOptions 
     a slide if ``src`` is one (``options.force_slide``: every TIFF), else a scan. ScanError on bad input."""
     if kind is None:
         kind = SLIDE if _slide(src, options.force_slide) else SCAN
+    dest = output_name(dest)  # a format that cannot be written (CZI, SVS ...): its writer's suffix (.ome.tif)
     if kind == SLIDE:
+        dest = slide_output_name(dest)
         if options.size:
             logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
-        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid)
+        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid, options.keep_input_dtype)
     return translate_scan_file(gen, src, dest, options)

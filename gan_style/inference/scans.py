@@ -5,10 +5,13 @@
 
 Each plane of a scan (io/scans.py: (S, H, W, C) in data units) is mapped to [-1, 1] by the
 generator's recorded source intensity, translated (padded to a multiple of 4; tiled when large,
-with the same result), mapped back by the target intensity, cast to the input's dtype (integers
-rounded and clipped; the clipped fraction is reported) and written in the input's format with
-its header and geometry. Generators without a record (the reference's ``input_nc=1`` weights)
-read 8-bit data as the reference does: [0, 255] -> [-1, 1].
+with the same result), mapped back by the target intensity and written in the input's format with
+its header and geometry, in the **target domain's representation** as the checkpoint records it
+(its dtype and window: an MR stored as uint16 becomes CT in int16 HU, negative values kept; each
+format's ``represent`` says how, e.g. DICOM's bits, sign and rescale). ``keep_input_dtype``
+writes the input's dtype instead. Integers are rounded and clipped; the clipped fraction is
+reported. Generators without a record (the reference's ``input_nc=1`` weights) read 8-bit data
+as the reference does, [0, 255] -> [-1, 1], and write the input's dtype.
 
 TIFF pages too large to read whole are slides: ``route.py`` sends them to ``slide.py`` (streamed
 tile by tile) instead.
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.intensity import cast_to, nonfinite
-from ..io.scans import Scan, ScanError, read_scan, write_scan
+from ..io.scans import Representation, Scan, ScanError, read_scan, represent, write_scan
 from .translate import Generator, translate_tensor
 from .weights import side_intensity
 
@@ -43,6 +46,7 @@ class ScanOptions:
     slide_tile: int = 512  # slides (TIFFs too large to read whole): the output's TIFF tile
     pyramid: bool = False  # slides: also write 2x, 4x ... reductions
     force_slide: bool = False  # stream every TIFF tile by tile, not only those too large to read whole
+    keep_input_dtype: bool = False  # write the input's dtype, not the target domain's representation
 
 
 def check_channels(scan: Scan, gen: Generator) -> None:
@@ -75,24 +79,41 @@ def translate_planes(gen: Generator, planes: np.ndarray, tile: int | str | None 
     return np.stack(out)
 
 
-def translate_scan(gen: Generator, scan: Scan, tile: int | str | None = "auto", size: int | None = None) -> np.ndarray:
-    """The translated planes of ``scan`` in its own dtype: what ``write_scan`` takes."""
+def representation(gen: Generator, scan: Scan, keep_input_dtype: bool = False) -> Representation:
+    """How ``scan``'s translation is written: the target domain's dtype and window as the generator
+    records them, or the input's dtype (``keep_input_dtype``, or no record)."""
+    if keep_input_dtype or not gen.info.target_intensity:
+        return Representation(scan, scan.planes.dtype)
+    target = side_intensity(gen.info, "target")
+    rep = represent(scan, target.dtype, (target.low, target.high), target.channels)
+    if rep.note:
+        logger.warning("%s: %s", scan.path, rep.note)
+    return rep
+
+
+def translate_scan(gen: Generator, scan: Scan, tile: int | str | None = "auto", size: int | None = None,
+                   keep_input_dtype: bool = False) -> tuple[Scan, np.ndarray]:
+    """The translated planes of ``scan`` as ``write_scan`` takes them: (the scan to write them like,
+    the planes in its dtype)."""
     check_channels(scan, gen)
     bad = nonfinite(scan.planes)
     if bad:
         logger.warning("%s: %d NaN/Inf value(s) read as the window's ends (NaN -> low)", scan.path, bad)
+    rep = representation(gen, scan, keep_input_dtype)  # first: a format that cannot hold it fails before the work
     values = translate_planes(gen, scan.planes, tile, size)
-    out, clipped = cast_to(values, scan.planes.dtype)
+    out, clipped = cast_to(values, rep.dtype, rep.limits)
     if clipped > 0.001:
+        held = f"[{rep.limits[0]:g}, {rep.limits[1]:g}]" if rep.limits else rep.dtype
         logger.warning("%s: %.1f%% of the translated values fall outside %s and were clipped", scan.path,
-                       100 * clipped, scan.planes.dtype)
-    return out
+                       100 * clipped, held)
+    return rep.like, out
 
 
 def translate_scan_file(gen: Generator, src: Path, dest: Path, options: ScanOptions = ScanOptions()) -> Path:
-    """Read ``src``, translate it, write ``dest`` (same format, dtype and header); ScanError on bad input
-    (a slide too: ``route.translate_exact`` is the one that streams slides)."""
+    """Read ``src``, translate it, write ``dest`` (same format and header; the target domain's
+    representation unless ``options.keep_input_dtype``); ScanError on bad input (a slide too:
+    ``route.translate_exact`` is the one that streams slides)."""
     scan = read_scan(src, options.axis, options.volume)
     scan.meta["derivation"] = gen.info.label  # formats that record provenance (DICOM) name the generator
-    return write_scan(dest, scan, translate_scan(gen, scan, options.tile, options.size))
-
+    like, planes = translate_scan(gen, scan, options.tile, options.size, options.keep_input_dtype)
+    return write_scan(dest, like, planes)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .scan import Library, ModuleFormat, Scan, ScanError, first_line
+from .scan import Library, ModuleFormat, Representation, Scan, ScanError, first_line, with_meta
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -280,6 +282,106 @@ def write(f: IO[bytes], path: Path, like: Scan, planes: np.ndarray) -> None:
         raise ScanError(f"{path}: cannot write the derived DICOM ({first_line(e)})") from None
 
 
+# ---------------------------------------------------------------- the target's representation
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A gray pixel representation: ``bits`` allocated (and stored), signed or not, and the modality
+    rescale ``value = stored * slope + intercept``."""
+
+    bits: int
+    signed: bool
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        """The values it holds, in data units."""
+        lo, hi = (-(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1) if self.signed else (0, 2**self.bits - 1)
+        return lo * self.slope + self.intercept, hi * self.slope + self.intercept
+
+    def holds(self, other: Stored, window: tuple[float, float]) -> bool:
+        """Whether it holds ``window`` with ``other``'s step (so it may be kept instead of ``other``)."""
+        lo, hi = self.limits
+        return math.isclose(self.slope, other.slope, rel_tol=1e-9) and lo <= window[0] and window[1] <= hi
+
+
+def choose_stored(dtype: np.dtype, window: tuple[float, float]) -> tuple[Stored, str | None]:
+    """The 16-bit (8-bit for uint8) representation of a target domain of ``dtype`` and ``window``.
+
+    Integers of at most 16 bits are stored as they are. Integer steps (slope 1) are kept for
+    integer windows wider than 255 (HU in [-1000, 2000] as int16, as CT is stored), with an
+    intercept where the window lies outside both int16 and uint16. Other windows (float data in
+    [0, 1], integer windows wider than 65,535) get 65,536 steps over the window, and a note: the
+    CT, MR and secondary-capture images this writes hold no float pixels (DICOM allows them only
+    in parametric maps)."""
+    lo, hi = window
+    if dtype.kind in "ui" and dtype.itemsize <= 2:
+        return Stored(8 * dtype.itemsize, dtype.kind == "i"), None
+    integral = lo == round(lo) and hi == round(hi) and (dtype.kind in "ui" or hi - lo > 255)
+    if integral and hi - lo <= 65535:
+        if -32768 <= lo and hi <= 32767:
+            return Stored(16, True), None
+        return Stored(16, False, 1.0, 0.0 if 0 <= lo and hi <= 65535 else lo), None
+    slope = (hi - lo) / 65535 if hi > lo else 1.0
+    note = (f"the target's {dtype} values in [{lo:g}, {hi:g}] are stored as 16-bit steps of {slope:.6g} "
+            "(RescaleSlope): DICOM images of this kind hold no float pixels")
+    return Stored(16, False, slope, lo), note
+
+
+def _stored_of(ds: Dataset, rescale: tuple[float, float] | None) -> Stored:
+    slope, intercept = rescale or (1.0, 0.0)
+    return Stored(int(ds.BitsStored), int(ds.get("PixelRepresentation", 0)) == 1, slope, intercept)
+
+
+def _set_rescale(ds: Dataset, stored: Stored) -> None:
+    """Write ``stored``'s rescale where the input had one (top level and functional groups), or at
+    the top level when it is not the identity."""
+    slope, intercept = f"{stored.slope:.10g}", f"{stored.intercept:.10g}"
+    items = [item for key in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+             for group in ds.get(key) or [] for item in group.get("PixelValueTransformationSequence") or []]
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds or not items and (stored.slope, stored.intercept) != (1, 0):
+        items.append(ds)
+    for item in items:
+        item.RescaleSlope, item.RescaleIntercept = slope, intercept
+
+
+def _set_stored(ds: Dataset, stored: Stored, window: tuple[float, float]) -> None:
+    """Make ``ds``'s header describe ``stored``: bits, sign, rescale, and the target's window for display."""
+    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "PixelPaddingValue",
+                    "PixelPaddingRangeLimit", "VOILUTSequence", "WindowCenterWidthExplanation"):
+        if keyword in ds:  # their values (and VR, US or SS) belong to the input's representation
+            delattr(ds, keyword)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = stored.bits, stored.bits, stored.bits - 1
+    ds.PixelRepresentation = int(stored.signed)
+    _set_rescale(ds, stored)
+    ds.WindowCenter, ds.WindowWidth = f"{(window[0] + window[1]) / 2:.10g}", f"{max(window[1] - window[0], 1):.10g}"
+
+
+def represent(like: Scan, dtype: np.dtype, window: tuple[float, float], channels: int) -> Representation:
+    """The target's values in a DICOM derived from ``like`` (``choose_stored``); the input's own
+    representation is kept when it holds the window with the same step."""
+    ds = like.meta["dataset"]
+    if channels != 1:  # RGB: 8 or 16 bits, no rescale (see write)
+        ds = copy.deepcopy(ds)
+        ds.BitsAllocated = 8 if dtype == np.uint8 else 16
+        return Representation(with_meta(like, dataset=ds), np.dtype(np.uint8 if dtype == np.uint8 else np.uint16))
+    wanted, note = choose_stored(dtype, window)
+    current = _stored_of(ds, like.meta.get("rescale"))
+    if current.holds(wanted, window):
+        stored, note = current, None
+    else:
+        stored, ds = wanted, copy.deepcopy(ds)
+        _set_stored(ds, stored, window)
+    rescale = _rescale(like.path, ds)  # as a reader will see it: top level or functional groups
+    if rescale is not None:
+        values = np.dtype(np.float32)
+    else:
+        values = np.dtype(f"{'i' if stored.signed else 'u'}{int(ds.BitsAllocated) // 8}")
+    return Representation(with_meta(like, dataset=ds, rescale=rescale), values, stored.limits, note)
+
+
 class DicomFormat(ModuleFormat):
     """One DICOM file, its frames as planes: this module's functions."""
 
@@ -287,6 +389,9 @@ class DicomFormat(ModuleFormat):
     label = "DICOM"
     suffixes = (".dcm", ".dicom")
     libraries = ("pydicom",)
+
+    def represent(self, like: Scan, dtype: np.dtype, window: tuple[float, float], channels: int) -> Representation:
+        return represent(like, dtype, window, channels)
 
     def units(self, scan: Scan) -> str:
         modality = scan.meta.get("modality")

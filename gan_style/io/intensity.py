@@ -87,16 +87,25 @@ class Intensity:
         return cls(**d)
 
 
-def cast_to(values: np.ndarray, dtype: np.dtype | str) -> tuple[np.ndarray, float]:
+def cast_to(values: np.ndarray, dtype: np.dtype | str,
+            limits: tuple[float, float] | None = None) -> tuple[np.ndarray, float]:
     """Data-unit values -> ``dtype`` (integers rounded half to even and clipped to the dtype's
-    range). Also returns the fraction of values that had to be clipped (callers warn)."""
+    range; ``limits``: a narrower range in data units the values are clipped to first, e.g. what a
+    DICOM's stored bits and rescale hold). Also returns the fraction of values that had to be
+    clipped (callers warn)."""
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
-        return values.astype(dtype), 0.0
-    lo, hi = dtype_range(dtype)
-    rounded = np.rint(values)
-    clipped = float(np.mean((rounded < lo) | (rounded > hi))) if rounded.size else 0.0
-    return np.clip(rounded, lo, hi).astype(dtype), clipped
+        lo, hi = limits if limits is not None else (-np.inf, np.inf)
+        values = np.asarray(values)
+    else:
+        lo, hi = dtype_range(dtype)
+        if limits is not None:
+            lo, hi = max(lo, limits[0]), min(hi, limits[1])
+        values = np.rint(values)
+    clipped = float(np.mean((values < lo) | (values > hi))) if values.size else 0.0
+    if clipped:
+        values = np.clip(values, lo, hi)
+    return values.astype(dtype), clipped
 
 
 def nonfinite(x: np.ndarray) -> int:

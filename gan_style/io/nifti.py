@@ -21,7 +21,7 @@ from typing import IO
 
 import numpy as np
 
-from .scan import Library, ModuleFormat, Scan, ScanError, exact_dtype, first_line
+from .scan import Library, ModuleFormat, Representation, Scan, ScanError, exact_dtype, first_line, with_meta
 
 logger = logging.getLogger(__name__)
 nib = Library("nibabel")
@@ -200,8 +200,8 @@ def write(f: IO[bytes], path: Path, like: Scan, planes: np.ndarray) -> None:
     data, scaling = _on_disk(vol, meta)
     cls = nib.Nifti2Image if meta.get("version") == 2 else nib.Nifti1Image
     img = cls(data, affine, header=meta["header"].copy())
-    if scaling is not None:
-        img.header.set_slope_inter(*scaling)  # nibabel then writes data as given, with this scaling
+    img.header.set_data_dtype(meta["disk_dtype"])  # the input's, or the target domain's (represent)
+    img.header.set_slope_inter(*(scaling or (None, None)))  # given: data written as they are, with this scaling
     raw = img.to_bytes()
     if path.name.lower().endswith(".nii.gz"):
         with gzip.GzipFile(filename=path.name, mode="wb", fileobj=f, mtime=0) as gz:
@@ -218,6 +218,11 @@ class NiftiFormat(ModuleFormat):
     suffixes = (".nii", ".nii.gz")
     libraries = ("nibabel",)
     planes_are_slices = True
+
+    def represent(self, like: Scan, dtype: np.dtype, window: tuple[float, float], channels: int) -> Representation:
+        """The target's dtype on disk, unscaled (NIfTI holds every dtype the domains have)."""
+        return Representation(with_meta(like, disk_dtype=np.dtype(dtype), scaled=False, slope=1.0, inter=0.0),
+                              np.dtype(dtype))
 
     def units(self, scan: Scan) -> str:
         return f"NIfTI values ({scan.planes.dtype}, scaling applied)"

@@ -12,7 +12,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .scan import Scan, ScanError, ScanFormat
+from .scan import Representation, Scan, ScanError, ScanFormat
 
 # PIL mode -> (dtype, channels) kept exactly; other modes are converted to RGB (8-bit).
 _EXACT_MODES = {"L": (np.uint8, 1), "I;16": (np.uint16, 1), "I;16B": (np.uint16, 1), "I;16L": (np.uint16, 1),
@@ -48,6 +48,13 @@ class PilFormat(ScanFormat):
 
     def count(self, path: Path, axis: int = 2, volume: int | None = None) -> int:
         return 1  # without opening it: a damaged image is reported when its plane is read
+
+    def represent(self, like: Scan, dtype: np.dtype, window: tuple[float, float], channels: int) -> Representation:
+        """uint8, or uint16 with one channel: what these formats hold; others are one line."""
+        if dtype == np.uint8 or (dtype == np.uint16 and channels == 1):
+            return Representation(like, np.dtype(dtype))
+        raise ScanError(f"{like.path}: a {like.path.suffix} file cannot hold the target domain's {channels}-channel "
+                        f"{dtype} values: convert the input to .tif, or pass --keep-input-dtype")
 
     def write(self, f: IO[bytes] | None, path: Path, like: Scan, planes: np.ndarray) -> None:
         """One plane: uint8 with 1 to 4 channels (L, LA, RGB, RGBA) or uint16 gray; others refused."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -22,6 +22,9 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 SCIENCE_EXTRA = "pip install 'gan_style[science]' (make setup installs it)"
+BIO_EXTRA = "pip install 'gan_style[bio]' (make setup installs it)"  # OME-TIFF, OME-Zarr, CZI, ND2, LIF
+SLIDES_EXTRA = "pip install 'gan_style[slides]' (make setup installs it)"  # OpenSlide: SVS, NDPI, MRXS ...
+_PACKAGES = {"openslide": "openslide-python", "skimage": "scikit-image"}  # import name -> package, where they differ
 KEPT_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.float32)  # stored as they are; others: exact_dtype
 
 
@@ -43,6 +46,24 @@ class Scan:
     @property
     def channels(self) -> int:
         return int(self.planes.shape[-1])
+
+
+@dataclass(frozen=True)
+class Representation:
+    """How translated values are stored in a file: ``like`` is the scan the writer gets (its header
+    and ``meta`` set for this representation), ``dtype`` what the values are cast to before writing
+    (in data units), ``limits`` the values the file can hold, in data units (None: ``dtype``'s own
+    range), and ``note`` one line to log when the representation cannot hold the values exactly."""
+
+    like: Scan
+    dtype: np.dtype
+    limits: tuple[float, float] | None = None
+    note: str | None = None
+
+
+def with_meta(scan: Scan, **changes) -> Scan:
+    """A shallow copy of ``scan`` whose ``meta`` has ``changes`` (the input's own is left alone)."""
+    return replace(scan, meta={**scan.meta, **changes})
 
 
 def first_line(e: BaseException) -> str:
@@ -89,11 +110,17 @@ def missing_library(*modules: str) -> str | None:
     return None
 
 
-def require_library(path: Path, what: str, *modules: str) -> None:
-    """ScanError naming ``path`` and the install command when one of ``modules`` is missing."""
+def package_name(module: str) -> str:
+    """The package that installs ``module`` (bioio_czi -> bioio-czi, openslide -> openslide-python)."""
+    root = module.split(".")[0]
+    return _PACKAGES.get(root, root.replace("_", "-"))
+
+
+def require_library(path: Path, what: str, *modules: str, install: str = SCIENCE_EXTRA) -> None:
+    """ScanError naming ``path``, the missing package and the install command when one of ``modules`` is missing."""
     missing = missing_library(*modules)
     if missing:
-        raise ScanError(f"{path}: {what} need {missing}: {SCIENCE_EXTRA}")
+        raise ScanError(f"{path}: {what} need {package_name(missing)}: {install}")
 
 
 class Library:
@@ -124,8 +151,11 @@ class ScanFormat:
     label: str = ""  # how messages name it: "TIFF"
     suffixes: tuple[str, ...] = ()  # lower case, with the dot: (".nii", ".nii.gz")
     libraries: tuple[str, ...] = ()  # optional modules it needs (gan_style[science]), imported on first use
+    install: str = SCIENCE_EXTRA  # how to install ``libraries``
     folder: bool = False  # a folder-shaped store (e.g. .zarr): one input, never a folder to look into
     planes_are_slices: bool = False  # planes are slices of a volume: labelled file[i], even file[0]
+    written_as: str | None = None  # a read-only format: the registry name of the format its outputs are written in
+    slide: bool = False  # whole-slide images: translate always streams them (io/slides.py's readers)
 
     def suffix_length(self, path: str | Path) -> int:
         """Length of the longest of ``suffixes`` that ends ``path``'s name (0: none)."""
@@ -138,7 +168,7 @@ class ScanFormat:
 
     def require(self, path: Path) -> None:
         """ScanError naming ``path`` and the install command when a library it needs is missing."""
-        require_library(path, f"{self.label} files", *self.libraries)
+        require_library(path, f"{self.label} files", *self.libraries, install=self.install)
 
     def read(self, path: Path, axis: int = 2, volume: int | None = None) -> Scan:
         """All planes as (S, H, W, C) in the data's units. ``axis``: the slicing axis of volumes;
@@ -161,6 +191,13 @@ class ScanFormat:
         and geometry: to ``f`` (``path`` names the file: its suffix may matter); a folder-shaped
         format gets ``f`` None and fills the new folder ``path``."""
         raise NotImplementedError
+
+    def represent(self, like: Scan, dtype: np.dtype, window: tuple[float, float], channels: int) -> Representation:
+        """How to write values of ``dtype`` in ``window`` (data units; the target domain's, as its
+        checkpoint records them) in a file derived from ``like``, with ``channels`` channels. By
+        default the values are written in ``dtype``; a format overrides this where its header says
+        how values are stored (DICOM, NIfTI) or where it cannot hold ``dtype`` (ScanError)."""
+        return Representation(like, np.dtype(dtype))
 
     def units(self, scan: Scan) -> str:
         """A short note on what the values of ``scan`` are, for reports."""

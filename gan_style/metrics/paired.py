@@ -179,7 +179,7 @@ def _finite(scan: Scan) -> None:
         raise ValueError(f"{scan.path}: {bad} NaN/Inf value(s): fix or drop the file")
 
 
-def _read(path: Path, axis: int, volume: int | None) -> Scan:
+def read_finite(path: Path, axis: int, volume: int | None) -> Scan:
     scan = read_scan(path, axis, volume)
     _finite(scan)
     return scan
@@ -190,7 +190,7 @@ def _truth_range(pairs: list[Pair], axis: int, volume: int | None, errors: dict[
     low, high = math.inf, -math.inf
     for pair in pairs:
         try:
-            planes = _read(pair.real, axis, volume).planes
+            planes = read_finite(pair.real, axis, volume).planes
         except (ValueError, OSError) as e:
             errors[pair.name] = str(e)
             logger.warning("%s: %s", pair.name, e)
@@ -202,23 +202,35 @@ def _truth_range(pairs: list[Pair], axis: int, volume: int | None, errors: dict[
 
 def _compare(pair: Pair, data_range: float, mask_above: float | None, axis: int, volume: int | None) -> dict:
     """One pair's values, plus the sums the overall numbers need; raises ValueError (one line)."""
-    fake, real = _read(pair.fake, axis, volume), _read(pair.real, axis, volume)
+    fake, real = read_finite(pair.fake, axis, volume), read_finite(pair.real, axis, volume)
     if fake.planes.shape != real.planes.shape:
         raise ValueError(f"shapes differ: {pair.fake} is {_shape(fake)}, {pair.real} is {_shape(real)} "
                          "(translate at the ground truth's size and registration)")
-    pred, truth = fake.planes.astype(np.float64), real.planes.astype(np.float64)  # (S, H, W, C)
-    mask = None
-    if mask_above is not None:
-        mask = truth > mask_above
-        if not mask.any():
-            raise ValueError(f"{pair.real}: no ground-truth value above --mask-above {mask_above:g} (lower it)")
+    row = measure(pair.name, fake.planes, real.planes, data_range, truth_mask(real, mask_above))
+    return row | {"_units": format_of(real).units(real)}
+
+
+def truth_mask(truth: Scan, mask_above: float | None) -> np.ndarray | None:
+    """Where the ground truth exceeds ``mask_above`` (None: everywhere); ValueError if nowhere."""
+    if mask_above is None:
+        return None
+    mask = truth.planes > mask_above
+    if not mask.any():
+        raise ValueError(f"{truth.path}: no ground-truth value above --mask-above {mask_above:g} (lower it)")
+    return mask
+
+
+def measure(name: str, pred: np.ndarray, truth: np.ndarray, data_range: float, mask: np.ndarray | None) -> dict:
+    """One image's row: MAE, PSNR, SSIM and the number of values compared (within ``mask``), plus
+    the sums ``overall`` pools (``_sums``)."""
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)  # (S, H, W, C)
     diff = _differences(pred, truth, mask)
     ssim_total, ssim_count = _ssim_sums(pred, truth, data_range, mask)
     abs_sum, sq_sum = float(np.abs(diff).sum()), float(np.square(diff).sum())
     mse = sq_sum / diff.size
-    return {"name": pair.name, "mae": abs_sum / diff.size, "psnr": _json_db(psnr_from_mse(mse, data_range)),
+    return {"name": name, "mae": abs_sum / diff.size, "psnr": _json_db(psnr_from_mse(mse, data_range)),
             "ssim": ssim_total / ssim_count if ssim_count else None, "pixels": int(diff.size),
-            "_sums": (abs_sum, sq_sum), "_units": format_of(real).units(real)}
+            "_sums": (abs_sum, sq_sum)}
 
 
 def _shape(scan: Scan) -> str:
@@ -266,12 +278,12 @@ def paired_report(pairs: Iterable[Pair | tuple], data_range: float | None = None
     if not rows:
         raise ValueError(f"none of the {len(pairs)} pair(s) could be compared (first: {next(iter(errors.items()))[1]})")
     return {"images": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
-            "overall": _overall(rows, data_range), "data_range": data_range, "data_range_from": source,
+            "overall": overall(rows, data_range), "data_range": data_range, "data_range_from": source,
             "mask_above": mask_above, "units": ", ".join(sorted({r["_units"] for r in rows})),
             "errors": [{"name": n, "error": e} for n, e in errors.items()]}
 
 
-def _overall(rows: list[dict], data_range: float) -> dict:
+def overall(rows: list[dict], data_range: float) -> dict:
     """MAE and PSNR from the sums over every compared value; SSIM the mean of the images'."""
     n = sum(r["pixels"] for r in rows)
     abs_sum, sq_sum = (sum(r["_sums"][i] for r in rows) for i in (0, 1))
