@@ -173,6 +173,10 @@ def test_browser_strength_slider_for_strength_conditioned_models_only(server, pa
     at = {s: np.asarray(translate_image(gen.with_strength(s), photo), dtype=np.int16) for s in (0.5, 0.9)}
     assert np.abs(at[0.9] - at[0.5]).mean() > 2  # the strength shows
     assert np.abs(got - at[0.9]).max() <= 1  # the page translated at the slider's 0.9
+    # Moving the slider again previews the first photo at once, without pressing Translate.
+    page.locator("#strength input[type=number]").fill("0.1")
+    page.locator("#status").click()  # leaving the box releases the slider
+    page.locator("#status").get_by_text("Preview at strength 0.1", exact=False).wait_for(timeout=60_000)
 
 
 def test_browser_paints_a_photo_from_one_painting(server, page, tmp_path):

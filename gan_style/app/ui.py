@@ -93,6 +93,32 @@ def translate_handler(config: AppConfig, catalog: Catalog):
     return translate
 
 
+PREVIEW_SIZE = 384  # the instant preview's short side, in px
+
+
+def preview_handler(config: AppConfig, catalog: Catalog):
+    """Moving the Strength slider: the first photo translated again at that strength, small, at once."""
+    def preview(files, label, steps, strength, device, precision):
+        inputs = uploaded(files, config.upload_dir)[:1]
+        choice = catalog.choice(label)
+        if not inputs or choice.strength_range is None:
+            return gr.update(), gr.update(), gr.update()
+        try:
+            steps = min(max(1, int(steps or choice.steps)), choice.steps) if choice.steps > 1 else None
+            gen = catalog.get(label, device, precision, steps, float(strength))
+            batch = translate_files(gen, inputs, config.work_dir / uuid.uuid4().hex, size=PREVIEW_SIZE,
+                                    limits=config.limits)
+        except (UnknownModel, CheckpointError, DownloadError, InputRefused, ValueError, KeyError) as e:
+            raise gr.Error(str(e)) from None
+        if not batch.done:
+            return gr.update(), gr.update(), gr.update()
+        first = batch.done[0]
+        note = f"Preview at strength {float(strength):g} ({PREVIEW_SIZE} px): press Translate for the full size."
+        return note, str(first.before), str(first.after)
+
+    return preview
+
+
 def page_outputs(batch: Batch, status: str) -> tuple:
     """status, before, after, gallery, downloads, the (before, after) pairs for the gallery."""
     done = batch.done
@@ -145,6 +171,9 @@ def translate_tab(config: AppConfig, catalog: Catalog) -> None:
     gallery.select(show_pair, inputs=[pairs], outputs=[before, after])
     model.change(lambda label: (gr.update(**steps_slider(catalog, label)), gr.update(**strength_slider(catalog, label))),
                  inputs=[model], outputs=[steps, strength])
+    strength.release(preview_handler(config, catalog), inputs=[files, model, steps, strength, device, precision],
+                     outputs=[status, before, after], concurrency_limit=config.concurrency,
+                     concurrency_id="translate")
 
 
 STEPS_LABEL = "Steps (a multi-step model: fewer is faster and translates less)"
