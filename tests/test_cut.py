@@ -134,7 +134,7 @@ def test_flip_equivariance_flips_the_input_and_the_queries_back(tmp_path):
         unflipped_q = model.G.encode(model.G(a), model.nce_layers)
     seen = []
     real_nce = model._nce
-    model._nce = lambda q, k, n: seen.append((q, k)) or real_nce(q, k, n)
+    model._nce = lambda q, k, n, *weights: seen.append((q, k)) or real_nce(q, k, n, *weights)
     model.step({"A": a, "B": b})
     (queries, keys), = seen
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(queries, want_q))
