@@ -217,6 +217,16 @@ def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: in
     return (y - _reference(net, inputs, names)).abs().max().item(), f"onnxruntime {ort.__version__}"
 
 
+def write_onnx(net: nn.Module, info: GeneratorInfo, path: Path, opset: int = DEFAULT_OPSET) -> list[str]:
+    """The fp32 ONNX graph of ``net`` alone (no metadata, not verified): inputs ``image`` and the kind's
+    conditioning inputs, output ``output``; batch, height and width dynamic. For the CPU backends
+    (backends.py), which check it themselves. Returns the conditioning input names."""
+    names = _condition_names(info)
+    model = copy.deepcopy(net).eval()
+    _torch_onnx_export(Positional(model, names) if names else model, _example(info), names, path, opset)
+    return names
+
+
 def _torch_onnx_export(model: nn.Module, example: tuple[torch.Tensor, ...], conditions: list[str], path: Path,
                        opset: int) -> None:
     names = {"input_names": ["image", *conditions], "output_names": ["output"]}
