@@ -138,7 +138,7 @@ def test_translate_cli_names_the_backend_and_writes_close_outputs(weights, tmp_p
         code = cli_main(["translate", "-w", str(weights), "-i", str(tmp_path / "in"), "-o", str(tmp_path / backend),
                          "--backend", backend, "--precision", "fp32", "--workers", "0"])
         assert code == 0 and f"backend: {backend}" in capsys.readouterr().err
-        outs[backend] = torch.from_numpy(np.asarray(Image.open(tmp_path / backend / "a.png"))).float()
+        outs[backend] = torch.from_numpy(np.array(Image.open(tmp_path / backend / "a.png"))).float()
     assert (outs["torch"] - outs["onnxruntime"]).abs().max() <= 1
 
 
