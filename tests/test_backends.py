@@ -158,3 +158,21 @@ def test_serve_loads_each_model_on_the_backend(weights, monkeypatch, capsys):
     assert serve.run(parser.parse_args(["-w", str(weights), "--only-weights", "--backend", "openvino"])) == 2
     assert capsys.readouterr().err.strip() == "serve: --backend openvino: openvino is not installed: " \
         "pip install 'gan_style[cpu]'"
+
+
+def test_videos_run_on_the_backend(weights, tmp_path, capsys):
+    import av
+
+    from gan_style.bench.clips import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", 48, 32, seconds=0.5, fps=6)
+    frames = {}
+    for backend in ("torch", "openvino"):
+        out = tmp_path / f"{backend}.mkv"
+        code = cli_main(["translate", "-w", str(weights), "-i", str(clip), "-o", str(out), "--backend", backend,
+                         "--precision", "fp32", "--codec", "ffv1"])
+        assert code == 0 and f"backend: {backend}" in capsys.readouterr().err
+        with av.open(str(out)) as c:
+            frames[backend] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
+    assert frames["torch"].shape == frames["openvino"].shape and len(frames["torch"]) == 3
+    assert np.abs(frames["torch"] - frames["openvino"]).max() <= 1  # lossless codec: the translations' rounding

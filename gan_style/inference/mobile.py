@@ -59,7 +59,7 @@ def _convert(fmt: str, writer, net: nn.Module, info: GeneratorInfo, path: Path, 
         raise ExportError(f"--half: {fmt} exports are fp32 (Core ML alone stores fp16 here)")
     _require(fmt)
     names = _condition_names(info)
-    model = Positional(copy.deepcopy(net).eval(), names)
+    model = Positional(copy.deepcopy(net).eval(), names).eval()
     example, check = _inputs(info, size, 0), _inputs(info, size, 1)
     try:
         with warnings.catch_warnings():
