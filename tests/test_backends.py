@@ -176,3 +176,15 @@ def test_videos_run_on_the_backend(weights, tmp_path, capsys):
             frames[backend] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
     assert frames["torch"].shape == frames["openvino"].shape and len(frames["torch"]) == 3
     assert np.abs(frames["torch"] - frames["openvino"]).max() <= 1  # lossless codec: the translations' rounding
+
+
+def test_a_network_the_backend_cannot_take_is_one_line(weights, monkeypatch):
+    def refuse(net, info, path, opset=17):
+        raise RuntimeError("Exporting the operator 'aten::grid_sampler' to ONNX opset version 17 is not supported.\n"
+                           "  (a long trace)")
+
+    monkeypatch.setattr(backends, "write_onnx", refuse)
+    with pytest.raises(BackendError) as e:
+        with_backend(fp32(weights), "onnxruntime")
+    assert str(e.value) == f"--backend onnxruntime: cannot run {weights} (RuntimeError: Exporting the operator " \
+        "'aten::grid_sampler' to ONNX opset version 17 is not supported.); use --backend torch"

@@ -90,7 +90,14 @@ def with_backend(gen: Generator, backend: str = "auto", compile: bool = False) -
         raise BackendError(f"--backend {backend} runs on the CPU: use --device cpu (or --backend torch)")
     if backend == "auto":
         return choose(gen, compile)
-    engine = make_engine(gen, backend, "bf16" if gen.precision == "bf16" else "fp32")
+    try:
+        engine = make_engine(gen, backend, "bf16" if gen.precision == "bf16" else "fp32")
+    except BackendError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the network does not export or compile: one line, not a trace
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise BackendError(f"--backend {backend}: cannot run {gen.info.origin} ({e.__class__.__name__}: {first}); "
+                           "use --backend torch") from None
     return _wrap(gen, engine, engine.name)
 
 
