@@ -4,6 +4,7 @@ multi-step generators calling the backend at each step, and a backend that is no
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,14 +14,21 @@ import torch
 from safetensors.torch import save_file
 
 from gan_style.cli import main as cli_main
-from gan_style.inference import backends
-from gan_style.inference.backends import BackendError, Engine, Trial, with_backend
+from gan_style.inference import backend_auto, backends
+from gan_style.inference.backend_auto import Trial
+from gan_style.inference.backends import BackendError, Engine, with_backend
 from gan_style.inference.translate import load_generator, translate_tensor
 from gan_style.nets import ResnetGenerator, init_weights
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "choices_in_tmp")
 UNSB_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "unsb" / "official.pt"
 STEP = 1 / 127.5  # one 8-bit step in the [-1, 1] output range
+
+
+@pytest.fixture
+def choices_in_tmp(tmp_path, monkeypatch):
+    """auto remembers its choices under $GAN_STYLE_CACHE: a fresh one per test."""
+    monkeypatch.setenv("GAN_STYLE_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,7 @@ def test_a_cpu_backend_matches_fp32_pytorch(weights, backend):
 
 
 def fake(name: str, precision: str, seconds: float, error_255: float) -> Trial:
-    return Trial(name, seconds, error_255, backends.TOLERANCE_255[precision],
+    return Trial(name, seconds, error_255, backend_auto.TOLERANCE_255[precision],
                  Engine(name, precision, lambda x, cond: torch.zeros_like(x)))
 
 
@@ -63,13 +71,28 @@ def test_auto_picks_the_fastest_within_its_tolerance_and_says_so(weights, monkey
         "onnxruntime fp32": fake("onnxruntime fp32", "fp32", 0.5, 1.9),  # within 2/255: chosen
         "openvino fp32": fake("openvino fp32", "fp32", 0.4, 2.1),  # faster, but over 2/255
     }
-    monkeypatch.setattr(backends, "candidates", lambda gen: [(n, lambda n=n: trials[n].engine) for n in trials])
-    monkeypatch.setattr(backends, "measure", lambda engine, *a: trials[engine.name])
+    monkeypatch.setattr(backend_auto, "candidates", lambda gen, onnx: [(n, lambda n=n: trials[n].engine) for n in trials])
+    monkeypatch.setattr(backend_auto, "measure", lambda engine, x, cond, ref: (trials[engine.name], torch.zeros(1)))
     gen = with_backend(fp32(weights), "auto")
     assert gen.engine is trials["onnxruntime fp32"].engine
     assert gen.choice.startswith("onnxruntime fp32 (auto, at 256 px: ")
     assert "openvino bf16 0.2 s 3.50/255 (over)" in gen.choice
     assert translate_tensor(gen, image(1), tile=0).abs().max() == 0  # the chosen engine runs the network
+
+
+def test_auto_remembers_its_choice_for_the_same_weights_and_machine(weights, tmp_path, monkeypatch):
+    first = with_backend(fp32(weights), "auto")
+    measured = []
+    monkeypatch.setattr(backend_auto, "measure", lambda *a: measured.append(a) or pytest.fail("measured again"))
+    again = with_backend(fp32(weights), "auto")
+    assert again.choice == f"{first.choice} [remembered]" and measured == []
+    assert (again.engine and again.engine.name) == (first.engine and first.engine.name)  # the same runtime, rebuilt
+    assert list(json.loads((tmp_path / "cache" / "backends.json").read_text()).values())[0]["choice"] == first.choice
+    other = load_generator(weights, device="cpu", precision="fp32")
+    with torch.no_grad():
+        next(other.net.parameters()).add_(0.01)  # other weights: measured anew
+    with pytest.raises(pytest.fail.Exception, match="measured again"):
+        with_backend(other, "auto")
 
 
 def test_auto_on_a_real_generator_stays_within_its_tolerance(weights, capsys):
@@ -88,7 +111,7 @@ def test_tiled_images_stay_on_pytorchs_exact_tiling(weights):
         calls.append(tuple(x.shape))
         raise AssertionError("a tiled image reached the backend")
 
-    gen = backends._wrap(fp32(weights), Engine("spy fp32", "fp32", run), "spy")
+    gen = backends.wrap(fp32(weights), Engine("spy fp32", "fp32", run), "spy")
     x = image(1, 64, 64)
     tiled = translate_tensor(gen, x, tile=32)
     assert calls == [] and torch.equal(tiled, translate_tensor(fp32(weights), x, tile=32))

@@ -28,7 +28,8 @@ def test_paths_side_by_side_with_their_errors(tmp_path):
         bench_cpu_paths(paths=("fp64",))
 
 
-def test_backend_rows_and_autos_choice():
+def test_backend_rows_and_autos_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_STYLE_CACHE", str(tmp_path))  # where auto remembers its choice
     paths = ("fp32", "onnxruntime fp32", "openvino f32", "openvino bf16", "backend auto")
     rows = {r["path"]: r for r in bench_cpu_paths(size=(40, 32), ngf=4, n_blocks=1, repeats=1, paths=paths)}
     assert list(rows) == list(paths) and rows["openvino f32"]["max_err_255"] < 0.05

@@ -8,9 +8,8 @@
 - ``openvino``: the same graph on OpenVINO's CPU plugin, compiled for each input shape (a few kept),
   with the f32 precision hint; ``bf16`` (the plugin's default where the CPU has bf16 units) with
   ``--precision bf16``;
-- ``auto``: each candidate runs one evaluation on a 256 px image with the generator's own weights;
-  the fastest whose output stays within 2/255 of fp32 PyTorch (3/255 for bf16 paths) wins, and
-  ``choice`` says which, with every candidate's time and error.
+- ``auto``: the fastest of these whose output stays within 2/255 of fp32 PyTorch (3/255 for bf16
+  paths), measured with the generator's own weights (``backend_auto.py``); ``choice`` says which.
 
 What a backend runs: one network evaluation (``Generator.run``), so multi-step kinds keep their
 steps in Python (``kind.translate(run, ...)``) and call the backend at each, with their
@@ -24,10 +23,8 @@ Runtime); one that is not installed is one line (``BackendError``).
 from __future__ import annotations
 
 import logging
-import statistics
 import tempfile
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,15 +32,13 @@ from pathlib import Path
 
 import torch
 
-from ..devices import BLOCKS, native_bf16_cpu
+from ..devices import BLOCKS
 from .export import write_onnx
 from .translate import Generator, load_generator
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-TOLERANCE_255 = {"fp32": 2.0, "bf16": 3.0}  # auto's bound on the error from fp32 PyTorch, in 8-bit steps
-CALIBRATION_SIZE = 256  # auto times each candidate on one image of this size
 SHAPES_KEPT = 4  # OpenVINO: compiled models kept, one per input shape (video frames, batches)
 INSTALL = {"onnxruntime": "pip install 'gan_style[export]'", "openvino": "pip install 'gan_style[cpu]'"}
 
@@ -56,7 +51,7 @@ class BackendError(ValueError):
 class Engine:
     """One network evaluation on a runtime: ``run(x, cond)`` with x (N, C, H, W) fp32 on the CPU."""
 
-    name: str  # "onnxruntime fp32", "openvino f32", "torch bf16-blocks" ...
+    name: str  # "onnxruntime fp32", "openvino fp32" (the f32 hint), "torch bf16-blocks" ...
     precision: str  # fp32 or bf16: which tolerance auto applies
     run: Callable[[torch.Tensor, dict], torch.Tensor]
     conditions: tuple[str, ...] = ()  # the conditioning inputs it takes (by name)
@@ -85,10 +80,12 @@ def with_backend(gen: Generator, backend: str = "auto", compile: bool = False) -
     if backend == "torch" or (backend == "auto" and (gen.device.type != "cpu" or gen.info.exact)):
         why = "" if backend == "torch" else " (auto: PyTorch on " + \
             ("scientific data, exactly)" if gen.info.exact else f"{gen.device.type})")
-        return _wrap(gen, None, f"torch {gen.precision}{' compiled' if compile else ''}{why}")
+        return wrap(gen, None, f"torch {gen.precision}{' compiled' if compile else ''}{why}")
     if gen.device.type != "cpu":
         raise BackendError(f"--backend {backend} runs on the CPU: use --device cpu (or --backend torch)")
     if backend == "auto":
+        from .backend_auto import choose  # auto measures the engines defined here
+
         return choose(gen, compile)
     try:
         engine = make_engine(gen, backend, "bf16" if gen.precision == "bf16" else "fp32")
@@ -98,7 +95,7 @@ def with_backend(gen: Generator, backend: str = "auto", compile: bool = False) -
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise BackendError(f"--backend {backend}: cannot run {gen.info.origin} ({e.__class__.__name__}: {first}); "
                            "use --backend torch") from None
-    return _wrap(gen, engine, engine.name)
+    return wrap(gen, engine, engine.name)
 
 
 def backend_loader(backend: str, compile: bool = False) -> Callable[..., BackendGenerator]:
@@ -113,7 +110,7 @@ def backend_loader(backend: str, compile: bool = False) -> Callable[..., Backend
     return load
 
 
-def _wrap(gen: Generator, engine: Engine | None, choice: str) -> BackendGenerator:
+def wrap(gen: Generator, engine: Engine | None, choice: str) -> BackendGenerator:
     fields = {f: getattr(gen, f) for f in Generator.__dataclass_fields__}
     return BackendGenerator(**fields, engine=engine, choice=choice)
 
@@ -121,15 +118,18 @@ def _wrap(gen: Generator, engine: Engine | None, choice: str) -> BackendGenerato
 # ---------------------------------------------------------------- engines
 
 
-def make_engine(gen: Generator, backend: str, precision: str = "fp32") -> Engine:
-    """An ONNX Runtime or OpenVINO engine for ``gen``'s network (exported to ONNX in a temporary folder)."""
+def make_engine(gen: Generator, backend: str, precision: str = "fp32", onnx: Path | None = None) -> Engine:
+    """An ONNX Runtime or OpenVINO engine for ``gen``'s network; ``onnx``: its graph already written by
+    ``write_onnx`` (auto shares one), else it is exported to a temporary folder."""
     runtime = require(backend)
-    with tempfile.TemporaryDirectory(prefix="gan_style_backend_") as tmp:
-        path = Path(tmp) / "g.onnx"
-        names = tuple(write_onnx(gen.net, gen.info, path))
-        if backend == "onnxruntime":
-            return _onnxruntime(runtime, path, names)
-        return _openvino(runtime, path, names, precision)
+    if onnx is None:
+        with tempfile.TemporaryDirectory(prefix="gan_style_backend_") as tmp:
+            write_onnx(gen.net, gen.info, Path(tmp) / "g.onnx")
+            return make_engine(gen, backend, precision, Path(tmp) / "g.onnx")
+    names = tuple(gen.kind.example_conditions(gen.info.arch, 1))
+    if backend == "onnxruntime":
+        return _onnxruntime(runtime, onnx, names)
+    return _openvino(runtime, onnx, names, precision)
 
 
 def require(backend: str):
@@ -185,7 +185,7 @@ def _openvino(ov, path: Path, names: tuple[str, ...], precision: str) -> Engine:
         with lock:
             return torch.from_numpy(request(feed).infer(feed)[0].copy())  # the request reuses its output buffer
 
-    return Engine(f"openvino {'f32' if precision == 'fp32' else 'bf16'}", precision, run, names)
+    return Engine(f"openvino {precision}", precision, run, names)
 
 
 def _numpy(t: torch.Tensor):
@@ -198,89 +198,3 @@ def torch_engine(gen: Generator, precision: str) -> Engine:
     label = f"torch {precision}{' compiled' if g.compiled is not None else ''}"
     return Engine(label, "bf16" if precision in ("bf16", BLOCKS) else "fp32", g.run,
                   tuple(gen.kind.example_conditions(gen.info.arch, 1)))
-
-
-# ---------------------------------------------------------------- auto
-
-
-def candidates(gen: Generator) -> list[tuple[str, Callable[[], Engine]]]:
-    """What auto measures: PyTorch as loaded and in fp32, ONNX Runtime, OpenVINO in f32 and, on CPUs
-    with bf16 units, in bf16. Runtimes that are not installed are left out (noted once)."""
-    found = [(f"torch {gen.precision}", lambda: torch_engine(gen, gen.precision))]
-    if gen.precision != "fp32":
-        found.append(("torch fp32", lambda: torch_engine(gen, "fp32")))
-    for backend in ("onnxruntime", "openvino"):
-        try:
-            require(backend)
-        except BackendError as e:
-            logger.info("%s; auto chooses without it", e)
-            continue
-        found.append((f"{backend} fp32", lambda b=backend: make_engine(gen, b, "fp32")))
-    if "openvino fp32" in dict(found) and native_bf16_cpu():
-        found.append(("openvino bf16", lambda: make_engine(gen, "openvino", "bf16")))
-    return found
-
-
-@dataclass
-class Trial:
-    name: str
-    seconds: float
-    error_255: float  # largest difference from fp32 PyTorch, in 8-bit steps
-    tolerance_255: float
-    engine: Engine | None = field(default=None, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.error_255 <= self.tolerance_255
-
-
-def calibration_input(gen: Generator, size: int = CALIBRATION_SIZE) -> tuple[torch.Tensor, dict]:
-    """A smooth random image (not noise: the error of bf16 paths depends on the image's structure)
-    and the kind's example conditioning inputs."""
-    g = torch.Generator().manual_seed(0)
-    channels = gen.kind.channels(gen.info.arch)[0]
-    small = torch.rand(1, channels, size // 16, size // 16, generator=g) * 2 - 1
-    x = torch.nn.functional.interpolate(small, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-    return x, gen.kind.example_conditions(gen.info.arch, 1)
-
-
-@torch.inference_mode()
-def measure(engine: Engine, x: torch.Tensor, cond: dict, reference: torch.Tensor, repeats: int = 2) -> Trial:
-    """The engine's first output's error and its median time over ``repeats`` calls after it."""
-    y = engine.run(x, cond).float()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        engine.run(x, cond)
-        times.append(time.perf_counter() - start)
-    error = (y - reference).abs().max().item() * 127.5
-    return Trial(engine.name, statistics.median(times), error, TOLERANCE_255[engine.precision], engine)
-
-
-def choose(gen: Generator, compile: bool = False) -> BackendGenerator:
-    """Time every candidate on the calibration image; the fastest within its tolerance runs the network."""
-    x, cond = calibration_input(gen)
-    with torch.inference_mode():
-        reference = replace(gen, precision="fp32", compiled=None).forward(x, cond).float()
-    trials = []
-    for name, build in candidates(gen):
-        try:
-            trials.append(measure(build(), x, cond, reference))
-        except Exception as e:  # noqa: BLE001 - a runtime refusing this network: auto goes on without it
-            logger.warning("backend %s cannot run %s (%s: %s); auto leaves it out", name, gen.info.origin,
-                           e.__class__.__name__, str(e).strip().splitlines()[0][:160] if str(e).strip() else "")
-    within = [t for t in trials if t.ok]
-    if not within:  # nothing ran within its bound (torch fp32 failing too): PyTorch in fp32
-        return _wrap(replace(gen, precision="fp32", compiled=None), None, "torch fp32 (auto: no candidate ran)")
-    best = min(within, key=lambda t: t.seconds)
-    if not best.name.startswith("torch"):
-        return _wrap(gen, best.engine, describe(best, trials))
-    precision = best.name.split()[1]
-    chosen = gen if precision == gen.precision else replace(gen, precision=precision, compiled=None)
-    return _wrap(chosen.compile() if compile and chosen.compiled is None else chosen, None, describe(best, trials))
-
-
-def describe(best: Trial, trials: list[Trial]) -> str:
-    """One line: the choice, then every candidate's time and error at the calibration size."""
-    rows = ", ".join(f"{t.name} {t.seconds:.3g} s {t.error_255:.2f}/255{'' if t.ok else ' (over)'}" for t in trials)
-    return f"{best.name} (auto, at {CALIBRATION_SIZE} px: {rows})"
