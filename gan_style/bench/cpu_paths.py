@@ -45,7 +45,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..inference.backends import BackendError, make_engine, require, with_backend
+from ..inference.backend_auto import choose
+from ..inference.backends import BackendError, make_engine, require
 from ..inference.translate import Generator, load_generator, translate_tensor
 from ..io.images import list_images, read_rgb
 from ..io.tensors import image_to_float
@@ -121,7 +122,7 @@ def make_runner(path: str, gen: Generator, folder: Path) -> Runner:
         engine = make_engine(gen, "openvino", "fp32" if path.endswith("f32") else "bf16")
         return lambda x: engine.run(x, {})
     if path == "backend auto":
-        chosen = with_backend(load_generator(folder / "default.safetensors", device="cpu", precision="auto"), "auto")
+        chosen = choose(load_generator(folder / "default.safetensors", device="cpu", precision="auto"), remember=False)
         AUTO_CHOICE[folder] = chosen.choice
         return lambda x: translate_tensor(chosen, x, tile=0)
     if path == "gan_style default":

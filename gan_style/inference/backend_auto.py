@@ -102,10 +102,11 @@ def measure(engine: Engine, x: torch.Tensor, cond: dict, reference: torch.Tensor
     return Trial(engine.name, seconds, error, TOLERANCE_255[engine.precision], engine), y
 
 
-def choose(gen: Generator, compile: bool = False) -> BackendGenerator:
-    """The remembered choice for this model and machine, else every candidate measured."""
+def choose(gen: Generator, compile: bool = False, remember: bool = True) -> BackendGenerator:
+    """The remembered choice for this model and machine, else every candidate measured (and, with
+    ``remember``, the choice kept for the next start; the bench measures afresh)."""
     key = choice_key(gen, compile)
-    remembered = _load_choices().get(key)
+    remembered = _load_choices().get(key) if remember else None
     if remembered is not None:
         try:
             return _build(gen, remembered["name"], compile, f"{remembered['choice']} [remembered]")
@@ -118,7 +119,8 @@ def choose(gen: Generator, compile: bool = False) -> BackendGenerator:
         return wrap(replace(gen, precision="fp32", compiled=None), None, "torch fp32 (auto: no candidate ran)")
     best = min(within, key=lambda t: t.seconds)
     choice = describe(best, trials)
-    _save_choice(key, {"name": best.name, "choice": choice})
+    if remember:
+        _save_choice(key, {"name": best.name, "choice": choice})
     if best.name.startswith("torch"):
         return _build(gen, best.name, compile, choice)
     return wrap(gen, best.engine, choice)
