@@ -38,7 +38,7 @@ help:  ## list the targets
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,export,metrics,video,app,science,slides,bio]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,export,metrics,video,app,science,slides,bio,cpu]'
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install gan_style with all extras

@@ -26,3 +26,15 @@ def test_paths_side_by_side_with_their_errors(tmp_path):
     assert row["size"] == "36x28" and row["bf16_err_255"] > 0 and row["bf16-blocks_err_255"] > 0
     with pytest.raises(ValueError, match="unknown paths"):
         bench_cpu_paths(paths=("fp64",))
+
+
+def test_backend_rows_and_autos_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_STYLE_CACHE", str(tmp_path))  # where auto would remember its choice
+    paths = ("fp32", "onnxruntime fp32", "openvino f32", "openvino bf16", "backend auto")
+    rows = {r["path"]: r for r in bench_cpu_paths(size=(40, 32), ngf=4, n_blocks=1, repeats=1, paths=paths)}
+    assert list(rows) == list(paths) and rows["openvino f32"]["max_err_255"] < 0.05
+    auto = rows["backend auto"]
+    chosen = auto["auto_choice"].split(" (auto")[0]
+    assert chosen in ("torch fp32", "torch bf16-blocks", "onnxruntime fp32", "openvino fp32", "openvino bf16")
+    assert auto["max_err_255"] <= (3 if "bf16" in chosen else 2)
+    assert list(tmp_path.iterdir()) == []  # the bench measures afresh each time: nothing remembered

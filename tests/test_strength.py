@@ -10,6 +10,7 @@ import torch
 
 from conftest import synthetic_extra, tiny_overrides
 from gan_style.cli import main as cli_main
+from gan_style.inference.backends import with_backend
 from gan_style.inference.export import export_generator
 from gan_style.inference.translate import load_generator, translate_tensor
 from gan_style.inference.weights import WeightsError
@@ -97,7 +98,7 @@ def test_a_style_run_records_a_film_generator_and_translates_at_any_strength(sty
     assert len(list(out.iterdir())) == 2
 
 
-def test_exact_tiling_and_exports_at_two_strengths(tmp_path):
+def test_exact_tiling_and_exports_at_two_strengths(tmp_path, monkeypatch):
     torch.save(modulated().state_dict(), tmp_path / "film.pth")
     gen = load_generator(tmp_path / "film.pth", device="cpu", precision="fp32")
     assert gen.info.kind == "film"
@@ -120,6 +121,13 @@ def test_exact_tiling_and_exports_at_two_strengths(tmp_path):
     again = load_generator(tmp_path / "film.safetensors", device="cpu", precision="fp32")
     assert again.info.arch["strength_range"] == [0.0, 1.0]
     assert torch.equal(translate_tensor(again.with_strength(0.8), x, tile=0), outs[0.8])
+    on_ort = with_backend(gen, "onnxruntime").with_strength(0.2)  # the CPU backend feeds the strength by name
+    assert "strength" in on_ort.engine.conditions
+    torch.testing.assert_close(translate_tensor(on_ort, x, tile=0), outs[0.2], atol=1e-4, rtol=0)
+    monkeypatch.setenv("GAN_STYLE_CACHE", str(tmp_path))  # auto calibrates at the chosen strength, not the middle
+    auto = with_backend(gen.with_strength(0.2), "auto")
+    assert "(over)" not in auto.choice.split("onnxruntime fp32")[1].split(",")[0], auto.choice
+    torch.testing.assert_close(translate_tensor(auto, x, tile=0), outs[0.2], atol=3 / 127.5, rtol=0)
 
 
 @pytest.mark.parametrize("method,extra", [("cyclegan", {}), ("cut", {"cut__num_patches": 16})])

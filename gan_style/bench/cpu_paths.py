@@ -19,6 +19,10 @@ output range (an 8-bit pixel step). Paths:
   see the cold compile time);
 - ``onnxruntime fp32``: the model as ``gan-style export --format onnx`` writes it, on
   onnxruntime's CPU provider;
+- ``openvino f32`` / ``openvino bf16``: the same graph on OpenVINO's CPU plugin with that precision
+  hint (``--backend openvino``, ``inference/backends.py``); left out when OpenVINO is not installed;
+- ``backend auto``: what ``--backend auto`` chooses for this generator (its choice is in the row's
+  ``auto_choice``), run as translate runs it;
 - ``gan_style default``: what ``gan-style translate`` and ``serve`` do with ``--precision auto``.
 
 ``--photos`` measures, in addition, the largest bf16 and bf16-blocks error on each photo at its
@@ -41,6 +45,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..inference.backend_auto import choose
+from ..inference.backends import BackendError, make_engine, require
 from ..inference.translate import Generator, load_generator, translate_tensor
 from ..io.images import list_images, read_rgb
 from ..io.tensors import image_to_float
@@ -56,9 +62,13 @@ PATHS = (
     "fp32 compile",
     "bf16-blocks compile",
     "onnxruntime fp32",
+    "openvino f32",
+    "openvino bf16",
+    "backend auto",
     "gan_style default",
 )
 Runner = Callable[[torch.Tensor], torch.Tensor]  # (1, 3, H, W) in [-1, 1] -> the same, fp32
+AUTO_CHOICE: dict[Path, str] = {}  # what "backend auto" chose, by run folder
 
 
 def synthetic_photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
@@ -108,6 +118,13 @@ def onnx_runner(gen: Generator, folder: Path) -> Runner:
 def make_runner(path: str, gen: Generator, folder: Path) -> Runner:
     if path == "onnxruntime fp32":
         return onnx_runner(gen, folder)
+    if path.startswith("openvino"):
+        engine = make_engine(gen, "openvino", "fp32" if path.endswith("f32") else "bf16")
+        return lambda x: engine.run(x, {})
+    if path == "backend auto":
+        chosen = choose(load_generator(folder / "default.safetensors", device="cpu", precision="auto"), remember=False)
+        AUTO_CHOICE[folder] = chosen.choice
+        return lambda x: translate_tensor(chosen, x, tile=0)
     if path == "gan_style default":
         default = load_generator(folder / "default.safetensors", device="cpu", precision="auto")
         return lambda x: translate_tensor(default, x, tile=0)
@@ -165,12 +182,14 @@ def bench_cpu_paths(
     unknown = [p for p in paths if p not in PATHS]
     if unknown:
         raise ValueError(f"unknown paths {unknown}: choose from {', '.join(PATHS)}")
+    paths = tuple(p for p in paths if not p.startswith("openvino") or _installed("openvino"))
     img = read_rgb(image).resize(size, Image.Resampling.BICUBIC) if image else synthetic_photo(size)
     x = image_to_float(img)[None]
     with tempfile.TemporaryDirectory(prefix="bench_cpu_") as tmp:
         gen = _generator(weights, direction, ngf, n_blocks, Path(tmp))
         ref = torch_runner(gen, "fp32", False, False)(x)
         results = time_runners({p: make_runner(p, gen, Path(tmp)) for p in paths}, x, repeats)
+        choice = AUTO_CHOICE.pop(Path(tmp), None)
     rows = []
     for path, r in results.items():
         median = statistics.median(r["times"])
@@ -181,8 +200,16 @@ def bench_cpu_paths(
             "best_s": min(r["times"]),
             "first_call_s": r["first"],
             "max_err_255": max_error_255(r["output"], ref),
-        })
+        } | ({"auto_choice": choice} if path == "backend auto" else {}))
     return rows
+
+
+def _installed(backend: str) -> bool:
+    try:
+        require(backend)
+        return True
+    except BackendError:
+        return False
 
 
 def photo_errors(
@@ -234,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         (w, h), args.ngf, args.n_blocks, args.repeats, paths, args.weights, args.image, args.direction
     )
     print(format_table(rows))
+    for row in rows:
+        if "auto_choice" in row:
+            print(f"backend auto chose: {row['auto_choice']}")
     photos = [q for s in args.photos for q in (list_images(Path(s)) if Path(s).is_dir() else [Path(s)])]
     if photos:
         print(format_table(photo_errors(args.weights, photos, args.ngf, args.n_blocks, args.direction)))

@@ -25,6 +25,7 @@ import copy
 import io
 import json
 import os
+import shutil
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -37,7 +38,10 @@ from ..io.atomic import usual_permissions
 from .translate import load_generator
 from .weights import GeneratorInfo
 
-FORMATS = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
+FORMATS = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx",
+           # phones (mobile.py): fixed input sizes, converters from gan_style[mobile]
+           "executorch": ".pte", "coreml": ".mlpackage", "tflite": ".tflite"}
+MOBILE_SIZE = 512  # the mobile exports' input size unless --size
 DEFAULT_OPSET = 17
 TOLERANCE = {False: 1e-4, True: 3e-2}  # by half
 EXAMPLE_SHAPE = (1, 3, 64, 64)  # traced with this...
@@ -75,11 +79,14 @@ def export_generator(
     half: bool = False,
     opset: int = DEFAULT_OPSET,
     ema: bool = True,
+    size: int = MOBILE_SIZE,
 ) -> ExportResult:
     """Export the generator in ``weights`` (anything ``load_generator`` reads) as ``fmt``.
 
     ``output``: a file name, or a folder (default ``exports/``) to put ``<name><suffix>`` in.
     ``ema``: a checkpoint's averaged generator when it has one (else the raw weights).
+    ``size``: the fixed input size of the mobile formats (executorch, coreml, tflite).
+    ``max_diff`` is None where the format's runtime cannot run here (Core ML off macOS).
     """
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -89,21 +96,38 @@ def export_generator(
     if not path.name.endswith(FORMATS[fmt]):
         path = path / (default_name(info, str(weights), half) + FORMATS[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = {"safetensors": _safetensors, "torchscript": _torchscript, "onnx": _onnx}[fmt]
+    writer, tolerance = {"safetensors": _safetensors, "torchscript": _torchscript, "onnx": _onnx}.get(fmt), TOLERANCE[half]
+    if writer is None:
+        from .mobile import MOBILE_TOLERANCE, mobile_writer
+
+        writer, tolerance = mobile_writer(fmt, size), MOBILE_TOLERANCE
     # Not mkstemp: its files are private (0600); this one gets the usual permissions.
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{FORMATS[fmt]}"
     try:
         diff, checked_with = writer(gen.net, info, Path(tmp), half, opset)
-        tolerance = TOLERANCE[half]
-        if not diff < tolerance:
+        if diff is not None and not diff < tolerance:
             raise ExportError(
-                f"{path}: the {fmt} model differs from PyTorch by {diff:.3g} (> {tolerance}); not written"
+                f"{path}: the {fmt} model differs from PyTorch by {diff:.3g} (> {tolerance:.3g}); not written"
             )
-        usual_permissions(tmp)  # some writers (safetensors) create private files
-        os.replace(tmp, path)
+        _move_into_place(Path(tmp), path)
     finally:
+        if Path(tmp).is_dir():  # an .mlpackage
+            shutil.rmtree(tmp, ignore_errors=True)
         Path(tmp).unlink(missing_ok=True)
     return ExportResult(path, diff, tolerance, checked_with)
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """``tmp`` onto ``path``; a folder (an .mlpackage) replaces the previous one, which is removed after."""
+    if not tmp.is_dir():
+        usual_permissions(tmp)  # some writers (safetensors) create private files
+        os.replace(tmp, path)
+        return
+    old = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.old"
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_input(info: GeneratorInfo) -> tuple[torch.Tensor, ...]:
@@ -215,6 +239,16 @@ def _onnx(net: nn.Module, info: GeneratorInfo, path: Path, half: bool, opset: in
     feed = {i.name: given[i.name].numpy() for i in session.get_inputs()}
     y = torch.from_numpy(session.run(None, feed)[0]).float()
     return (y - _reference(net, inputs, names)).abs().max().item(), f"onnxruntime {ort.__version__}"
+
+
+def write_onnx(net: nn.Module, info: GeneratorInfo, path: Path, opset: int = DEFAULT_OPSET) -> list[str]:
+    """The fp32 ONNX graph of ``net`` alone (no metadata, not verified): inputs ``image`` and the kind's
+    conditioning inputs, output ``output``; batch, height and width dynamic. For the CPU backends
+    (backends.py), which check it themselves. Returns the conditioning input names."""
+    names = _condition_names(info)
+    model = copy.deepcopy(net).eval()
+    _torch_onnx_export(Positional(model, names) if names else model, _example(info), names, path, opset)
+    return names
 
 
 def _torch_onnx_export(model: nn.Module, example: tuple[torch.Tensor, ...], conditions: list[str], path: Path,
