@@ -32,7 +32,7 @@ def modulated(seed: int = 0) -> FiLMResnetGenerator:
     """A FiLM generator whose modulation depends on the strength (its last layer is not zero)."""
     torch.manual_seed(seed)
     net = init_weights(FiLMResnetGenerator(3, 3, 8, 2), 0.2)
-    torch.nn.init.normal_(net.film[-1].weight, 0, 0.3)
+    torch.nn.init.normal_(net.film[-1].weight, 0, 0.05)
     return net.eval()
 
 
@@ -48,6 +48,18 @@ def test_film_at_the_identity_modulation_is_the_resnet_generator():
         for s in (0.0, 0.37, 1.0):
             assert torch.equal(film(x, torch.full((2,), s)), plain(x))
         assert not torch.equal(modulated()(x, torch.full((2,), 0.1)), modulated()(x, torch.full((2,), 0.9)))
+
+
+def test_init_weights_leaves_the_film_mlp_able_to_learn():
+    """The methods' init (N(0, 0.02)) reaches the backbone, not FiLM's MLP: its hidden activations
+    stay of order one (under N(0, 0.02) they would be ~1e-4, and the modulations would barely
+    learn), and its last layer stays zero (the identity modulation)."""
+    torch.manual_seed(0)
+    net = init_weights(FiLMResnetGenerator(3, 3, 8, 2), 0.02)
+    hidden = torch.nn.Sequential(*list(net.film)[:4])(torch.ones(1, 1))  # (1, 64): the last layer's input at s = 1
+    assert hidden.abs().mean() > 0.05
+    assert not net.film[-1].weight.any() and not net.film[-1].bias.any()
+    assert abs(net.model[1].weight.std().item() - 0.02) < 0.005  # the backbone did get the init
 
 
 def test_strengths_come_from_the_samples_and_map_to_weights():

@@ -30,6 +30,20 @@ from .layers import ChannelAffine, ResidualBlock
 HIDDEN = 64  # width of the strength MLP: 1 -> 64 -> 64 -> 2 x (channels of every norm)
 
 
+class StrengthMLP(nn.Sequential):
+    """s (N, 1) -> the modulations (N, ``out``): 1 -> HIDDEN -> HIDDEN -> out, ReLU between. The
+    hidden layers keep PyTorch's default initialisation (``keeps_init``: the generators' N(0, 0.02)
+    would make their activations ~100x smaller, and the modulations learn that much slower; measured
+    in docs/strength.md); the last layer starts at zero: the identity modulation."""
+
+    keeps_init = True
+
+    def __init__(self, out: int) -> None:
+        super().__init__(nn.Linear(1, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, out))
+        nn.init.zeros_(self[-1].weight)
+        nn.init.zeros_(self[-1].bias)
+
+
 class FiLMResnetGenerator(nn.Module):
     """``ResnetGenerator`` (``model``) plus ``film``, the MLP from the strength to the modulations.
 
@@ -45,10 +59,7 @@ class FiLMResnetGenerator(nn.Module):
         self.strength_range = [float(strength_range[0]), float(strength_range[1])]  # a list: as JSON keeps it
         self.model = ResnetGenerator(in_channels, out_channels, ngf, n_blocks, antialias, antialias_up).model
         self.widths = [m.num_features for m in self.model.modules() if isinstance(m, nn.InstanceNorm2d)]
-        self.film = nn.Sequential(nn.Linear(1, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
-                                  nn.Linear(HIDDEN, 2 * sum(self.widths)))
-        nn.init.zeros_(self.film[-1].weight)  # the identity modulation at first (init_weights keeps it small)
-        nn.init.zeros_(self.film[-1].bias)
+        self.film = StrengthMLP(2 * sum(self.widths))
 
     def modulations(self, strength: torch.Tensor) -> list[ChannelAffine]:
         """One ChannelAffine per InstanceNorm, in order: scale 1 + dgamma, shift beta, (N, C) each."""
