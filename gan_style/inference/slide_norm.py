@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tiling import Input, Local, Node, Norm, Region, Spill, Whole, build, check_norm, normalise
+from .tiling import Input, Local, Node, Norm, Region, Spill, Whole, build, check_norm, forget, normalise
 
 CELL = 512  # input pixels: the side of kernel mode's cells (grown for huge slides, see ``cell_size``)
 SIGMA = 2048.0  # input pixels: the Gaussian kernel's standard deviation over the cells
@@ -196,11 +196,11 @@ class SampledNorm(Norm):
 
 
 def kernel_plan(layers: list[nn.Module], src: Node, tile: int, block_dtype: torch.dtype | None = None,
-                cell: int | None = None, sample: int = SAMPLE) -> tuple[Local, Grid]:
+                cell: int | None = None, sample: int | None = None) -> tuple[Local, Grid]:
     """Kernel mode's ``Local`` plan over ``src`` and its grid (``cell``: default ``cell_size``), with
-    the reference norms measured on ``sample`` cells (see ``collect``)."""
+    the reference norms measured on ``sample`` cells (default SAMPLE; see ``collect``)."""
     grid = Grid(src.height, src.width, cell or cell_size(src.height, src.width, norm_channels(layers)))
-    cells = grid.sample(sample)
+    cells = grid.sample(SAMPLE if sample is None else sample)
     reference = Local(lambda node, norm: SampledNorm(node, norm, tile, grid, cells))
     build(layers, src, tile, block_dtype, plan=reference)
     grid.references = reference.norms
@@ -212,11 +212,11 @@ def first_pass_tiles(grid: Grid) -> int:
     return sum(len(n.cells) for n in grid.references) + grid.rows * grid.cols
 
 
-def collect(node: Node, grid: Grid, sigma: float = SIGMA, meter=None, cells=None) -> None:
+def collect(node: Node, grid: Grid, sigma: float | None = None, meter=None, cells=None) -> None:
     """Kernel mode's first pass. The reference norms are measured exactly on the sample of cells
     (each norm in turn, recomputing its input: consistent statistics, as the whole slide's would
     be). Then ``node`` (the network's output) is pulled over every cell, each norm normalising by
-    its reference and recording the cell's statistics; then they are smoothed (``sigma`` px).
+    its reference and recording the cell's statistics; then they are smoothed (``sigma`` px, default SIGMA).
 
     URUST normalises the first pass by each cell's own statistics instead; but a deeper norm's
     statistics then describe activations that earlier norms normalised differently from the
@@ -233,22 +233,23 @@ def collect(node: Node, grid: Grid, sigma: float = SIGMA, meter=None, cells=None
                 meter.update(1)
     finally:
         grid.at = None
+        forget(node)  # the Memos hold the last cell's activations, normalised by the references
     for norm in grid.norms:
-        norm.smooth(sigma)
+        norm.smooth(SIGMA if sigma is None else sigma)
 
 
-def reduction(height: int, width: int, side: int = THUMB_SIDE) -> int:
-    """The thumbnail's factor: the smallest that brings the longer side to ``side`` px at most."""
-    return max(1, math.ceil(max(height, width) / side))
+def reduction(height: int, width: int, side: int | None = None) -> int:
+    """The thumbnail's factor: the smallest that brings the longer side to ``side`` px at most (default THUMB_SIDE)."""
+    return max(1, math.ceil(max(height, width) / (THUMB_SIDE if side is None else side)))
 
 
-def thumbnail_shape(height: int, width: int, side: int = THUMB_SIDE) -> tuple[int, int]:
+def thumbnail_shape(height: int, width: int, side: int | None = None) -> tuple[int, int]:
     """The (h, w) of ``thumbnail`` for an input of ``height`` x ``width``."""
     f = reduction(height, width, side)
     return -(-height // f) // 4 * 4, -(-width // f) // 4 * 4
 
 
-def thumbnail(src: Node, side: int = THUMB_SIDE) -> torch.Tensor:
+def thumbnail(src: Node, side: int | None = None) -> torch.Tensor:
     """``src`` (the slide's input node) reduced by area means of f x f pixels (``reduction``),
     cropped to multiples of 4 (a valid generator input): (1, C, h, w) on the CPU, as
     ``thumbnail_shape`` says. Read in rectangles of about READ_PIXELS."""
@@ -268,7 +269,7 @@ def thumbnail(src: Node, side: int = THUMB_SIDE) -> torch.Tensor:
 
 
 def thumbnail_plan(layers: list[nn.Module], src: Node, tile: int, block_dtype: torch.dtype | None,
-                   spill: Spill | None, device: torch.device, side: int = THUMB_SIDE) -> Local:
+                   spill: Spill | None, device: torch.device, side: int | None = None) -> Local:
     """Thumbnail mode's ``Local`` plan: the thumbnail of ``src`` translated exactly (whole-image
     statistics, caches spilled past ``spill``), each slide norm given its norm's statistics there."""
     whole = Whole(tile, spill)

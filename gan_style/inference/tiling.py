@@ -273,6 +273,19 @@ class Memo(Node):
         return x
 
 
+def forget(node: Node) -> None:
+    """Drop every Memo's kept rectangle upstream of ``node``: after a pass whose norms normalised
+    differently (kernel mode's first pass), a kept rectangle would serve stale values."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if id(n) not in seen:
+            seen.add(id(n))
+            if isinstance(n, Memo):
+                n.kept = None
+            stack.extend(n.inputs)
+
+
 def check_norm(norm: nn.InstanceNorm2d) -> None:
     if norm.track_running_stats:
         raise ValueError("tiling does not support InstanceNorm2d with running statistics")
