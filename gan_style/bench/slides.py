@@ -9,8 +9,8 @@ are written to OUT; each mode translates the slide with ``gan-style translate`` 
 measured for wall time, peak resident memory and peak temporary disk (the run's temporary folder,
 polled, without the output file being written in it). Each output is compared with the exact one
 (``difference``: mean and 99th-percentile absolute difference in % of the output window) and
-scored for seams (``seam_score``). ``--max-tiles`` stops a run after that many output tiles: a rate
-for slides that do not fit the time (the whole-slide pass is then timed on its own).
+scored for seams (``seam_score``). ``--max-tiles`` stops a run after that many output tiles: the
+seconds to the first tile and the later tiles' rate, for slides that do not fit the time.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -156,24 +156,57 @@ def _poll_disk(folder: Path, stop: threading.Event, peak: list[int]) -> None:
         peak[0] = max(peak[0], sum(_tree_bytes(p, "level0.tif") for p in folder.glob("gan_style-slide-*")))
 
 
-def run_mode(weights: Path, slide: Path, out: Path, mode: str, extra: list[str]) -> dict:
-    """``gan-style translate`` of ``slide`` in ``mode`` into the folder ``out``: seconds, peak RSS, peak temporary disk."""
+def run_mode(weights: Path, slide: Path, out: Path, mode: str, extra: list[str], max_tiles: int = 0) -> dict:
+    """``gan-style translate`` of ``slide`` in ``mode`` into the folder ``out``: seconds, peak RSS (of
+    this run's process alone: ``os.wait4``), peak temporary disk. ``max_tiles``: stop after that many
+    output tiles (``_limited``), and report the seconds to the first tile and the later tiles' rate."""
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "gan_style", "translate", "-w", str(weights), "-i", str(slide), "-o", str(out),
-           "--slide", "--slide-norm", mode, "--overwrite", *extra]
+    args = ["translate", "-w", str(weights), "-i", str(slide), "-o", str(out), "--slide", "--slide-norm", mode,
+            "--overwrite", *extra]
+    cmd = [sys.executable, "-m", __spec__.name, "--limited", str(max_tiles), *args] if max_tiles else \
+        [sys.executable, "-m", "gan_style", *args]
     stop, peak = threading.Event(), [0]
     poller = threading.Thread(target=_poll_disk, args=(out, stop, peak), daemon=True)
     poller.start()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    stop.set()
-    poller.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-2000:]}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # the largest child so far
-    return {"mode": mode, "seconds": seconds, "peak_rss_gb": rss / 1e9, "peak_temp_disk_gb": peak[0] / 1e9,
-            "command": " ".join(cmd[2:])}
+    with tempfile.TemporaryFile("w+") as err, tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        stop.set()
+        poller.join()
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} failed: {err.read().strip()[-2000:]}")
+        log.seek(0)
+        limited = json.loads(log.read().splitlines()[-1]) if max_tiles else {}
+    return {"mode": mode, "seconds": seconds, "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9,
+            "peak_temp_disk_gb": peak[0] / 1e9, "command": " ".join(["gan-style", *args])} | limited
+
+
+def _limited(max_tiles: int, argv: list[str]) -> int:
+    """``gan-style argv`` stopped after ``max_tiles`` output tiles: prints as JSON the seconds to the
+    first output tile (the whole-slide passes and the first band of tiles) and the later tiles' rate."""
+    from ..cli import main as cli_main
+    from ..inference import slide
+
+    marks, tiles = [time.perf_counter()], slide.output_tiles
+
+    def counted(*args, **kwargs):
+        for i, t in enumerate(tiles(*args, **kwargs)):
+            marks.append(time.perf_counter())
+            if i + 1 >= max_tiles:
+                raise KeyboardInterrupt  # translate_slide removes its partial output and temporary files
+            yield t
+
+    slide.output_tiles = counted
+    rc = cli_main(argv)
+    if rc != 130 or len(marks) < 3:
+        return rc or 1
+    passes, rate = marks[1] - marks[0], (len(marks) - 2) / (marks[-1] - marks[1])
+    print(json.dumps({"tiles_done": len(marks) - 1, "first_tile_seconds": passes, "tiles_per_second": rate}))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-blocks", type=int, default=2)
     p.add_argument("--modes", default="exact,kernel,thumbnail", help="the first is the reference")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--max-tiles", type=int, default=0, help="stop each run after this many output tiles (a rate)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     slide = args.out / f"slide{args.size}.tif"
@@ -192,10 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     weights = generator(args.out / f"g{args.ngf}_{args.n_blocks}.safetensors", args.ngf, args.n_blocks)
     rows, reference = [], None
     for mode in args.modes.split(","):
-        row = run_mode(weights, slide, args.out / mode, mode, ["--precision", args.precision])
-        output = args.out / mode / slide.name
-        reference = reference or output
-        row |= difference(output, reference) | {"seam_score": seam_score(output)}
+        row = run_mode(weights, slide, args.out / mode, mode, ["--precision", args.precision], args.max_tiles)
+        if not args.max_tiles:  # a stopped run leaves no output to compare
+            output = args.out / mode / slide.name
+            reference = reference or output
+            row |= difference(output, reference) | {"seam_score": seam_score(output)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))
@@ -203,4 +238,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--limited"]:  # run_mode's child for --max-tiles
+        raise SystemExit(_limited(int(sys.argv[2]), sys.argv[3:]))
     raise SystemExit(main())
