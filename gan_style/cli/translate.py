@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -41,6 +42,7 @@ from ..inference.backends import BACKENDS, with_backend
 from ..inference.route import route_jobs, takes, translate_exact
 from ..inference.scans import ScanOptions
 from ..inference.shard import resolve_shard, shard_device, shard_jobs
+from ..inference.slide import MODES
 from ..inference.translate import Generator, load_generator
 from ..io.scans import ScanError
 from ..inference.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS, VideoError, VideoSettings, import_av, translate_videos
@@ -188,6 +190,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="slides: the output's TIFF tile in pixels, a multiple of 16 (default 512)")
     sci.add_argument("--pyramid", action="store_true",
                      help="slides: also write 2x, 4x ... reductions (OME-TIFF SubIFDs, or OME-Zarr levels)")
+    sci.add_argument("--slide-norm", choices=MODES, default="auto",
+                     help="slides: where InstanceNorm statistics come from. exact: the whole slide's (needs about "
+                     "3 x ngf bytes of temporary disk per pixel); kernel: per-tile statistics smoothed over neighbouring "
+                     "tiles (constant memory and disk, not exact); thumbnail: a low-resolution pass of the whole slide; "
+                     "auto (default): exact when its temporary disk fits --max-disk, else kernel. docs/science.md")
+    sci.add_argument("--max-disk", type=_bytes_arg, metavar="BYTES",
+                     help="slides: temporary disk to use at most, e.g. 5G or 500M (default: 20G, or half the free "
+                     "space next to the output if less); a budget too small for the mode is refused")
     sci.add_argument("--keep-input-dtype", action="store_true",
                      help="write each output in its input's dtype (and DICOM bits, sign and rescale) instead of the "
                      "target domain's representation recorded in the checkpoint (default: e.g. a uint16 MR becomes "
@@ -229,6 +239,14 @@ def _strength_arg(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{value}: use a strength in [0, 1), e.g. 0.5 (0 = off)")
     return value
+
+
+def _bytes_arg(text: str) -> int:
+    """A number of bytes, with an optional K, M, G or T (powers of 1000; KiB, MiB ...: of 1024) and B."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(i?)b?\s*", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of bytes, e.g. 5G, 500M or 20000000000")
+    return int(float(match[1]) * (1024 if match[3] else 1000) ** " kmgt".index(match[2] or " "))
 
 
 def _tile_arg(text: str) -> int | str:
@@ -278,7 +296,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"backend: {gen.choice}", file=sys.stderr)
     routes = route_jobs(jobs, gen.info, args.slide)
     options = ScanOptions(axis=args.axis, volume=args.volume, tile=args.tile, size=args.size, slide_tile=args.slide_tile,
-                          pyramid=args.pyramid, force_slide=args.slide, keep_input_dtype=args.keep_input_dtype)
+                          pyramid=args.pyramid, force_slide=args.slide, keep_input_dtype=args.keep_input_dtype,
+                          slide_norm=args.slide_norm, max_disk=args.max_disk)
     try:
         if routes.exact:
             failures += translate_scan_jobs(gen, routes.exact, output, options)

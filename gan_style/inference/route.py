@@ -95,5 +95,6 @@ def translate_exact(gen: Generator, src: Path, dest: Path, options: ScanOptions 
         dest = slide_output_name(dest)
         if options.size:
             logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
-        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid, options.keep_input_dtype)
+        return translate_slide(gen, src, dest, options.slide_tile, options.pyramid, options.keep_input_dtype,
+                               options.slide_norm, options.max_disk)
     return translate_scan_file(gen, src, dest, options)

@@ -47,6 +47,8 @@ class ScanOptions:
     pyramid: bool = False  # slides: also write 2x, 4x ... reductions
     force_slide: bool = False  # stream every TIFF tile by tile, not only those too large to read whole
     keep_input_dtype: bool = False  # write the input's dtype, not the target domain's representation
+    slide_norm: str = "auto"  # slides: where the norms' statistics come from (inference/slide.py's MODES)
+    max_disk: int | None = None  # slides: bytes of temporary disk at most (None: 20 GB, or half the free space)
 
 
 def check_channels(scan: Scan, gen: Generator) -> None:

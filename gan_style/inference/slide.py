@@ -2,13 +2,21 @@
 
     translate_slide(load_generator("runs/stain/last.pt"), Path("slide.tif"), Path("out/slide.tif"))
 
-The exact tiling of ``tiling.py`` runs on a lazy input: each rectangle the first layers ask for
+The tiling of ``tiling.py`` runs on a lazy input: each rectangle the first layers ask for
 is read from the slide (io/slides.py's reader of its format: TIFF tiles or OpenSlide regions),
 mirrored beyond the slide's edge (the generator wants sides that are multiples of 4) and mapped to
-[-1, 1] by the generator's source intensity. Whole-slide InstanceNorm statistics are measured by
-streaming; the 1/4-resolution activations that the exact result needs are spilled to chunked
-arrays in a temporary folder when they exceed ``CACHE_LIMIT`` (so resident memory stays bounded
-whatever the slide's size: docs/science.md measures it). Output tiles are mapped back to the
+[-1, 1] by the generator's source intensity. The InstanceNorms' statistics come from one of
+``MODES`` (``norm``):
+
+- ``exact``: whole-slide statistics measured by streaming; the 1/4-resolution activations that
+  the exact result needs are spilled to chunked arrays in a temporary folder when they exceed
+  ``CACHE_LIMIT`` (so resident memory stays bounded whatever the slide's size), about 3·ngf
+  bytes of temporary disk per pixel;
+- ``kernel`` and ``thumbnail`` (slide_norm.py): no whole-slide activations, constant disk;
+- ``auto``: exact when its estimated temporary disk (``disk_needs``) fits ``max_disk``, else
+  kernel, with a note; a budget too small for the mode is one ScanError before anything is written.
+
+docs/science.md measures them. Output tiles are mapped back to the
 target's units and streamed into a tiled BigTIFF, optionally with a pyramid of 2x reductions in
 SubIFDs: an OME-TIFF with the slide's physical pixel size (or, for an output named ``.ome.zarr``,
 an OME-Zarr). Everything is written under a temporary name and moved into place at the end: Ctrl-C or
@@ -18,6 +26,8 @@ a crash leaves no partial output (and removes the temporary files).
 from __future__ import annotations
 
 import logging
+import math
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +43,8 @@ from ..io.ome_zarr import names_store, require_writer, write_slide
 from ..io.scan import ScanError
 from ..io.slides import finish, open_slide, tiled_shape, write_options, write_tiled
 from ..nets import one_pass_conditions
-from .tiling import Node, Region, Spill, build, whole_image_passes
+from .slide_norm import Grid, collect, first_pass_tiles, kernel_plan, thumbnail_plan, thumbnail_shape
+from .tiling import Input, Node, Region, Spill, Whole, build, whole_image_passes
 from .translate import BLOCKS, Generator
 from .weights import side_intensity
 
@@ -41,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 CACHE_LIMIT = 256 * 2**20  # bytes: larger whole-slide activations live on disk
 COMPUTE_TILE = 1024  # pixels: the tiling's own rectangles
+BAND_BYTES = 256 * 2**20  # output rows kept at once, to write them as tiles: at most this (or one tile row)
+MODES = ("auto", "exact", "kernel", "thumbnail")  # how the norms get their statistics (module doc)
+MAX_DISK = 20 * 10**9  # bytes of temporary disk by default (or half the free space, if less)
 
 
 class SlideInput(Node):
@@ -69,16 +83,23 @@ def _mirror(start: int, stop: int, n: int) -> np.ndarray:
 
 def output_tiles(node: Node, height: int, width: int, tile: int, target: Intensity, dtype: np.dtype,
                  bar: tqdm) -> Iterator[np.ndarray]:
-    """(tile, tile[, C]) arrays in the target's units and ``dtype``, row by row (edge tiles zero-padded)."""
-    for y in range(0, height, tile):
-        for x in range(0, width, tile):
-            r = (y, min(y + tile, height), x, min(x + tile, width))
+    """(tile, tile[, C]) arrays in the target's units and ``dtype``, row by row (edge tiles zero-padded).
+
+    ``node`` is pulled in rectangles of several tiles (up to COMPUTE_TILE, a band of at most
+    BAND_BYTES): fewer halos to recompute than tile by tile."""
+    row_bytes = width * node.channels * np.dtype(dtype).itemsize
+    step = tile * max(1, min(COMPUTE_TILE // tile, BAND_BYTES // max(1, tile * row_bytes)))
+    for y in range(0, height, step):
+        band = np.zeros((-(-min(step, height - y) // tile) * tile, -(-width // tile) * tile, node.channels), dtype)
+        for x in range(0, width, step):
+            r = (y, min(y + step, height), x, min(x + step, width))
             out = node.pull(r).float()[0].permute(1, 2, 0).cpu().numpy()  # (h, w, C)
-            values, _ = cast_to(target.from_model(out), dtype)
-            full = np.zeros((tile, tile, values.shape[-1]), dtype)
-            full[: values.shape[0], : values.shape[1]] = values
-            bar.update(1)
-            yield full if full.shape[-1] > 1 else full[..., 0]
+            band[: r[1] - r[0], r[2] : r[3]] = cast_to(target.from_model(out), dtype)[0]
+        for ty in range(0, band.shape[0], tile):
+            for tx in range(0, band.shape[1], tile):
+                bar.update(1)
+                full = band[ty : ty + tile, tx : tx + tile]
+                yield full if full.shape[-1] > 1 else full[..., 0]
 
 
 def streamable_layers(gen: Generator, src: Path) -> list[nn.Module]:
@@ -102,38 +123,114 @@ def output_dtype(gen: Generator, slide, keep_input_dtype: bool) -> np.dtype:
     return np.dtype(side_intensity(gen.info, "target").dtype)
 
 
+def default_max_disk(folder: Path) -> int:
+    """MAX_DISK, or half the free space where ``folder`` is (or will be made) if that is less."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return min(MAX_DISK, shutil.disk_usage(folder).free // 2)
+
+
+def cache_disk(layers: list[nn.Module], inp: Node) -> int:
+    """Bytes of disk the exact mode's whole-image caches over ``inp`` take at their peak: caches over
+    CACHE_LIMIT are spilled, and at most three are alive at once (tiling.py's Cache)."""
+    plan = Whole(COMPUTE_TILE, Spill(CACHE_LIMIT, Path()))
+    build(layers, inp, COMPUTE_TILE, plan=plan)  # lazy nodes: nothing is read or computed
+    spilled = [4 * c.channels * c.height * c.width for c in plan.caches]
+    return 3 * max((b for b in spilled if b > CACHE_LIMIT), default=0)
+
+
+def disk_needs(layers: list[nn.Module], inp: Node, scratch: int) -> dict[str, int]:
+    """Each mode's estimated peak temporary disk in bytes for the slide ``inp``: its whole-image
+    caches (the slide's for exact, the thumbnail's for thumbnail, none for kernel), plus ``scratch``
+    (the pyramid's levels, ``pyramid_scratch``)."""
+    small = Input(torch.empty(1, inp.channels, *thumbnail_shape(inp.height, inp.width), device="meta"), inp.device)
+    return {"exact": cache_disk(layers, inp) + scratch, "kernel": scratch,
+            "thumbnail": cache_disk(layers, small) + scratch}
+
+
+def pyramid_scratch(shape: tuple[int, int, int], dtype: np.dtype, pyramid: bool, zarr_out: bool) -> int:
+    """Temporary bytes of a TIFF pyramid at most: level 0 and its reductions (4/3 of it) are kept
+    beside the output while it is assembled (uncompressed sizes: an upper bound). OME-Zarr: none."""
+    if not pyramid or zarr_out:
+        return 0
+    return math.prod(shape) * np.dtype(dtype).itemsize * 4 // 3
+
+
+def choose_mode(mode: str, needs: dict[str, int], max_disk: int, src: Path) -> str:
+    """``mode``, or for auto exact when its temporary disk fits ``max_disk``, else kernel (a note).
+    ScanError in one line when the mode's disk does not fit."""
+    chosen = mode if mode != "auto" else "exact" if needs["exact"] <= max_disk else "kernel"
+    if needs[chosen] > max_disk and chosen == "kernel":
+        raise ScanError(f"{src}: --max-disk {_size(max_disk)} is too small even for kernel normalisation, which "
+                        f"needs about {_size(needs['kernel'])} of temporary disk for --pyramid's levels: raise "
+                        f"--max-disk or leave out --pyramid")
+    if needs[chosen] > max_disk:
+        raise ScanError(f"{src}: {chosen} normalisation needs about {_size(needs[chosen])} of temporary disk, over "
+                        f"--max-disk {_size(max_disk)}: raise --max-disk or use --slide-norm kernel")
+    if mode == "auto" and chosen == "kernel":
+        logger.info("%s: exact normalisation would need about %s of temporary disk, over --max-disk %s: kernel "
+                    "normalisation instead (constant disk, not exact: docs/science.md)", src,
+                    _size(needs["exact"]), _size(max_disk))
+    return chosen
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 10**8 else f"{n / 1e6:.1f} MB"
+
+
+def slide_node(mode: str, layers: list[nn.Module], inp: SlideInput, block_dtype: torch.dtype | None,
+               tmp: Path) -> tuple[Node, Grid | None]:
+    """The network over the slide with the norms of ``mode`` (not auto), and kernel mode's grid
+    (its first pass, ``collect``, is still to run); the thumbnail pass runs here."""
+    spill = Spill(CACHE_LIMIT, tmp)
+    if mode == "kernel":
+        plan, grid = kernel_plan(layers, inp, COMPUTE_TILE, block_dtype)
+        return build(layers, inp, COMPUTE_TILE, block_dtype, plan=plan), grid
+    if mode == "thumbnail":
+        plan = thumbnail_plan(layers, inp, COMPUTE_TILE, block_dtype, spill, inp.device)
+    else:
+        plan = Whole(COMPUTE_TILE, spill)
+    return build(layers, inp, COMPUTE_TILE, block_dtype, plan=plan), None
+
+
 def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyramid: bool = False,
-                    keep_input_dtype: bool = False) -> Path:
+                    keep_input_dtype: bool = False, norm: str = "auto", max_disk: int | None = None) -> Path:
     """Translate the slide ``src`` into the tiled BigTIFF ``dest`` (see the module doc): ``tile``:
     the output's TIFF tile (a multiple of 16); ``pyramid``: also 2x, 4x ... reductions down to one
-    tile; in the target domain's dtype unless ``keep_input_dtype``."""
+    tile; in the target domain's dtype unless ``keep_input_dtype``; ``norm``: one of MODES, within
+    ``max_disk`` bytes of temporary disk (None: MAX_DISK, or half the free space if less)."""
     if tile % 16:
         raise ScanError(f"slide tile {tile}: TIFF tiles are multiples of 16 (e.g. 512)")
+    if norm not in MODES:
+        raise ScanError(f"slide normalisation {norm!r}: use one of {', '.join(MODES)}")
     zarr_out = names_store(dest)
     if zarr_out:
         require_writer(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     slide = open_slide(src)
     h, w = slide.height, slide.width
     source, target = side_intensity(gen.info, "source"), side_intensity(gen.info, "target")
     if slide.channels != source.channels:
         raise ScanError(f"{src}: {slide.channels} channel(s), but {gen.info.origin} takes {source.channels}")
-    layers = streamable_layers(gen, src)
+    layers, inp = streamable_layers(gen, src), SlideInput(slide, source, gen.device)
+    dtype = output_dtype(gen, slide, keep_input_dtype)
+    scratch = pyramid_scratch((h, w, target.channels), dtype, pyramid, zarr_out)
+    budget = max_disk if max_disk is not None else default_max_disk(dest.parent)
+    mode = choose_mode(norm, disk_needs(layers, inp, scratch), budget, src)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gan_style-slide-", dir=dest.parent) as tmp, \
             (temporary_folder if zarr_out else temporary_path)(dest) as out_path, torch.inference_mode(), \
             gen.autocast():
-        block_dtype = torch.bfloat16 if gen.precision == BLOCKS else None
-        node = build(layers, SlideInput(slide, source, gen.device), COMPUTE_TILE, block_dtype,
-                     spill=Spill(CACHE_LIMIT, Path(tmp)))
+        node, grid = slide_node(mode, layers, inp, torch.bfloat16 if gen.precision == BLOCKS else None, Path(tmp))
         n_tiles = -(-h // tile) * -(-w // tile)
-        dtype = output_dtype(gen, slide, keep_input_dtype)
         write = write_options(slide.info, node.channels, dtype, tile)
-        # One bar for both stages: the whole-slide passes (statistics, 1/4-resolution caches), then the output tiles.
+        # One bar for both stages: the whole-slide passes (statistics, caches or kernel cells), then the output tiles.
         with tqdm(unit="tile", desc=src.name, leave=False) as bar:
-            passes = whole_image_passes(node, bar)
+            passes = whole_image_passes(node, bar) + (first_pass_tiles(grid) if grid else 0)
             bar.total = passes + n_tiles
-            logger.info("%s: %d x %d px: %d tiles of whole-slide passes, then %d output tiles", src, w, h, passes,
-                        n_tiles)
+            logger.info("%s: %d x %d px, %s normalisation: %d tiles of whole-slide passes, then %d output tiles", src,
+                        w, h, mode, passes, n_tiles)
+            if grid is not None:
+                collect(node, grid, meter=bar)
             tiles = output_tiles(node, h, w, tile, target, dtype, bar)
             if zarr_out:
                 write_slide(out_path, tiles, (h, w, node.channels), tile, dtype, slide.info.get("mpp"), pyramid,

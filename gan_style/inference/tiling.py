@@ -53,6 +53,7 @@ class Node:
     scale: float  # resolution relative to the input image (1, 1/2, 1/4 ...)
     inputs: tuple[Node, ...] = ()
 
+    fresh = False  # pull returns a new tensor that nothing else holds: in-place operations on it are safe
     meter = None  # Norm and Cache: an object with update(n) (a tqdm bar) told of each rectangle of their whole-image pass
 
     def pull(self, region: Region) -> torch.Tensor:
@@ -239,28 +240,85 @@ class Pointwise(Node):
 
 
 class Add(Node):
+    """a + b: a residual block's skip (a) and body (b)."""
+
     def __init__(self, a: Node, b: Node) -> None:
         self.inputs = (a, b)
         self.channels, self.height, self.width, self.scale = a.channels, a.height, a.width, a.scale
 
     def pull(self, r: Region) -> torch.Tensor:
-        return self.inputs[0].pull(r).float() + self.inputs[1].pull(r).float()
+        # The body first: it asks the block's input for the larger rectangle (its convolutions' halo),
+        # so a Memo on that input serves the skip's smaller one without recomputing it.
+        body = self.inputs[1].pull(r).float()
+        return self.inputs[0].pull(r).float() + body
+
+
+class Memo(Node):
+    """Its input's last rectangle, kept for one more pull inside it: a residual block's input is
+    pulled twice (body, then skip) where no whole-image Cache holds it (``Local`` plans)."""
+
+    def __init__(self, src: Node) -> None:
+        self.inputs = (src,)
+        self.channels, self.height, self.width, self.scale = src.channels, src.height, src.width, src.scale
+        self.kept: tuple[Region, torch.Tensor] | None = None
+
+    def pull(self, r: Region) -> torch.Tensor:
+        if self.kept is not None:
+            (y0, y1, x0, x1), x = self.kept
+            if y0 <= r[0] and r[1] <= y1 and x0 <= r[2] and r[3] <= x1:
+                self.kept = None  # served its one reuse: free it before the next rectangle
+                return x[..., r[0] - y0 : r[1] - y0, r[2] - x0 : r[3] - x0]
+        x = self.inputs[0].pull(r)
+        self.kept = (r, x)
+        return x
+
+
+def forget(node: Node) -> None:
+    """Drop every Memo's kept rectangle upstream of ``node``: after a pass whose norms normalised
+    differently (kernel mode's first pass), a kept rectangle would serve stale values."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if id(n) not in seen:
+            seen.add(id(n))
+            if isinstance(n, Memo):
+                n.kept = None
+            stack.extend(n.inputs)
+
+
+def check_norm(norm: nn.InstanceNorm2d) -> None:
+    if norm.track_running_stats:
+        raise ValueError("tiling does not support InstanceNorm2d with running statistics")
+
+
+def normalise(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, norm: nn.InstanceNorm2d) -> torch.Tensor:
+    """x (1, C, h, w) fp32 normalised by per-channel ``mean`` and ``var`` (C,), then ``norm``'s affine."""
+    # batch_norm in eval mode is exactly (x - mean) / sqrt(var + eps) [* weight + bias], in one fused pass.
+    return F.batch_norm(x, mean.to(x.device), var.to(x.device), norm.weight if norm.affine else None,
+                        norm.bias if norm.affine else None, False, 0.0, norm.eps)
 
 
 class Norm(Node):
-    """InstanceNorm2d with whole-image statistics, measured by streaming the input once."""
+    """InstanceNorm2d with whole-image statistics, measured by streaming the input once, or
+    given (``stats``: per-channel mean and variance, (C,) each, e.g. from a thumbnail)."""
 
-    def __init__(self, src: Node, norm: nn.InstanceNorm2d, tile: int) -> None:
-        if norm.track_running_stats:
-            raise ValueError("tiling does not support InstanceNorm2d with running statistics")
+    fresh = True
+
+    def __init__(self, src: Node, norm: nn.InstanceNorm2d, tile: int,
+                 stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        check_norm(norm)
         self.inputs, self.norm, self.tile = (src,), norm, tile
         self.channels, self.height, self.width, self.scale = src.channels, src.height, src.width, src.scale
-        self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.stats = stats
+
+    def measured_regions(self) -> Iterator[Region]:
+        """Where the statistics are measured: the whole image (a subclass may sample it)."""
+        return regions(self, self.tile)
 
     def _measure(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Per-channel mean and variance merged over tiles (Chan et al.'s parallel update, fp64).
         n, mean, m2 = 0, 0.0, 0.0
-        for r in regions(self, self.tile):
+        for r in self.measured_regions():
             x = self.inputs[0].pull(r).float()[0].flatten(1)  # (C, h*w)
             # Two passes (mean, then squared deviations): exact enough and ~3x faster than var_mean here.
             mean_t = x.mean(1)
@@ -271,16 +329,16 @@ class Norm(Node):
             mean, m2, n = mean + delta * n_b / total, m2 + var_b * n_b + delta**2 * n * n_b / total, total
         return mean.float(), (m2 / n).float()
 
-    def pull(self, r: Region) -> torch.Tensor:
+    def statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole-image per-channel mean and variance, (C,) fp32 each (measured on first use)."""
         if self.stats is None:
             self.stats = self._measure()
+        return self.stats
+
+    def pull(self, r: Region) -> torch.Tensor:
+        mean, var = self.statistics()
         x = self.inputs[0].pull(r).float()  # in fp32, as autocast does for instance_norm
-        mean, var = (s.to(x.device) for s in self.stats)
-        # batch_norm in eval mode is exactly (x - mean) / sqrt(var + eps) [* weight + bias], in one fused pass.
-        n = self.norm
-        return F.batch_norm(
-            x, mean, var, n.weight if n.affine else None, n.bias if n.affine else None, False, 0.0, n.eps
-        )
+        return normalise(x, mean, var, self.norm)
 
 
 class Cache(Node):
@@ -372,15 +430,15 @@ def _cache_device(shape: tuple[int, ...], y: torch.Tensor) -> torch.device:
 
 
 def whole_image_passes(node: Node, meter) -> int:
-    """Give every Norm and Cache upstream of ``node`` the ``meter``; returns how many rectangles
-    their whole-image passes will take (for a progress bar's total)."""
+    """Give every Cache and every Norm still to measure upstream of ``node`` the ``meter``; returns
+    how many rectangles their whole-image passes will take (for a progress bar's total)."""
     seen, stack, total = set(), [node], 0
     while stack:
         n = stack.pop()
         if id(n) in seen:
             continue
         seen.add(id(n))
-        if isinstance(n, (Norm, Cache)):
+        if isinstance(n, Cache) or (isinstance(n, Norm) and n.stats is None):
             n.meter = meter
             total += sum(1 for _ in regions(n, n.tile))
         stack.extend(n.inputs)
@@ -394,6 +452,59 @@ def _nearest_caches(node: Node) -> list[Cache]:
     return list(found.values())
 
 
+class Whole:
+    """How ``build`` normalises and keeps activations, exactly (the default): whole-image statistics,
+    and whole-image caches of each norm's input at 1/4 resolution or below and of each residual
+    block's output (in memory, or on disk past ``spill``'s limit)."""
+
+    def __init__(self, tile: int, spill: Spill | None = None) -> None:
+        self.tile, self.spill = tile, spill
+        self.norms: list[Norm] = []  # in the order build made them (the network's order)
+        self.caches: list[Cache] = []
+
+    def norm(self, src: Node, norm: nn.InstanceNorm2d) -> Node:
+        node = Norm(self._cache(src) if src.scale <= 0.25 else src, norm, self.tile)
+        self.norms.append(node)
+        return node
+
+    def block(self, x: Node, body: Node) -> Node:
+        return self._cache(Add(x, body))
+
+    def _cache(self, src: Node) -> Cache:
+        self.caches.append(Cache(src, self.tile, self.spill))
+        return self.caches[-1]
+
+    def release(self) -> None:
+        """Free every cache now (the files of those on disk), e.g. once the norms' statistics are known."""
+        for cache in self.caches:
+            if isinstance(cache.data, DiskTensor):
+                cache.data.release()
+            cache.data = None
+
+    def shared(self, x: Node) -> Node:
+        return x  # a residual block's input: already a Cache, or cheap to recompute from one
+
+
+class Local:
+    """``build`` without whole-image activations: each norm is ``make_norm(src, norm)`` (statistics
+    from elsewhere: inference/slide_norm.py), and a residual block's input is kept for one rectangle
+    (``Memo``), so memory and disk do not grow with the image."""
+
+    def __init__(self, make_norm) -> None:
+        self.make_norm = make_norm
+        self.norms: list[Node] = []  # in the order build made them (the network's order)
+
+    def norm(self, src: Node, norm: nn.InstanceNorm2d) -> Node:
+        self.norms.append(self.make_norm(src, norm))
+        return self.norms[-1]
+
+    def block(self, x: Node, body: Node) -> Node:
+        return Add(x, body)
+
+    def shared(self, x: Node) -> Node:
+        return x if isinstance(x, Memo) else Memo(x)
+
+
 def build(
     modules: list[nn.Module],
     src: Node,
@@ -401,15 +512,18 @@ def build(
     block_dtype: torch.dtype | None = None,
     conv_dtype: torch.dtype | None = None,
     spill: Spill | None = None,
+    plan: Whole | Local | None = None,
 ) -> Node:
     """Lazy nodes for a chain of generator layers applied to ``src``.
 
-    The input of each norm at 1/4 resolution or below is cached (cheap in memory, and it saves
+    ``plan`` (default ``Whole(tile, spill)``: exact) makes the norms and keeps what is reused. Exactly,
+    the input of each norm at 1/4 resolution or below is cached (cheap in memory, and it saves
     recomputing everything upstream when the norm measures its statistics); so is each residual
     block's output. ``block_dtype``: the residual blocks' convolutions run under autocast to it
     (``conv_dtype``: every convolution of ``modules``, for the inside of a block). ``spill``:
     caches over its limit live on disk (gigapixel slides).
     """
+    plan = plan if plan is not None else Whole(tile, spill)
     node = src
     for m in modules:
         if isinstance(m, nn.ReflectionPad2d):
@@ -425,10 +539,10 @@ def build(
                                groups=node.channels)
             node = Crop(up, 1, up.height - 2, up.width - 2)
         elif isinstance(m, nn.InstanceNorm2d):
-            node = Norm(Cache(node, tile, spill) if node.scale <= 0.25 else node, m, tile)
+            node = plan.norm(node, m)
         elif isinstance(m, nn.ReLU):
-            # In place only on a norm's output, which is a fresh tensor (never a view of a cache).
-            node = Pointwise(node, F.relu_ if isinstance(node, Norm) else F.relu)
+            # In place only on a fresh tensor (a norm's output), never on a view of a cache.
+            node = Pointwise(node, F.relu_ if node.fresh else F.relu)
         elif isinstance(m, nn.Tanh):
             node = Pointwise(node, torch.tanh)
         elif isinstance(m, ChannelAffine):  # a conditioning bound to one value: per channel
@@ -436,9 +550,10 @@ def build(
         elif isinstance(m, nn.Dropout):
             continue  # off at inference
         elif isinstance(m, Residual):
-            node = Cache(Add(node, build(list(m.body), node, tile, conv_dtype=block_dtype, spill=spill)), tile, spill)
+            node = plan.shared(node)
+            node = plan.block(node, build(list(m.body), node, tile, conv_dtype=block_dtype, plan=plan))
         elif isinstance(m, nn.Sequential):
-            node = build(list(m), node, tile, block_dtype, conv_dtype, spill)
+            node = build(list(m), node, tile, block_dtype, conv_dtype, plan=plan)
         else:
             raise TypeError(f"tiling does not support the layer {m.__class__.__name__}")
     return node
