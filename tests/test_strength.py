@@ -17,7 +17,9 @@ from gan_style.inference.weights import WeightsError
 from gan_style.io.checkpoint import load_safe
 from gan_style.methods import load_config
 from gan_style.methods.base import sampled_strengths, weight_at, weighted_l1
-from gan_style.nets import FiLMResnetGenerator, ResnetGenerator, init_weights
+from gan_style.inference.translate import Generator
+from gan_style.inference.weights import GeneratorInfo
+from gan_style.nets import ChannelAffine, FiLMKind, FiLMResnetGenerator, ResnetGenerator, init_weights
 from gan_style.nets.perceptual import StyleObjective
 from gan_style.training.loop import train
 
@@ -60,6 +62,30 @@ def test_init_weights_leaves_the_film_mlp_able_to_learn():
     assert hidden.abs().mean() > 0.05
     assert not net.film[-1].weight.any() and not net.film[-1].bias.any()
     assert abs(net.model[1].weight.std().item() - 0.02) < 0.005  # the backbone did get the init
+
+
+def test_translation_folds_the_modulation_into_the_norms():
+    """At one strength, translation runs each norm and its modulation as one affine InstanceNorm
+    (no extra pass: docs/strength.md's cost), with the forward's result, in fp32 and bf16-blocks."""
+    net = modulated()
+    x = torch.rand(2, 3, 40, 48) * 2 - 1
+    for s in (0.2, 0.8):
+        strength = torch.full((2,), s)
+        layers = FiLMKind().layers(net, {"strength": strength})
+        assert not any(isinstance(m, ChannelAffine) for layer in layers for m in layer.modules())
+        assert sum(isinstance(m, torch.nn.InstanceNorm2d) and m.affine for layer in layers for m in layer.modules()) \
+            == len(net.widths)
+        info = GeneratorInfo(arch={}, origin="film", kind="film")
+        with torch.no_grad():
+            fp32 = Generator(net, info, torch.device("cpu"), "fp32", strength=s)
+            torch.testing.assert_close(fp32(x), net(x, strength), atol=1e-5, rtol=0)
+            blocks = Generator(net, info, torch.device("cpu"), "bf16-blocks", strength=s)
+            unfolded = blocks._blocks_in_bf16(net.bind(strength), x)  # the same path with norm, then modulation
+            diff = (blocks(x) - unfolded).abs()  # bf16 rounding flips only (this random net amplifies them)
+            assert diff.mean() < 2e-3 and diff.max() < 0.1, (diff.mean(), diff.max())
+    mixed = torch.tensor([0.2, 0.8])  # two strengths in one batch: not folded
+    assert any(isinstance(m, ChannelAffine) for layer in FiLMKind().layers(net, {"strength": mixed})
+               for m in layer.modules())
 
 
 def test_strengths_come_from_the_samples_and_map_to_weights():

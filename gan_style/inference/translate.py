@@ -108,9 +108,14 @@ class Generator:
         """The network on ``x`` (already on the device) in this generator's precision."""
         cond = cond or {}
         with self.autocast():
-            layers = self.kind.layers(self.net, cond) if self.precision == BLOCKS else None
+            bound = self.precision == BLOCKS or self.kind.bound_forward
+            layers = self.kind.layers(self.net, cond) if bound else None
             if layers is None:  # bf16-blocks needs the kind's plain layers; without them: the whole network
                 return self.net(x, **cond)
+            if self.precision != BLOCKS:
+                for layer in layers:
+                    x = layer(x)
+                return x
             return self._blocks_in_bf16(layers, x)
 
     def _blocks_in_bf16(self, layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
@@ -132,8 +137,8 @@ class Generator:
                 with self.block_autocast():
                     h = sub(h)
                 h = h.float()
-            elif isinstance(sub, nn.InstanceNorm2d) and not sub.affine and not sub.track_running_stats:
-                h = instance_norm(h, sub.eps)
+            elif isinstance(sub, nn.InstanceNorm2d) and not sub.track_running_stats:
+                h = instance_norm(h, sub.eps, sub.weight if sub.affine else None, sub.bias if sub.affine else None)
             else:
                 h = sub(h)
         return x + h
@@ -149,11 +154,16 @@ class Generator:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
 
-def instance_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """InstanceNorm2d without affine parameters or running statistics, in fp32, in x's layout."""
+def instance_norm(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
+    """InstanceNorm2d without running statistics, in fp32, in x's layout; ``weight`` and ``bias``
+    (C,): its affine (a folded FiLM modulation), applied in the same pass."""
     x = x.float()
     d = x - x.mean((2, 3), keepdim=True)
-    return d * torch.rsqrt(d.square().mean((2, 3), keepdim=True) + eps)
+    scale = torch.rsqrt(d.square().mean((2, 3), keepdim=True) + eps)  # (N, C, 1, 1)
+    if weight is None:
+        return d * scale
+    return torch.addcmul(bias.float()[None, :, None, None], d, scale * weight.float()[None, :, None, None])
 
 
 def load_generator(

@@ -71,17 +71,20 @@ class FiLMResnetGenerator(nn.Module):
             start += c
         return out
 
-    def bind(self, strength: torch.Tensor) -> list[nn.Module]:
+    def bind(self, strength: torch.Tensor, fold: bool = False) -> list[nn.Module]:
         """The network at ``strength`` (N,) as a chain of plain layers: each InstanceNorm followed by
-        its modulation, each residual block a ``ResidualBlock`` of the same."""
+        its modulation, each residual block a ``ResidualBlock`` of the same. ``fold`` (inference, one
+        strength for the whole batch): each norm and its modulation become one affine InstanceNorm,
+        one pass over the activations instead of three (the modulation costs nothing at translate time)."""
         mods = iter(self.modulations(strength))
-        return [self._bound(layer, mods) for layer in self.model]
+        fold = fold and bool((strength == strength.reshape(-1)[0]).all())
+        return [self._bound(layer, mods, fold) for layer in self.model]
 
-    def _bound(self, layer: nn.Module, mods) -> nn.Module:
+    def _bound(self, layer: nn.Module, mods, fold: bool) -> nn.Module:
         if isinstance(layer, ResnetBlock):
-            return ResidualBlock([self._bound(sub, mods) for sub in layer.conv_block])
+            return ResidualBlock([self._bound(sub, mods, fold) for sub in layer.conv_block])
         if isinstance(layer, nn.InstanceNorm2d):
-            return nn.Sequential(layer, next(mods))
+            return folded(layer, next(mods)) if fold else nn.Sequential(layer, next(mods))
         return layer
 
     def forward(self, x: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
@@ -108,10 +111,23 @@ class FiLMResnetGenerator(nn.Module):
         return feats
 
 
+def folded(norm: nn.InstanceNorm2d, mod: ChannelAffine) -> nn.InstanceNorm2d:
+    """``norm`` then ``mod`` (the same factors for every image: row 0) as one affine InstanceNorm:
+    (IN(h) * w + b) * scale + shift = IN(h) * (w * scale) + (b * scale + shift). For inference only
+    (its parameters are copies, outside autograd)."""
+    scale, shift = mod.scale[0].detach().float(), mod.shift[0].detach().float()  # (C,) each
+    out = nn.InstanceNorm2d(norm.num_features, eps=norm.eps, affine=True, device=scale.device)
+    weight, bias = (norm.weight.float(), norm.bias.float()) if norm.affine else (1.0, 0.0)
+    out.weight.data.copy_(weight * scale)
+    out.bias.data.copy_(bias * scale + shift)
+    return out
+
+
 class FiLMKind(GeneratorKind):
     """The strength-conditioned ResNet generator: one pass, exactly tileable at a fixed strength."""
 
     name = "film"
+    bound_forward = True  # the folded layers: as fast as the plain ResNet generator
     module = FiLMResnetGenerator
 
     def recognises(self, state) -> bool:
@@ -132,7 +148,7 @@ class FiLMKind(GeneratorKind):
 
     def layers(self, net: nn.Module, cond: Mapping[str, torch.Tensor]) -> list[nn.Module]:
         with torch.no_grad():  # inference: the modulations are constants
-            return net.bind(cond["strength"])
+            return net.bind(cond["strength"], fold=True)
 
     def example_conditions(self, arch: Mapping, n: int) -> dict[str, torch.Tensor]:
         lo, hi = self.strength_range(arch)

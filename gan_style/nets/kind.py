@@ -66,6 +66,8 @@ class GeneratorKind:
         docs/strength.md), or None for kinds trained at a fixed loss weight."""
         return None
 
+    bound_forward = False  # translation runs ``layers`` (cheaper at fixed conditioning), not the module's forward
+
     def layers(self, net: nn.Module, cond: Mapping[str, torch.Tensor]) -> list[nn.Module] | None:
         """The network at fixed conditioning (one image) as a chain of plain layers for exact
         tiling, or None: then large images are tiled with overlapping, blended tiles."""
