@@ -211,3 +211,19 @@ def test_a_network_the_backend_cannot_take_is_one_line(weights, monkeypatch):
         with_backend(fp32(weights), "onnxruntime")
     assert str(e.value) == f"--backend onnxruntime: cannot run {weights} (RuntimeError: Exporting the operator " \
         "'aten::grid_sampler' to ONNX opset version 17 is not supported.); use --backend torch"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_openvino_leaves_the_threads_signal_stack_as_it_was(weights, precision):
+    """OpenVINO's CPU plugin installs its own alternate signal stack and frees it later; a Python
+    signal handler then runs on freed memory (the suite crashed with SIGSEGV at a DataLoader
+    child's exit). The engine puts the previous stack back after each call."""
+    from gan_style.inference.signal_stack import current
+
+    backends.require("openvino")
+    engine = backends.make_engine(fp32(weights), "openvino", precision)
+    before = current()
+    for size in ((1, 3, 32, 32), (1, 3, 48, 40)):  # compiled for each new shape
+        engine.run(torch.rand(size) * 2 - 1, {})
+        after = current()
+        assert (after.ss_sp, after.ss_size, after.ss_flags) == (before.ss_sp, before.ss_size, before.ss_flags)

@@ -34,6 +34,7 @@ import torch
 
 from ..devices import BLOCKS
 from .export import write_onnx
+from .signal_stack import kept_signal_stack
 from .translate import Generator, load_generator
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,8 @@ def _openvino(ov, path: Path, names: tuple[str, ...], precision: str) -> Engine:
             # Static shapes: the CPU plugin plans memory and picks kernels for the one size.
             shaped = model.clone()
             shaped.reshape({k: list(v.shape) for k, v in feed.items()})
-            compiled[key] = core.compile_model(shaped, "CPU", hint).create_infer_request()
+            with kept_signal_stack():  # the plugin replaces it (signal_stack.py)
+                compiled[key] = core.compile_model(shaped, "CPU", hint).create_infer_request()
             while len(compiled) > SHAPES_KEPT:
                 compiled.popitem(last=False)
         compiled.move_to_end(key)
@@ -183,7 +185,7 @@ def _openvino(ov, path: Path, names: tuple[str, ...], precision: str) -> Engine:
 
     def run(x: torch.Tensor, cond: dict) -> torch.Tensor:
         feed = {"image": _numpy(x)} | {k: _numpy(v) for k, v in cond.items() if k in taken}
-        with lock:
+        with lock, kept_signal_stack():  # the plugin replaces the thread's signal stack (signal_stack.py)
             return torch.from_numpy(request(feed).infer(feed)[0].copy())  # the request reuses its output buffer
 
     return Engine(f"openvino {precision}", precision, run, names)
