@@ -11,7 +11,7 @@
 - ``auto``: the fastest of these whose output stays within 2/255 of fp32 PyTorch (3/255 for bf16
   paths), measured with the generator's own weights (``backend_auto.py``); ``choice`` says which.
 
-What a backend runs: one network evaluation (``Generator.run``), so multi-step kinds keep their
+What a backend runs: one network evaluation (``Generator.evaluate``), so multi-step kinds keep their
 steps in Python (``kind.translate(run, ...)``) and call the backend at each, with their
 conditioning inputs fed by name. Images that are tiled (``--tile``, or over 4 megapixels with
 ``auto``) are translated by PyTorch's exact tiling, with the whole-image statistics computed as
@@ -65,10 +65,9 @@ class BackendGenerator(Generator):
     engine: Engine | None = field(default=None, repr=False)
     choice: str = ""  # what runs the network, and why (auto's measurements)
 
-    def run(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
-        cond = cond | self.conditions(x.shape[0], x.device)  # the user's strength, as Generator.run adds it
+    def evaluate(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
         if self.engine is None or set(cond) - set(self.engine.conditions):
-            return super().run(x, cond)  # a conditioning input the graph was not exported with: PyTorch
+            return super().evaluate(x, cond)  # a conditioning input the graph was not exported with: PyTorch
         return self.engine.run(x, cond)
 
 

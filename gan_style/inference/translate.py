@@ -74,8 +74,12 @@ class Generator:
         return {} if self.strength is None else {"strength": torch.full((n,), float(self.strength), device=device)}
 
     def run(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
-        """One network evaluation on ``x`` (on the device) with conditioning ``cond``: compiled when asked."""
-        cond = cond | self.conditions(x.shape[0], x.device)
+        """One network evaluation on ``x`` (on the device) with the kind's conditioning ``cond`` and
+        the user's (``conditions``)."""
+        return self.evaluate(x, cond | self.conditions(x.shape[0], x.device))
+
+    def evaluate(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
+        """One network evaluation with all its conditioning inputs: compiled when asked."""
         if self.compiled is not None:
             try:
                 return self.compiled(x, cond)
