@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tiling import Input, Local, Node, Norm, Region, Spill, Whole, build, check_norm, forget, normalise
+from .tiling import Input, Local, Node, Norm, Region, Spill, Whole, build, channel_moments, check_norm, forget, normalise
 
 CELL = 512  # input pixels: the side of kernel mode's cells (grown for huge slides, see ``cell_size``)
 SIGMA = 2048.0  # input pixels: the Gaussian kernel's standard deviation over the cells
@@ -107,9 +107,8 @@ class KernelNorm(Node):
             if not (r[0] <= c[0] and c[1] <= r[1] and r[2] <= c[2] and c[3] <= r[3]):
                 raise ValueError(f"kernel normalisation: rectangle {r} does not hold cell {c}")
             inside = x[0, :, c[0] - r[0] : c[1] - r[0], c[2] - r[2] : c[3] - r[2]].flatten(1)  # (C, n)
-            mean = inside.mean(1)
-            var = (inside - mean[:, None]).square().mean(1).cpu()  # two passes: as Norm measures
-            self.raw[0][at], self.raw[1][at], self.count[at], self.seen[at] = mean.cpu(), var, inside.shape[1], True
+            mean, var = channel_moments(inside)  # as Norm measures
+            self.raw[0][at], self.raw[1][at], self.count[at], self.seen[at] = mean.cpu(), var.cpu(), inside.shape[1], True
         if self.reference is None:  # URUST's first pass: the cell's own statistics
             return normalise(x, self.raw[0][at], self.raw[1][at], self.norm)
         return normalise(x, *self.reference, self.norm)

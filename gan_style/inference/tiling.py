@@ -291,6 +291,13 @@ def check_norm(norm: nn.InstanceNorm2d) -> None:
         raise ValueError("tiling does not support InstanceNorm2d with running statistics")
 
 
+def channel_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (biased) variance of x (C, n), (C,) each."""
+    # Two passes (mean, then squared deviations): exact enough and ~3x faster than var_mean here.
+    mean = x.mean(1)
+    return mean, (x - mean[:, None]).square_().mean(1)
+
+
 def normalise(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, norm: nn.InstanceNorm2d) -> torch.Tensor:
     """x (1, C, h, w) fp32 normalised by per-channel ``mean`` and ``var`` (C,), then ``norm``'s affine."""
     # batch_norm in eval mode is exactly (x - mean) / sqrt(var + eps) [* weight + bias], in one fused pass.
@@ -319,10 +326,8 @@ class Norm(Node):
         # Per-channel mean and variance merged over tiles (Chan et al.'s parallel update, fp64).
         n, mean, m2 = 0, 0.0, 0.0
         for r in self.measured_regions():
-            x = self.inputs[0].pull(r).float()[0].flatten(1)  # (C, h*w)
-            # Two passes (mean, then squared deviations): exact enough and ~3x faster than var_mean here.
-            mean_t = x.mean(1)
-            var_b, mean_b = (x - mean_t[:, None]).square_().mean(1).double().cpu(), mean_t.double().cpu()
+            mean_t, var_t = channel_moments(self.inputs[0].pull(r).float()[0].flatten(1))
+            var_b, mean_b = var_t.double().cpu(), mean_t.double().cpu()
             self.tick()
             n_b = (r[1] - r[0]) * (r[3] - r[2])
             delta, total = mean_b - mean, n + n_b
