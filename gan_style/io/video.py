@@ -332,6 +332,11 @@ class Writer:
         rate = inp.video.average_rate or inp.video.guessed_rate or Fraction(25)
         self.video = video = out.add_stream(plan.codec, rate=rate, options=plan.options)
         video.width, video.height, video.pix_fmt = width, height, plan.pix_fmt
+        # One encoder thread: x264's frame threads made the same frames encode differently from run
+        # to run (2 variants in 8 runs of a test clip, up to 29 levels apart once decoded; 20 of 20
+        # alike with one thread). Outputs must repeat byte for byte (--shard, resumed jobs, seeds).
+        # Its cost where the generator is fast (large frames on a GPU) is not measured yet.
+        video.codec_context.thread_count = 1
         # The input's time base, so every timestamp (variable frame rate too) is kept exactly.
         video.time_base = video.codec_context.time_base = inp.video.time_base
         source = inp.video.codec_context
