@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_style.nets import PatchSampler, ResnetGenerator, init_weights
-from gan_style.nets.layers import instance_norm
+from gan_style.nets.layers import ChannelAffine, ModulatedNorm, instance_norm
 
 
 def gradient(norm, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -51,3 +51,21 @@ def test_patch_nce_gradients_through_the_generator_match_finite_differences():
     with torch.no_grad():
         numeric = (loss(x + 1e-6 * direction) - loss(x - 1e-6 * direction)) / 2e-6
     torch.testing.assert_close((grad * direction).sum(), numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_modulated_norm_is_the_norm_then_its_modulation_in_one_pass(n, layout):
+    """FiLM's training layer (each image its own scale and shift, inside the norm's kernel) gives the
+    values and the gradients (input, scale, shift) of the norm followed by the modulation, fp64."""
+    g = torch.Generator().manual_seed(1)
+    x, grad = (torch.randn(n, 16, 8, 8, generator=g, dtype=torch.float64).contiguous(memory_format=layout)
+               for _ in range(2))
+    scale, shift = 1 + 0.5 * torch.randn(n, 16, generator=g, dtype=torch.float64), torch.randn(n, 16, generator=g, dtype=torch.float64)
+    results = []
+    for layer in (torch.nn.Sequential, ModulatedNorm):
+        leaves = [t.detach().clone().requires_grad_(True) for t in (x, scale, shift)]
+        y = layer(instance_norm(16), ChannelAffine(leaves[1], leaves[2]))(leaves[0])
+        results.append([y, *torch.autograd.grad(y, leaves, grad)])
+    for fused, plain in zip(*results):
+        torch.testing.assert_close(fused, plain, atol=1e-12, rtol=1e-10)

@@ -25,7 +25,7 @@ from torch import nn
 
 from .generator import ResnetBlock, ResnetGenerator, generator_arch
 from .kind import GeneratorKind
-from .layers import ChannelAffine, ResidualBlock
+from .layers import ChannelAffine, ModulatedNorm, ResidualBlock
 
 HIDDEN = 64  # width of the strength MLP: 1 -> 64 -> 64 -> 2 x (channels of every norm)
 
@@ -84,7 +84,7 @@ class FiLMResnetGenerator(nn.Module):
         if isinstance(layer, ResnetBlock):
             return ResidualBlock([self._bound(sub, mods, fold) for sub in layer.conv_block])
         if isinstance(layer, nn.InstanceNorm2d):
-            return folded(layer, next(mods)) if fold else nn.Sequential(layer, next(mods))
+            return folded(layer, next(mods)) if fold else ModulatedNorm(layer, next(mods))
         return layer
 
     def forward(self, x: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:

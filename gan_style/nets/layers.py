@@ -120,6 +120,30 @@ class ChannelAffine(nn.Module):
         return x
 
 
+class ModulatedNorm(nn.Sequential):
+    """An InstanceNorm then a ChannelAffine with its own (N, C) factors per image, computed in one pass.
+
+    InstanceNorm is batch norm over (1, N*C, H, W); there each image's channel has its own affine
+    weight, so the modulation rides in the norm's kernel instead of a pass (and its backward) of its
+    own: what FiLM costs in training, where every image has its own strength. Walks as the
+    ``nn.Sequential(norm, modulation)`` it is (exact tiling). ``norm`` has no affine parameters."""
+
+    def __init__(self, norm: nn.InstanceNorm2d, modulation: ChannelAffine) -> None:
+        super().__init__(norm, modulation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # exports: the (N*C) reshape would fix N
+            return super().forward(x)
+        norm, mod = self[0], self[1]
+        n, c, h, w = x.shape
+        # Half-precision activations keep fp32 parameters, as batch norm's mixed-precision kernels expect.
+        dtype = torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
+        y = torch.batch_norm(x.contiguous().view(1, n * c, h, w), mod.scale.reshape(-1).to(dtype), mod.shift.reshape(-1).to(dtype),
+                             None, None, True, 0.0, norm.eps, torch.backends.cudnn.enabled).view(n, c, h, w)
+        guard_gradient(y)
+        return y
+
+
 class ResidualBlock(Residual):
     """A bound residual block: x + body(x) for a given list of layers (see ``Residual``)."""
 
