@@ -541,23 +541,27 @@ def test_style_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch):
     assert_same_gradients(ranks[0], solo[1], noise_biases(model))
 
 
-def test_unsb_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch):
+@pytest.mark.parametrize("span", [None, "[0.1,0.9]"], ids=["unsb", "unsb-strengths"])
+def test_unsb_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch, span):
     """UNSB under DDP: G (its trainable parameters), D, E and F get gradients averaged like one batch
     of 2. Each sample's noise (the bridge's, z, the second source image) comes from the sample, the
     step index and patch locations from streams identical on every rank, and the energy's
     log-sum-exp is per image. D and E learn by SGD, as CUT's D does here: G's gradient comes
     through both after their update. (This test found PyTorch's wrong InstanceNorm gradient for one
-    image with a channels_last incoming gradient: nets/layers.InstanceNorm2d.)"""
-    extra = method_extra("unsb", data.parent) | {"train__max_steps": 1}
-    dump = data.parent / "dump_unsb"
-    proc = torchrun(dump, overrides(data, data.parent / "runs", "unsb_ddp", **extra), env={SGD_ENV: "1"})
+    image with a channels_last incoming gradient: nets/layers.InstanceNorm2d.) With a strength range,
+    each sample's strength (G's input, its NCE weight) comes from the sample too."""
+    strengths = {"train__strength_range": span} if span else {}
+    extra = method_extra("unsb", data.parent) | {"train__max_steps": 1} | strengths
+    name = f"unsb{'_strength' if span else ''}"
+    dump = data.parent / f"dump_{name}"
+    proc = torchrun(dump, overrides(data, data.parent / "runs", f"{name}_ddp", **extra), env={SGD_ENV: "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [dumped(dump, rank)["grads"][1] for rank in (0, 1)]
     assert all(torch.equal(v, ranks[1][k]) for k, v in ranks[0].items())
-    _, solo = single_recorded(monkeypatch, data, data.parent / "runs", "unsb_solo", sgd_D=True,
+    _, solo = single_recorded(monkeypatch, data, data.parent / "runs", f"{name}_solo", sgd_D=True,
                               train__batch_size=2, **extra)
-    model = fresh_method(data, "unsb")
-    assert model.nets.keys() == {"G", "D", "E", "F"}
+    model = fresh_method(data, "unsb", **strengths)
+    assert model.nets.keys() == {"G", "D", "E", "F"} and any(".film." in k for k in ranks[0]) == bool(span)
     trained = {name for p, name in param_names(model).items() if p.requires_grad}
     assert ranks[0].keys() == trained and len(trained) < len(param_names(model))  # the official blocks' unused part
     # Biases before an InstanceNorm, also inside UNSB's blocks and time-conditioned D/E blocks, which

@@ -19,7 +19,7 @@ from gan_style.methods import load_config
 from gan_style.methods.base import sampled_strengths, weight_at, weighted_l1
 from gan_style.inference.translate import Generator
 from gan_style.inference.weights import GeneratorInfo
-from gan_style.nets import ChannelAffine, FiLMKind, FiLMResnetGenerator, ResnetGenerator, init_weights
+from gan_style.nets import ChannelAffine, FiLMKind, FiLMResnetGenerator, ResnetGenerator, UNSBGenerator, init_weights
 from gan_style.nets.perceptual import StyleObjective
 from gan_style.training.loop import train
 
@@ -168,7 +168,8 @@ def test_exact_tiling_and_exports_at_two_strengths(tmp_path, monkeypatch):
     torch.testing.assert_close(translate_tensor(auto, x, tile=0), outs[0.2], atol=3 / 127.5, rtol=0)
 
 
-@pytest.mark.parametrize("method,extra", [("cyclegan", {}), ("cut", {"cut__num_patches": 16})])
+@pytest.mark.parametrize("method,extra", [("cyclegan", {}), ("cut", {"cut__num_patches": 16}),
+                                          ("unsb", {"unsb__num_patches": 16, "unsb__netF_nc": 16})])
 def test_resume_with_sampled_strengths_equals_straight_bitwise(toy_root, tmp_path, method, extra):
     common = dict(method=method, train__n_epochs=2, train__n_epochs_decay=1, data__max_dataset_size=4,
                   train__strength_range=SPAN, **extra)
@@ -197,8 +198,6 @@ def test_strength_errors_are_one_line(style_run, toy_root, tmp_path, capsys):
                               ("style.strength_range", "[0.5]", style)):
         with pytest.raises(ValueError, match=rf"{key}.*give \[lo, hi\] with 0 <= lo <= hi <= 1"):
             load_config(None, tiny_overrides(toy_root, tmp_path, **{key.replace(".", "__"): value}, **extra))
-    with pytest.raises(ValueError, match="method=unsb has no strength-conditioned generator yet"):
-        load_config(None, tiny_overrides(toy_root, tmp_path, method="unsb", train__strength_range=SPAN))
 
 
 def test_eval_sweeps_strengths(style_run, toy_root, tmp_path, capsys):
@@ -208,3 +207,54 @@ def test_eval_sweeps_strengths(style_run, toy_root, tmp_path, capsys):
     assert code == 0 and "@ strength 0.25" in out and "@ strength 0.75" in out
     assert cli_main(["eval", "--fake", str(toy_root / "testA"), "--real", str(toy_root / "testB"),
                      "--strength", "0.5"]) == 2
+
+
+def test_unsb_with_the_identity_modulation_is_the_unconditioned_generator():
+    """A strength-conditioned UNSB generator is the official one plus ``film`` (added to the mapped
+    noise w): with its last layer at zero it computes the unconditioned generator at any strength."""
+    torch.manual_seed(0)
+    film = init_weights(UNSBGenerator(3, 3, 8, 2, strength_range=[0.1, 0.9]), 0.2)
+    plain = UNSBGenerator(3, 3, 8, 2)
+    plain.load_state_dict({k: v for k, v in film.state_dict().items() if not k.startswith("film.")}, strict=True)
+    x, t, z = torch.rand(2, 3, 32, 32) * 2 - 1, torch.tensor([0, 3]), torch.randn(2, 32)
+    with torch.no_grad():
+        for s in (0.0, 0.5, 1.0):
+            assert torch.equal(film(x, t, z, strength=torch.full((2,), s)), plain(x, t, z))
+        torch.nn.init.normal_(film.film[-1].weight, 0, 0.05)
+        assert not torch.equal(film(x, t, z, strength=torch.full((2,), 0.1)), film(x, t, z, strength=torch.full((2,), 0.9)))
+    with pytest.raises(ValueError, match="give it a strength"):
+        film(x, t, z)
+
+
+def test_a_unsb_run_on_a_range_translates_tiles_and_exports_at_two_strengths(toy_root, tmp_path):
+    """unsb with train.strength_range: the checkpoint records the range and no fixed weight; translation
+    at two strengths differs, tiles exactly at each and matches its ONNX export (strength an input)."""
+    last = train(load_config(None, tiny_overrides(toy_root, tmp_path, method="unsb", unsb__num_patches=16,
+                                                  unsb__netF_nc=16, data__max_dataset_size=4, train__max_steps=2,
+                                                  train__strength_range=SPAN)))
+    (record,) = load_safe(last)["generators"].values()
+    assert record["kind"] == "unsb" and record["arch"]["strength_range"] == [0.1, 0.9] and "trained_at" not in record
+    ckpt = load_safe(last)  # make the modulation depend on the strength (2 steps barely move it)
+    film = ckpt["models"]["G"]["film.4.weight"]
+    film.copy_(torch.randn(film.shape, generator=torch.Generator().manual_seed(0)) * 0.05)
+    torch.save(ckpt, path := tmp_path / "modulated.pt")
+    gen = load_generator(path, device="cpu", precision="fp32", steps=1)
+    assert gen.strength == 0.5 and gen.info.kind == "unsb"
+    x, outs = torch.rand(1, 3, 72, 56) * 2 - 1, {}
+    for s in (0.2, 0.8):
+        outs[s] = translate_tensor(gen.with_strength(s), x, tile=0)
+        torch.testing.assert_close(translate_tensor(gen.with_strength(s), x, tile=32), outs[s], atol=2e-5, rtol=0)
+    assert (outs[0.2] - outs[0.8]).abs().max() > 1e-3
+    import onnxruntime as ort
+
+    export_generator(path, "onnx", tmp_path / "G.onnx")
+    session = ort.InferenceSession(str(tmp_path / "G.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert names[0] == "image" and "strength" in names
+    cond = gen.kind.example_conditions(gen.info.arch, 1)
+    for s, want in outs.items():
+        feed = {"image": x.numpy(), "strength": torch.tensor([s]).numpy()}
+        feed |= {k: v.numpy() for k, v in cond.items() if k in names and k not in feed}
+        got = torch.from_numpy(session.run(None, feed)[0])
+        ref = gen.net(x, **(cond | {"strength": torch.tensor([s])}))
+        torch.testing.assert_close(got, ref.detach(), atol=1e-4, rtol=0)

@@ -178,7 +178,7 @@ def test_arch_is_read_from_the_tensors_and_rebuilds_the_net(name):
     rebuilt = kind.build(arch).state_dict()
     assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in fx["state"].items()}
     net = UNSBGenerator(**arch, num_timesteps=3, tau=0.05)
-    assert describe(net) == ("unsb", arch | {"fixed_blocks": False, "num_timesteps": 3, "tau": 0.05})
+    assert describe(net) == ("unsb", arch | {"fixed_blocks": False, "num_timesteps": 3, "tau": 0.05, "strength_range": None})
     assert kind.steps(describe(net)[1]) == (3, 3)
     assert kind.channels(arch) == (3, fx["config"]["out_channels"])
 
@@ -186,7 +186,7 @@ def test_arch_is_read_from_the_tensors_and_rebuilds_the_net(name):
 def test_defaults_are_the_constructors_and_the_official_ones():
     signature = inspect.signature(UNSBGenerator).parameters
     defaults = UNSBKind().defaults()
-    assert defaults == {"fixed_blocks": False, "num_timesteps": 5, "tau": 0.01}
+    assert defaults == {"fixed_blocks": False, "num_timesteps": 5, "tau": 0.01, "strength_range": None}
     assert all(signature[k].default == v for k, v in defaults.items())
     assert UNSBKind().steps({}) == (5, 5)
 

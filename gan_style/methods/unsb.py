@@ -35,8 +35,8 @@ from torch.utils.data import Dataset
 from ..config import Config, FinetuneConfig, Section
 from ..domains import dataset_name, default_direction
 from ..nets import PatchSampler, UNSBDiscriminator, UNSBGenerator, init_weights, kind_of, unsb_times
-from .base import MethodState, Precision, TrainingData, adam, grad_norm, scaled_lr, set_requires_grad
-from .base import unpaired_data, wrap
+from .base import MethodState, Precision, TrainingData, adam, grad_norm, sampled_strengths, scaled_lr
+from .base import set_requires_grad, unpaired_data, weight_at, wrap
 from .losses import gan_loss, patch_nce
 
 
@@ -103,9 +103,6 @@ class UNSBConfig(Config):
         if self.unsb.nce_layers is not None and self.unsb.nce_layers[-1] > last:
             raise ValueError(f"unsb.nce_layers={self.unsb.nce_layers}: G has feature layers 0..{last} with "
                              f"model.n_blocks={m.n_blocks}; e.g. [0, 4, 8, 12, {min(16, last)}]")
-        if self.train.strength_range is not None:
-            raise ValueError("train.strength_range: method=unsb has no strength-conditioned generator yet; use "
-                             "cyclegan, cut or fastcut (or style.strength_range with method=style)")
         if m.ngf < 4 or m.n_layers_D != 3:
             raise ValueError(f"method=unsb needs model.ngf >= 4 and model.n_layers_D=3 (the official time-conditioned "
                              f"PatchGAN has 3 layers); got ngf={m.ngf}, n_layers_D={m.n_layers_D}")
@@ -173,7 +170,6 @@ class UNSB(MethodState):
     config_type: ClassVar[type[Config]] = UNSBConfig
     make_data = staticmethod(unsb_data)
     batch_keys = ("A", "B", "X2")
-    strength_key = None  # no strength-conditioned UNSB generator yet
     progress_keys = ("loss/G_GAN", "loss/NCE", "loss/SB", "loss/E")
 
     def __init__(self, cfg: UNSBConfig, device: torch.device, precision: str, world_size: int = 1, rank: int = 0):
@@ -191,8 +187,9 @@ class UNSB(MethodState):
         torch.manual_seed(t.seed)  # same initial weights on every rank
         init = dict(gain=m.init_gain, init_type=m.init_type)
         nc = m.input_nc  # == output_nc (UNSBConfig checks)
+        self.span = t.strength_range  # loss-conditional training: G takes each sample's strength
         self.G = init_weights(UNSBGenerator(nc, nc, m.ngf, m.n_blocks, m.antialias, m.antialias_up, u.n_mlp,
-                                            u.num_timesteps, u.tau, u.fixed_blocks), **init)
+                                            u.num_timesteps, u.tau, u.fixed_blocks, self.span), **init)
         self.D = init_weights(UNSBDiscriminator(nc, m.ndf), **init)
         self.E = init_weights(UNSBDiscriminator(4 * nc, m.ndf), **init)  # pairs (x_t, x_1) of two images
         self.F = init_weights(PatchSampler(self._feature_channels(), u.netF_nc), **init)
@@ -217,7 +214,7 @@ class UNSB(MethodState):
         nc, dim = self.cfg.model.input_nc, 4 * self.cfg.model.ngf
         with torch.no_grad():
             feats = self.G(torch.zeros(1, nc, 16, 16), torch.zeros(1, dtype=torch.long), torch.zeros(1, dim),
-                           self.nce_layers, encode_only=True)
+                           self.nce_layers, encode_only=True, **self._middle(torch.zeros(1)))
         return [f.shape[1] for f in feats]
 
     @property
@@ -240,19 +237,23 @@ class UNSB(MethodState):
         x, y, x2 = x.to(**to), y.to(**to), batch["X2"].to(**to)
         n = x.shape[0]
         # The dataset gives each sample's seed; direct callers (the bench) may not: positions then.
-        noise = sample_noise(batch["seed"] if "seed" in batch else torch.arange(n), self.device)
+        seeds = batch["seed"] if "seed" in batch else torch.arange(n)
+        noise = sample_noise(seeds, self.device)
+        # Loss-conditional training: sample k's strength picks its NCE weight; G is told it.
+        lambda_NCE, s = self._weights(seeds)
         i = int(torch.randint(u.num_timesteps, (), generator=self.time_rng))  # the step trained on
         step = torch.full((1,), i, dtype=torch.long, device=self.device)  # one index for the batch, as the official
 
         # ---- carry x (and x', and y for the identity term) along the bridge to step i, no gradients ----
         starts = torch.cat([x, x2, y] if u.nce_idt else [x, x2])  # (2N or 3N, C, H, W)
+        groups = len(starts) // n
         with self.autocast():
-            x_t = self.bridge(starts, i, noise)
+            x_t = self.bridge(starts, i, noise, s)
         x_t, x2_t, y_t = x_t[:n], x_t[n : 2 * n], x_t[2 * n :]
         # ---- G's guesses of the end point from step i (x_t, then x'_t and y_t batched in) ----
-        z = normal(noise * (len(starts) // n), (4 * self.cfg.model.ngf,), self.device)  # (2N or 3N, 4ngf)
+        z = normal(noise * groups, (4 * self.cfg.model.ngf,), self.device)  # (2N or 3N, 4ngf)
         with self.autocast():
-            fake = self.run["G"](torch.cat([x_t, x2_t, y_t]), step, z)
+            fake = self.run["G"](torch.cat([x_t, x2_t, y_t]), step, z, **self._strengths(s, groups))
         fake_x1, fake2_x1, idt_y = fake[:n], fake[n : 2 * n], fake[2 * n :]
 
         # ---- D: real y vs G(x_t), at step i ----
@@ -276,10 +277,10 @@ class UNSB(MethodState):
             loss_G_GAN = gan_loss(self.D(fake_x1, step), True, self.cfg.train.gan_mode) * u.lambda_GAN
             pair, other = torch.cat([x_t, fake_x1], 1), torch.cat([x2_t, fake2_x1], 1)
             loss_SB = self._sb_loss(*self._energies(pair, other, step, self.E), x_t, fake_x1, i)
-            loss_NCE = self._nce(x, fake_x1, noise)
+            loss_NCE = self._nce(x, fake_x1, noise, s, lambda_NCE)
             losses = [loss_G_GAN, loss_NCE]
             if u.nce_idt:
-                loss_NCE_Y = self._nce(y, idt_y, noise)
+                loss_NCE_Y = self._nce(y, idt_y, noise, s, lambda_NCE)
                 loss_G = loss_G_GAN + u.lambda_SB * loss_SB + 0.5 * (loss_NCE + loss_NCE_Y)
                 losses.append(loss_NCE_Y)
             else:
@@ -293,11 +294,11 @@ class UNSB(MethodState):
         return stats
 
     @torch.no_grad()
-    def bridge(self, x0: torch.Tensor, i: int, noise: list[torch.Generator]) -> torch.Tensor:
+    def bridge(self, x0: torch.Tensor, i: int, noise: list[torch.Generator], s: torch.Tensor | None) -> torch.Tensor:
         """x_{t_i} from x_0 (K*N images, K groups of the batch's N samples) with the current G:
-        steps 0..i-1 of the official sampler, each group's noise from its sample's stream."""
+        steps 0..i-1 of the official sampler, each group's noise (and strength ``s`` (N,)) its sample's."""
         u, n = self.cfg.unsb, len(noise)
-        streams = noise * (x0.shape[0] // n)
+        streams, strengths = noise * (x0.shape[0] // n), self._strengths(s, x0.shape[0] // n)
         x_t, times, guess = x0, self.times, x0
         for k in range(i + 1):
             if k > 0:
@@ -308,7 +309,7 @@ class UNSB(MethodState):
             if k == i:
                 return x_t
             z = normal(streams, (4 * self.cfg.model.ngf,), self.device, x_t.dtype)
-            guess = self.G(x_t, torch.full((x_t.shape[0],), k, dtype=torch.long, device=self.device), z)
+            guess = self.G(x_t, torch.full((x_t.shape[0],), k, dtype=torch.long, device=self.device), z, **strengths)
         return x_t
 
     def _energies(self, pair: torch.Tensor, other: torch.Tensor, step: torch.Tensor, E) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,26 +325,45 @@ class UNSB(MethodState):
         transport = (x_t.float() - fake.float()).square().mean()
         return -(u.num_timesteps - i) / u.num_timesteps * u.tau * entropy + u.tau * transport
 
-    def _nce(self, src: torch.Tensor, tgt: torch.Tensor, noise: list[torch.Generator]) -> torch.Tensor:
+    def _nce(self, src: torch.Tensor, tgt: torch.Tensor, noise: list[torch.Generator], s: torch.Tensor | None,
+             weight: float | torch.Tensor) -> torch.Tensor:
         """PatchNCE between the features of ``src`` (keys) and ``tgt`` (queries, with gradients) at
-        step 0 with one noise z per sample, averaged over the layers, times lambda_NCE."""
+        step 0 with one noise z (and strength, ``s`` (N,)) per sample, averaged over the layers, times
+        ``weight`` (lambda_NCE; or per sample, (N,))."""
         u, n = self.cfg.unsb, src.shape[0]
         z = normal(noise, (4 * self.cfg.model.ngf,), self.device, src.dtype)
         step0 = torch.zeros(1, dtype=torch.long, device=self.device)
-        queries = self.G(tgt, step0, z, self.nce_layers, encode_only=True)
+        queries = self.G(tgt, step0, z, self.nce_layers, encode_only=True, **self._strengths(s))
         with torch.no_grad():  # keys carry no gradient in the loss: skip their graph
-            keys = self.G(src, step0, z, self.nce_layers, encode_only=True)
+            keys = self.G(src, step0, z, self.nce_layers, encode_only=True, **self._strengths(s))
         ids = self.F.sample_ids(keys, u.num_patches, self.patch_rng)  # the same locations for q and k
         with torch.no_grad():
             k = self.run["F"](keys, ids)
         q = self.run["F"](queries, ids)
-        total = sum(patch_nce(qi, ki, n, u.nce_T) for qi, ki in zip(q, k))
-        return total * u.lambda_NCE / len(q)
+        per_image = torch.is_tensor(weight)
+        total = sum(patch_nce(qi, ki, n, u.nce_T, per_image) for qi, ki in zip(q, k))
+        return (total * weight).mean() / len(q) if per_image else total * weight / len(q)
+
+    def _weights(self, seeds: torch.Tensor) -> tuple[float | torch.Tensor, torch.Tensor | None]:
+        """(lambda_NCE, strengths): the config's weight and None at a fixed weight; with
+        train.strength_range each sample's weight and strength, (N,) each."""
+        if self.span is None:
+            return self.cfg.unsb.lambda_NCE, None
+        s = sampled_strengths(seeds, self.span).to(self.device)
+        return weight_at(s, self.cfg.unsb.lambda_NCE), s
+
+    def _strengths(self, s: torch.Tensor | None, groups: int = 1) -> dict[str, torch.Tensor]:
+        """G's strength input for ``groups`` stacked copies of the batch: {} for a fixed-weight G."""
+        return {} if s is None else {"strength": s.repeat(groups)}
+
+    def _middle(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """G's strength input for the images x (N, ...): the middle of the range ({} at a fixed weight)."""
+        return {} if self.span is None else {"strength": torch.full((len(x),), sum(self.span) / 2, device=x.device)}
 
     @property
     def trained_at(self) -> str | None:
         u = self.cfg.unsb
-        return f"unsb.lambda_NCE={u.lambda_NCE}, unsb.lambda_SB={u.lambda_SB}"
+        return None if self.span is not None else f"unsb.lambda_NCE={u.lambda_NCE}, unsb.lambda_SB={u.lambda_SB}"
 
     def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, name: str, measure_grads: bool,
                 stats: dict) -> None:
@@ -363,12 +383,15 @@ class UNSB(MethodState):
         guesses: list[torch.Tensor] = []
 
         def record(xi: torch.Tensor, cond: dict) -> torch.Tensor:
-            guesses.append(self.G(xi, **cond).float().cpu())
+            guesses.append(self.G(xi, **cond, **self._middle(xi)).float().cpu())
             return guesses[-1].to(xi.device)
+
+        def identity(yi: torch.Tensor, cond: dict) -> torch.Tensor:
+            return self.G(yi, **cond, **self._middle(yi))
 
         with self.autocast():
             kind.translate(record, x.to(self.device), arch, steps, 0)
-            idt = kind.translate(lambda xi, cond: self.G(xi, **cond), y.to(self.device), arch, steps, 0).float().cpu()
+            idt = kind.translate(identity, y.to(self.device), arch, steps, 0).float().cpu()
         return {"X": torch.stack([x, *guesses], dim=1), "Y": torch.stack([y, idt], dim=1)}
 
     def G_arch(self) -> dict:

@@ -16,7 +16,9 @@ from .generator import ResnetKind
 from .kind import GeneratorKind
 from .unsb import UNSBKind
 
-KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind(), "unsb": UNSBKind(), "film": FiLMKind()}
+# Recognised from the last, the most specific: a FiLM generator has a ResNet's keys too, and a
+# strength-conditioned UNSB generator a FiLM generator's.
+KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind(), "film": FiLMKind(), "unsb": UNSBKind()}
 
 
 def kind_named(name: str | None) -> GeneratorKind:
@@ -38,7 +40,7 @@ def kind_of(net: nn.Module) -> GeneratorKind:
 
 def recognise(state: Mapping[str, torch.Tensor]) -> GeneratorKind:
     """The kind of a bare state_dict, from its keys; ValueError naming what was expected."""
-    for kind in reversed(KINDS.values()):  # later kinds are more specific (a FiLM generator has a ResNet's keys too)
+    for kind in reversed(KINDS.values()):  # later kinds are more specific (see KINDS)
         if kind.recognises(state):
             return kind
     first = ", ".join(list(state)[:3]) or "none"

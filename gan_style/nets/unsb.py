@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .film import StrengthMLP
 from .generator import decoder_layers, encoder_layers
 from .kind import GeneratorKind, Run, draw, image_noise
 from .layers import BlurDownsample, ChannelAffine, ResidualBlock, instance_norm
@@ -149,11 +150,17 @@ class UNSBGenerator(nn.Module):
 
     ``num_timesteps`` (T) and ``tau`` are the sampling schedule (``UNSBKind.translate``), kept as
     attributes so that checkpoints record them with the architecture; they hold no tensors.
+
+    ``strength_range`` (lo, hi), for loss-conditional training (docs/strength.md): the generator
+    also takes a strength s (N,) in [0, 1], through ``film`` (nets/film.py's MLP, 1 -> 64 -> 64 ->
+    4ngf) added to w, so it moves every block's scale and shift; its last layer starts at zero
+    (the unconditioned generator). None (the official network): no strength input.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  antialias: bool = True, antialias_up: bool = True, n_mlp: int = 3, num_timesteps: int = 5,
-                 tau: float = 0.01, fixed_blocks: bool = False) -> None:
+                 tau: float = 0.01, fixed_blocks: bool = False,
+                 strength_range: list[float] | tuple[float, float] | None = None) -> None:
         super().__init__()
         if n_blocks < 0 or n_mlp < 0 or ngf < 4 or num_timesteps < 1:
             raise ValueError(f"need n_blocks >= 0, n_mlp >= 0, ngf >= 4, num_timesteps >= 1; got "
@@ -173,17 +180,27 @@ class UNSBGenerator(nn.Module):
             nn.init.zeros_(layer.bias)
         if not fixed_blocks:
             self.time_embed.requires_grad_(False)  # it feeds only the blocks' dropped time bias
+        # A list (as JSON keeps it), recorded with the architecture; the MLP registered last (official keys first).
+        self.strength_range = None if strength_range is None else [float(v) for v in strength_range]
+        self.film = None if strength_range is None else StrengthMLP(dim)
 
-    def _conditions(self, time_cond: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def _conditions(self, time_cond: torch.Tensor, z: torch.Tensor,
+                    strength: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(e_t (N or 1, 4ngf) or None where unused, w (N, 4ngf))."""
+        w = self.z_transform(z)
+        if self.film is not None:
+            if strength is None:
+                raise ValueError("this UNSB generator was trained on a strength range: give it a strength (N,) in [0, 1]")
+            w = w + self.film(strength.reshape(-1, 1).to(w.dtype))
         if not self.fixed_blocks:
-            return None, self.z_transform(z)
+            return None, w
         emb = timestep_embedding(time_cond, self.ngf).to(self.time_embed[0].weight.dtype)  # (N or 1, ngf)
-        return self.time_embed(emb), self.z_transform(z)
+        return self.time_embed(emb), w
 
     def forward(self, x: torch.Tensor, time_cond: torch.Tensor, z: torch.Tensor, layers: tuple[int, ...] = (),
-                encode_only: bool = False):
-        """x (N, C_in, H, W) = x_{t_i}, time_cond (N,) or (1,) long = i, z (N, 4ngf) -> x_1 guess.
+                encode_only: bool = False, strength: torch.Tensor | None = None):
+        """x (N, C_in, H, W) = x_{t_i}, time_cond (N,) or (1,) long = i, z (N, 4ngf) -> x_1 guess;
+        ``strength`` (N,), for a generator with a ``strength_range``.
 
         With ``layers`` (PatchNCE): the outputs of those layers, counting ``model``'s layers then
         the blocks (CUT's 0, 4, 8, 12, 16 for the antialiased net: the padded input, three encoder
@@ -192,7 +209,7 @@ class UNSBGenerator(nn.Module):
         output instead of the translation there, and runs all blocks when the last wanted layer
         is in ``model``; neither is used by its training.)
         """
-        e_t, w = self._conditions(time_cond, z)
+        e_t, w = self._conditions(time_cond, z, strength)
         if layers:
             return self._with_features(x, e_t, w, layers, encode_only)
         h = self.model(x)
@@ -215,10 +232,10 @@ class UNSBGenerator(nn.Module):
         return self.model_upsample(h), feats
 
     @torch.no_grad()
-    def bind(self, time_cond: torch.Tensor, z: torch.Tensor) -> list[nn.Module]:
-        """The network at fixed conditioning (one image: time_cond (1,), z (1, 4ngf)) as a chain of
-        plain layers: ``nn.Sequential(*net.bind(t, z))(x) == net(x, t, z)``; exact tiling walks it."""
-        e_t, w = self._conditions(time_cond, z)
+    def bind(self, time_cond: torch.Tensor, z: torch.Tensor, strength: torch.Tensor | None = None) -> list[nn.Module]:
+        """The network at fixed conditioning (one image: time_cond (1,), z (1, 4ngf), strength (1,)) as a
+        chain of plain layers: ``nn.Sequential(*net.bind(t, z))(x) == net(x, t, z)``; exact tiling walks it."""
+        e_t, w = self._conditions(time_cond, z, strength)
         return [*self.model, *(block.bind(e_t, w) for block in self.model_res), *self.model_upsample]
 
 
@@ -348,7 +365,12 @@ class UNSBKind(GeneratorKind):
         return unsb_arch(state)
 
     def defaults(self) -> dict:
-        return {"fixed_blocks": False, "num_timesteps": 5, "tau": 0.01}  # the official code's
+        # The official code's; a strength range is recorded with the architecture (a bare state_dict has none).
+        return {"fixed_blocks": False, "num_timesteps": 5, "tau": 0.01, "strength_range": None}
+
+    def strength_range(self, arch: Mapping) -> tuple[float, float] | None:
+        span = arch.get("strength_range")
+        return None if span is None else (float(span[0]), float(span[1]))
 
     def steps(self, arch: Mapping) -> tuple[int, int]:
         t = int(arch.get("num_timesteps", self.defaults()["num_timesteps"]))
@@ -359,8 +381,10 @@ class UNSBKind(GeneratorKind):
         return sample(run, x, int(arch["ngf"]), int(arch["num_timesteps"]), float(arch["tau"]), steps, seed)
 
     def layers(self, net: nn.Module, cond: Mapping[str, torch.Tensor]) -> list[nn.Module]:
-        return net.bind(cond["time_cond"], cond["z"])
+        return net.bind(cond["time_cond"], cond["z"], cond.get("strength"))
 
     def example_conditions(self, arch: Mapping, n: int) -> dict[str, torch.Tensor]:
         z = torch.randn(n, 4 * int(arch.get("ngf", 64)), generator=torch.Generator().manual_seed(0))
-        return {"time_cond": torch.zeros(n, dtype=torch.long), "z": z}
+        span = self.strength_range(arch)
+        strength = {} if span is None else {"strength": torch.full((n,), sum(span) / 2)}
+        return {"time_cond": torch.zeros(n, dtype=torch.long), "z": z} | strength
