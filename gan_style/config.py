@@ -169,10 +169,20 @@ class TrainConfig(Section):
     strength_range: Optional[list[float]] = None
     """[lo, hi] in [0, 1]: train one generator for every strength in it (loss-conditional training; each sample's loss weight drawn from it and fed to G), chosen at translate time with --strength (docs/strength.md); null = one fixed weight."""
 
+    auto_weights: bool = False
+    """Scale the adversarial term each step by ||grad content|| / ||grad adversarial|| at G's last layer (Esser et al.'s adaptive weight; cyclegan, cut, fastcut). How it measured against the defaults: docs/strength.md."""
+
     @field_validator("strength_range")
     @classmethod
     def _strength_range(cls, span: list[float] | None) -> list[float] | None:
         return check_strength_range(span)
+
+    @model_validator(mode="after")
+    def _one_way_to_weigh(self) -> "TrainConfig":
+        if self.auto_weights and self.strength_range is not None:
+            raise ValueError("train.auto_weights balances fixed weights, train.strength_range trains a range of them: "
+                             "set one of the two")
+        return self
 
 
 def check_strength_range(span: list[float] | None) -> list[float] | None:

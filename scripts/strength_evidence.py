@@ -1,7 +1,8 @@
 """Evidence for docs/strength.md: strength-conditioned networks against fixed-weight ones, on a CPU.
 
     python scripts/strength_evidence.py style    --out OUT [--steps 300] [--size 128]
-    python scripts/strength_evidence.py cyclegan --out OUT [--steps 800] [--size 64]
+    python scripts/strength_evidence.py cyclegan --out OUT [--steps 800] [--size 64] [--photos DIR --limit N]
+                                                 [--auto]
 
 style: on monet-kaggle's photos (trainB) against its first Monet, one network trained on strengths
 [0.1, 0.9] and one at each fixed strength 0.25, 0.5, 0.75, all with the same steps; each evaluated
@@ -11,7 +12,9 @@ on 30 held-out photos (testB, 256 px) with the objective's style and content dis
 cyclegan: on monet2photo-mini, photo -> Monet, one CycleGAN trained on strengths [0, 1] and one at
 the paper's fixed weights (lambda 10), same steps; each translates the 20 test photos (the
 conditioned one at 0, 0.25, 0.5, 0.75, 1); measured: the mean distance of the output from its
-photo (8-bit levels) and the colour W1 to the Monet paintings (trainA).
+photo (8-bit levels) and the colour W1 to the Monet paintings (trainA). ``--photos DIR --limit N``:
+evaluate on the first N photos of DIR instead (e.g. monet-kaggle's testB, which no run trains on).
+``--auto``: also a run at the fixed weights with train.auto_weights (the adaptive GAN weight).
 
 Both write OUT/<what>.json, a Markdown table on stdout and OUT/strength_<what>_strip.jpg (one photo
 at 5 strengths).
@@ -113,7 +116,7 @@ def cyclegan(args: argparse.Namespace) -> dict:
               "data.load_size": args.size + args.size // 8, "data.crop_size": args.size, "data.num_workers": 1,
               "model.ngf": 32, "model.ndf": 32, "model.n_blocks": 6, "train.n_epochs": args.steps // 80 + 1,
               "train.n_epochs_decay": 0, "train.max_steps": args.steps, "logging.log_every": 50}
-    photos = list_images(data / "testB")
+    photos = list_images(args.photos or data / "testB")[: args.limit]
     monets = ColourHistogram()
     for m in list_images(data / "trainA"):
         monets.add(chw(np.asarray(read_rgb(m))))
@@ -123,6 +126,10 @@ def cyclegan(args: argparse.Namespace) -> dict:
     results = {f"range@{s}": distances(gen.with_strength(s), photos, monets) for s in STRIP}
     results["fixed"] = distances(load_generator(fixed, "BtoA", device="cpu", precision="fp32"), photos, monets)
     results["s_per_step"] = {"range": s_range, "fixed": s_fixed}
+    if args.auto:
+        auto, results["s_per_step"]["auto"] = run(args.out, "cyclegan_auto", common | {"train.auto_weights": "true"})
+        results["auto"] = distances(load_generator(auto, "BtoA", device="cpu", precision="fp32"), photos, monets)
+    results["photos"] = {"dir": str(photos[0].parent), "count": len(photos)}
     strip(ranged, photos[0], args.out / "strength_cyclegan_strip.jpg")
     print("| model | strength | distance from the photo (levels) | colour W1 to the Monets |")
     print("|---|---|---|---|")
@@ -130,6 +137,8 @@ def cyclegan(args: argparse.Namespace) -> dict:
         r = results[f"range@{s}"]
         print(f"| conditioned, [0, 1] | {s} | {r['distance']:.2f} | {r['colour_w1']:.4f} |")
     print(f"| fixed (lambda 10) | - | {results['fixed']['distance']:.2f} | {results['fixed']['colour_w1']:.4f} |")
+    if args.auto:
+        print(f"| fixed, auto_weights | - | {results['auto']['distance']:.2f} | {results['auto']['colour_w1']:.4f} |")
     return results
 
 
@@ -139,12 +148,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--size", type=int)
+    parser.add_argument("--photos", type=Path, help="cyclegan: evaluate on these photos (default: the dataset's testB)")
+    parser.add_argument("--limit", type=int, help="cyclegan: the first N photos only")
+    parser.add_argument("--auto", action="store_true", help="cyclegan: also train one with train.auto_weights")
     args = parser.parse_args()
     args.steps = args.steps or {"style": 300, "cyclegan": 800}[args.what]
     args.size = args.size or {"style": 128, "cyclegan": 64}[args.what]
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"style": style, "cyclegan": cyclegan}[args.what](args)
-    (args.out / f"{args.what}.json").write_text(json.dumps(results, indent=2))
+    name = args.what if args.photos is None else f"{args.what}_{args.photos.parent.name}_{args.limit}"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

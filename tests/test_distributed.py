@@ -500,19 +500,20 @@ def test_peer_failures_are_recognised():
     assert issubclass(RankFailure, ValueError)  # printed by the CLI as a one-line error
 
 
-@pytest.mark.parametrize("method,span", [("cut", None), ("fastcut", None), ("cut", "[0.1,0.9]")],
-                         ids=["cut", "fastcut", "cut-strengths"])
-def test_cut_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch, method, span):
+@pytest.mark.parametrize("method,more", [("cut", {}), ("fastcut", {}), ("cut", {"train__strength_range": "[0.1,0.9]"}),
+                                         ("cut", {"train__auto_weights": "true"})],
+                         ids=["cut", "fastcut", "cut-strengths", "cut-auto-weights"])
+def test_cut_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch, method, more, request):
     """CUT and FastCUT (flips, no identity NCE) under DDP: G, D and the patch sampler F get gradients
     averaged like one batch of 2 (the patch locations and flips come from streams that are identical
     on every rank). In a step D learns first, and G's gradient comes through the updated D: a first
     Adam step of D would move its near-0-gradient weights by +-lr on rounding, and 5 such weights
     change G's gradient by up to 5e-3 (measured). So here D learns by SGD, smooth in its gradient.
     With a strength range (loss-conditional training) each sample's strength comes from the sample:
-    the strength-conditioned G and its per-sample NCE weights average like one batch too."""
-    extra = method_extra(method, data.parent) | {"train__max_steps": 1} | (
-        {"train__strength_range": span} if span else {})
-    name = f"{method}{'_strength' if span else ''}"
+    the strength-conditioned G and its per-sample NCE weights average like one batch too. With
+    train.auto_weights the GAN weight comes from gradients averaged over the ranks: that of the batch."""
+    extra = method_extra(method, data.parent) | {"train__max_steps": 1} | more
+    name = request.node.callspec.id.replace("-", "_")
     dump = data.parent / f"dump_{name}"
     proc = torchrun(dump, overrides(data, data.parent / "runs", f"{name}_ddp", **extra), env={SGD_ENV: "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -520,8 +521,9 @@ def test_cut_two_ranks_batch_1_equal_one_process_batch_2(data, monkeypatch, meth
     assert all(torch.equal(v, ranks[1][k]) for k, v in ranks[0].items())
     _, solo = single_recorded(monkeypatch, data, data.parent / "runs", f"{name}_solo", sgd_D=True,
                               train__batch_size=2, **extra)
-    model = fresh_method(data, method, **({"train__strength_range": span} if span else {}))
-    assert model.nets.keys() == {"G", "D", "F"} and any(".film." in k for k in ranks[0]) == bool(span)
+    model = fresh_method(data, method, **more)
+    assert model.nets.keys() == {"G", "D", "F"}
+    assert any(".film." in k for k in ranks[0]) == ("train__strength_range" in more)
     assert ranks[0].keys() == set(param_names(model).values())
     assert_same_gradients(ranks[0], solo[1], noise_biases(model))
 

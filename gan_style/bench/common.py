@@ -125,6 +125,23 @@ def time_it(fn: Callable[[], object], device: torch.device, warmup: int, iters: 
     return {"s_per_call": statistics.median(chunks), "s_min": min(chunks), "s_max": max(chunks), "warmup_s": warmup_s}
 
 
+def time_pair(fn_a: Callable[[], object], fn_b: Callable[[], object], device: torch.device, warmup: int, iters: int,
+              repeats: int) -> dict:
+    """Two functions timed in alternating chunks (a, b, a, b ...), so that a slow spell of a shared
+    machine falls on both: each one's median chunk time per call, and ``ratio``, the median of the
+    chunk pairs' b / a (what an overhead is measured by)."""
+    for fn in (fn_a, fn_b):  # the first calls (allocations, caches), untimed
+        for _ in range(max(warmup, 1)):
+            fn()
+    sync(device)
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(time_it(fn_a, device, 0, iters, 1)["s_per_call"])
+        b.append(time_it(fn_b, device, 0, iters, 1)["s_per_call"])
+    return {"a_s": statistics.median(a), "b_s": statistics.median(b),
+            "ratio": statistics.median(y / x for x, y in zip(a, b)), "ratios": [y / x for x, y in zip(a, b)]}
+
+
 def compiled_graphs() -> int:
     """How many graphs torch.compile has compiled so far in this process (to spot recompiles)."""
     from torch._dynamo.utils import counters

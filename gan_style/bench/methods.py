@@ -33,15 +33,24 @@ def method_config(base: Config, method: str, batch: int, folder: Path | None = N
     return config_from_dict(tree, f"bench {method}")
 
 
-def bench_method(base: Config, method: str, device: torch.device, args, extra: dict[str, object] | None = None) -> dict:
-    """One method's step: the first (untimed) step, ``args.warmup`` more, then the median of
-    ``args.repeats`` chunks of ``args.iters`` steps. ``extra``: dotted config keys set for it."""
+def method_step(base: Config, method: str, device: torch.device, args,
+                extra: dict[str, object] | None = None) -> tuple[object, dict]:
+    """The method's training state at the bench's settings and the batch it steps on: (model, batch).
+    ``extra``: dotted config keys set for it."""
     batch, precision = args.methods_batch, args.methods_precision
     with tempfile.TemporaryDirectory(prefix="gan_style_bench_") as folder:
         model = METHODS[method](method_config(base, method, batch, Path(folder), extra), device, precision)
     keys = METHODS[method].batch_keys
     images = dict(zip(keys, synthetic_pair(batch, args.size, device) * len(keys)))  # the same synthetic images
     images["seed"] = torch.arange(batch)  # each sample's own randomness (strengths, noise), as the dataset gives
+    return model, images
+
+
+def bench_method(base: Config, method: str, device: torch.device, args, extra: dict[str, object] | None = None) -> dict:
+    """One method's step: the first (untimed) step, ``args.warmup`` more, then the median of
+    ``args.repeats`` chunks of ``args.iters`` steps. ``extra``: dotted config keys set for it."""
+    batch, precision = args.methods_batch, args.methods_precision
+    model, images = method_step(base, method, device, args, extra)
     reset_peak_memory(device)
     start = time.perf_counter()
     model.step(images)

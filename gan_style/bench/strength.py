@@ -9,8 +9,8 @@ import torch
 
 from ..config import Config
 from ..methods import METHODS
-from .common import one_line, time_it
-from .methods import bench_method
+from .common import one_line, time_it, time_pair
+from .methods import method_step
 
 SPAN = [0.0, 1.0]
 
@@ -21,13 +21,21 @@ def bench_strength(base: Config, device: torch.device, args) -> list[dict]:
         if cls.strength_key is None:
             continue
         try:
-            plain = bench_method(base, method, device, args)
-            ranged = bench_method(base, method, device, args, {cls.strength_key: SPAN})
-            rows.append({"what": f"train {method}", "plain_s": plain["s_per_iter"], "conditioned_s": ranged["s_per_iter"],
-                         "ratio": ranged["s_per_iter"] / plain["s_per_iter"]})
+            rows.append(train_row(base, method, cls.strength_key, device, args))
         except Exception as e:  # noqa: BLE001 - record and go on, as the methods section does
             rows.append({"what": f"train {method}", "error": one_line(e)})
     return rows + [translate_row(base, device, size) for size in args.translate_sizes]
+
+
+def train_row(base: Config, method: str, key: str, device: torch.device, args) -> dict:
+    """Seconds per training step without and with a strength range, timed in alternating chunks
+    (``time_pair``: the ratio is the median of the pairs', robust to a shared machine's slow spells)."""
+    plain, plain_batch = method_step(base, method, device, args)
+    ranged, ranged_batch = method_step(base, method, device, args, {key: SPAN})
+    timing = time_pair(lambda: plain.step(plain_batch), lambda: ranged.step(ranged_batch), device,
+                       args.warmup, args.iters, args.repeats)
+    return {"what": f"train {method}", "plain_s": timing["a_s"], "conditioned_s": timing["b_s"],
+            "ratio": timing["ratio"], "pair_ratios": [round(r, 3) for r in timing["ratios"]]}
 
 
 def translate_row(base: Config, device: torch.device, size: int) -> dict:

@@ -203,6 +203,32 @@ def wrap(net: nn.Module, world_size: int, device: torch.device, compile: bool) -
     return torch.compile(net, dynamic=False) if compile else net
 
 
+def last_layer(net: nn.Module) -> torch.Tensor:
+    """The weight of a generator's last convolution (the output layer), where ``adaptive_weights`` compares gradients."""
+    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1].weight
+
+
+def adaptive_weights(content: torch.Tensor, adversarial: list[torch.Tensor], layers: list[torch.Tensor],
+                     scaler: torch.amp.GradScaler) -> list[torch.Tensor]:
+    """train.auto_weights: the adaptive weight of Esser et al. ("Taming Transformers", CVPR 2021) for
+    each generator: ||grad content|| / (||grad adversarial_k|| + 1e-4) at its last layer ``layers[k]``,
+    clamped to [0, 1e4] and detached, to multiply adversarial_k by. Under DDP the two gradients are
+    averaged over the ranks first (the gradients of the global batch). Both are taken of the scaled
+    losses (fp16 keeps them representable), so the ratio is the unscaled one."""
+    scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+    grads_c = torch.autograd.grad(scaler.scale(content), layers, retain_graph=True)
+    weights = []
+    for adv, layer, g_c in zip(adversarial, layers, grads_c):
+        (g_a,) = torch.autograd.grad(scaler.scale(adv), layer, retain_graph=True)
+        both = torch.stack([g_c.float(), g_a.float()])  # (2, *layer.shape)
+        if torch.distributed.is_initialized():  # the mean over the ranks: the global batch's gradients
+            torch.distributed.all_reduce(both)
+            both = both / torch.distributed.get_world_size()
+        ratio = torch.linalg.vector_norm(both[0]) / (torch.linalg.vector_norm(both[1]) + 1e-4 * scale)
+        weights.append(torch.nan_to_num(ratio, nan=1.0, posinf=1e4).clamp(0.0, 1e4).detach())
+    return weights
+
+
 def grad_norm(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> torch.Tensor:
     """Norm of the true (unscaled) gradients; for fp16 the scaler's factor is divided out."""
     grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]

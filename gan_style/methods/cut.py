@@ -21,8 +21,8 @@ from torch import nn
 from ..config import Config, FinetuneConfig, Section
 from ..domains import dataset_name, default_direction
 from ..nets import PatchDiscriminator, PatchSampler, WithFeatures, init_weights, nce_channels, resnet_generator
-from .base import Precision, MethodState, adam, grad_norm, parameters, scaled_lr, set_requires_grad
-from .base import sampled_strengths, unpaired_data, weight_at, wrap
+from .base import Precision, MethodState, adam, adaptive_weights, grad_norm, last_layer, parameters, scaled_lr
+from .base import sampled_strengths, set_requires_grad, unpaired_data, weight_at, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss, patch_nce
 
@@ -192,10 +192,11 @@ class CUT(MethodState):
             losses = [loss_G_GAN, loss_NCE]
             if c.nce_idt:
                 loss_NCE_Y = self._nce([q[n:] for q in queries], [k[n:] for k in keys], n, lambda_NCE)
-                loss_G = loss_G_GAN + 0.5 * (loss_NCE + loss_NCE_Y)
+                content = 0.5 * (loss_NCE + loss_NCE_Y)
                 losses.append(loss_NCE_Y)
             else:
-                loss_G = loss_G_GAN + loss_NCE
+                content = loss_NCE
+            loss_G = self._adversarial_weight(content, loss_G_GAN, stats) * loss_G_GAN + content
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_G).backward()
         if measure_grads:
@@ -220,6 +221,15 @@ class CUT(MethodState):
         per_image = torch.is_tensor(weight)
         total = sum(patch_nce(qi, ki, n, c.nce_T, per_image) for qi, ki in zip(q, k))
         return (total * weight).mean() / len(q) if per_image else total * weight / len(q)
+
+    def _adversarial_weight(self, content: torch.Tensor, loss_G_GAN: torch.Tensor, stats: dict) -> float | torch.Tensor:
+        """The GAN term's weight (on top of lambda_GAN): 1, or with train.auto_weights G's adaptive
+        weight against the PatchNCE terms (logged as auto_weight/G)."""
+        if not self.cfg.train.auto_weights:
+            return 1.0
+        (weight,) = adaptive_weights(content, [loss_G_GAN], [last_layer(self.G)], self.scaler)
+        stats["auto_weight/G"] = weight
+        return weight
 
     def _weights(self, batch: Mapping[str, torch.Tensor]) -> tuple:
         """(lambda_NCE, G's extra inputs): the config's and () at a fixed weight; with

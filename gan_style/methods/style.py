@@ -93,6 +93,8 @@ class StyleConfig(Config):
                              "STYLE=painting.jpg` or style.paintings=[painting.jpg]")
         if self.train.strength_range is not None:
             raise ValueError("train.strength_range is the GAN methods' key: method=style takes style.strength_range")
+        if self.train.auto_weights:
+            raise ValueError("train.auto_weights balances a GAN term: method=style has none (its weight is style.strength)")
         if (self.model.input_nc, self.model.output_nc) != (3, 3):
             raise ValueError("method=style translates RGB photos: model.input_nc and output_nc must be 3")
         if self.eval.fid or (self.eval.best and self.eval.best not in ("style", "content")):

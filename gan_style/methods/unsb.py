@@ -103,6 +103,9 @@ class UNSBConfig(Config):
         if self.unsb.nce_layers is not None and self.unsb.nce_layers[-1] > last:
             raise ValueError(f"unsb.nce_layers={self.unsb.nce_layers}: G has feature layers 0..{last} with "
                              f"model.n_blocks={m.n_blocks}; e.g. [0, 4, 8, 12, {min(16, last)}]")
+        if self.train.auto_weights:
+            raise ValueError("train.auto_weights: method=unsb does not take it (cyclegan, cut and fastcut do); set "
+                             "unsb.lambda_GAN, unsb.lambda_NCE, or train.strength_range")
         if m.ngf < 4 or m.n_layers_D != 3:
             raise ValueError(f"method=unsb needs model.ngf >= 4 and model.n_layers_D=3 (the official time-conditioned "
                              f"PatchGAN has 3 layers); got ngf={m.ngf}, n_layers_D={m.n_layers_D}")
