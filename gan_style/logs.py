@@ -39,3 +39,13 @@ def show_warnings() -> None:
         log.addHandler(WarningLines())
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
+
+
+def show_details() -> None:
+    """Also show gan_style's debug records (``--verbose``), as plain lines."""
+    show_warnings()
+    log = logging.getLogger("gan_style")
+    log.setLevel(logging.DEBUG)
+    for handler in log.handlers:
+        if isinstance(handler, WarningLines):
+            handler.setLevel(logging.DEBUG)

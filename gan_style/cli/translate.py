@@ -43,6 +43,8 @@ from ..inference.route import route_jobs, takes, translate_exact
 from ..inference.scans import ScanOptions
 from ..inference.shard import resolve_shard, shard_device, shard_jobs
 from ..inference.slide import MODES
+from ..inference.memory import default_budget
+from ..logs import show_details
 from ..inference.translate import Generator, load_generator
 from ..io.scans import ScanError
 from ..inference.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS, VideoError, VideoSettings, import_av, translate_videos
@@ -126,6 +128,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="translate images and video frames in tiles of N pixels (bounded memory, same result as "
         "untiled); auto (default): only those over 4 megapixels (4K video), in 1024 px tiles; 0: never",
     )
+    a(
+        "--max-memory",
+        type=_bytes_arg,
+        default=default_budget(),
+        metavar="BYTES",
+        help="memory one image's translation may take, e.g. 2G (default: 4 GiB or half the RAM, if less): an "
+        "image whose estimated peak is over it is tiled smaller, then its caches spill to disk; a TIFF that "
+        "still does not fit streams as a slide; an image that cannot fit is one error line",
+    )
+    a("--verbose", action="store_true", help="also print each image's estimated memory and how it is translated")
     a(
         "--batch-size",
         "-b",
@@ -266,7 +278,9 @@ def run(args: argparse.Namespace) -> int:
         shard = resolve_shard(args.shard)
         gen = load_generator(args.weights, args.direction, shard_device(args.device, shard), args.precision,
                              ema=not args.raw_weights, steps=args.steps, seed=args.seed, strength=args.strength)
-        gen = with_backend(gen, args.backend, args.compile)
+        gen = with_backend(gen, args.backend, args.compile).within(args.max_memory)
+        if args.verbose:
+            show_details()
         inputs = args.input or default_input(gen)
         output = Path(args.output) if args.output else default_output(gen, args.weights)
         found = find_inputs(inputs, args.recursive, exclude=output.resolve(), accept=partial(takes, gen.info))
@@ -294,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(f"backend: {gen.choice}", file=sys.stderr)
-    routes = route_jobs(jobs, gen.info, args.slide)
+    routes = route_jobs(jobs, gen.info, args.slide, gen.max_memory)
     options = ScanOptions(axis=args.axis, volume=args.volume, tile=args.tile, size=args.size, slide_tile=args.slide_tile,
                           pyramid=args.pyramid, force_slide=args.slide, keep_input_dtype=args.keep_input_dtype,
                           slide_norm=args.slide_norm, max_disk=args.max_disk)

@@ -25,6 +25,7 @@ from ..io.files import FindError, find_files
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_rgb, write_image
 from ..io.scans import scan_format
 from ..io.tensors import float_to_image, image_to_float
+from .memory import MemoryBudgetError
 from .translate import Generator, images_per_pass, resize_short_side, translate_tensor
 from .video import OUTPUT_FORMATS, is_video_file, output_extension
 
@@ -283,9 +284,10 @@ def translate_jobs(
                 for chunk in _chunks(items, per_pass):
                     try:
                         out = translate_tensor(gen, torch.stack([t for _, t in chunk]), tile=tile)
-                    except torch.OutOfMemoryError:
+                    except (torch.OutOfMemoryError, MemoryBudgetError) as e:
                         names = ", ".join(jobs[i].label for i, _ in chunk)
-                        fail([i for i, _ in chunk], f"{names}: out of memory: {oom_hint}")
+                        why = str(e) if isinstance(e, MemoryBudgetError) else f"out of memory: {oom_hint}"
+                        fail([i for i, _ in chunk], f"{names}: {why}")
                         done(len(chunk))
                         continue
                     for (i, _), y in zip(chunk, out):

@@ -4,8 +4,8 @@
 - ``scan``: exactly, in the data's units and the file's own format (scans.py): generators of
   scientific data (``GeneratorInfo.exact``) take every image file this way;
 - ``slide``: a file of a slide format (SVS, NDPI, MRXS ...: OpenSlide) or a TIFF too large to read
-  whole (or every TIFF with ``force_slide``), streamed tile by tile (slide.py), whichever the
-  generator; written as OME-TIFF (``.ome.tif`` for the formats that cannot be written) or OME-Zarr;
+  whole or to translate within the memory budget (memory.py), or every TIFF with ``force_slide``,
+  streamed tile by tile (slide.py), whichever the generator; written as OME-TIFF (``.ome.tif`` for the formats that cannot be written) or OME-Zarr;
 - ``video``: by extension (video.py); generators of scientific data refuse videos.
 
 The generator decides, not the file: the same 16-bit PNG is a photo for a photo generator and
@@ -22,10 +22,13 @@ from ..io.images import is_image_file
 from ..io.scan import ScanError
 from ..io.scans import output_name
 from ..io.slides import is_slide, slide_output_name
+from ..io.tiff import page_shape
 from .batch import Job, is_input_file
+from .memory import MemoryBudgetError, size_text
+from .memory import plan as memory_plan
 from .scans import ScanOptions, translate_scan_file
 from .slide import translate_slide
-from .translate import Generator
+from .translate import AUTO_TILE, Generator
 from .video import is_video_file
 from .weights import GeneratorInfo
 
@@ -35,13 +38,40 @@ IMAGE, SCAN, SLIDE, VIDEO = "image", "scan", "slide", "video"
 NO_VIDEOS = "a generator for scientific data does not translate videos"
 
 
-def pipeline(path: Path, info: GeneratorInfo, force_slide: bool = False) -> str:
-    """IMAGE, SCAN, SLIDE or VIDEO: which pipeline translates ``path`` with the generator ``info`` describes."""
+def pipeline(path: Path, info: GeneratorInfo, force_slide: bool = False, max_memory: int | None = None) -> str:
+    """IMAGE, SCAN, SLIDE or VIDEO: which pipeline translates ``path`` with the generator ``info`` describes
+    (``max_memory``: a TIFF that cannot be translated whole within it is streamed as a slide)."""
     if is_video_file(path):
         return VIDEO
-    if _slide(path, force_slide):
+    if _slide(path, force_slide) or over_budget(path, info, max_memory):
         return SLIDE
     return SCAN if info.exact else IMAGE
+
+
+def over_budget(path: Path, info: GeneratorInfo, max_memory: int | None) -> bool:
+    """Whether ``path`` is a TIFF (a format slides are read from) whose in-memory translation would not
+    fit ``max_memory`` bytes even tiled with its caches on disk (memory.py)."""
+    if max_memory is None or not _slide_format(path):
+        return False
+    try:
+        h, w, c, dtype, _ = page_shape(path)
+    except (ScanError, OSError, ValueError):
+        return False  # the scan pipeline reports it in its own words
+    c_out = info.generator_kind.channels(info.arch)[1]
+    try:
+        memory_plan(int(info.arch.get("ngf", 64)), h, w, c, c_out, AUTO_TILE, max_memory, 2 * dtype.itemsize)
+    except MemoryBudgetError:
+        logger.info("%s (%d x %d px) does not fit --max-memory %s in memory: streamed as a slide", path, w, h,
+                    size_text(max_memory))
+        return True
+    return False
+
+
+def _slide_format(path: Path) -> bool:
+    try:
+        return is_slide(path, force=True)
+    except (ScanError, OSError, ValueError):
+        return False
 
 
 def takes(info: GeneratorInfo, path: Path) -> bool:
@@ -68,11 +98,11 @@ class Routes:
     refused: list[str] = field(default_factory=list)  # one line per job that no pipeline takes
 
 
-def route_jobs(jobs: list[Job], info: GeneratorInfo, force_slide: bool = False) -> Routes:
+def route_jobs(jobs: list[Job], info: GeneratorInfo, force_slide: bool = False, max_memory: int | None = None) -> Routes:
     """Sort ``jobs`` into their pipelines (``pipeline``); videos for a generator of scientific data are refused."""
     routes = Routes()
     for job in jobs:
-        kind = pipeline(job.src, info, force_slide)
+        kind = pipeline(job.src, info, force_slide, max_memory)
         if kind == VIDEO and info.exact:
             routes.refused.append(f"{job.label}: {NO_VIDEOS}")
         elif kind == VIDEO:

@@ -382,7 +382,9 @@ class Cache(Node):
         return self.data
 
     def pull(self, r: Region) -> torch.Tensor:
-        return self.fill()[..., r[0] : r[1], r[2] : r[3]].to(self.device, non_blocking=True)
+        # Contiguous, as a rectangle read from disk is: convolutions of a strided view can round
+        # differently, and a cache spilled to disk must give the same pixels (memory.py's budget).
+        return self.fill()[..., r[0] : r[1], r[2] : r[3]].to(self.device, non_blocking=True).contiguous()
 
 
 @dataclass(frozen=True)
@@ -565,16 +567,18 @@ def build(
 
 
 def translate_tiled(
-    net: nn.Module, x: torch.Tensor, tile: int, device: torch.device, block_dtype: torch.dtype | None = None
+    net: nn.Module, x: torch.Tensor, tile: int, device: torch.device, block_dtype: torch.dtype | None = None,
+    spill: Spill | None = None,
 ) -> torch.Tensor:
     """Run ``net`` (a chain of plain layers: a ResnetGenerator, or a kind's ``layers`` at fixed
     conditioning as an ``nn.Sequential``) on x (1, C, H, W) in tiles of about ``tile`` pixels.
 
     Call under ``torch.inference_mode()`` and the wanted autocast (``block_dtype``: autocast the
     residual blocks' convolutions alone to it). H and W must be valid input sizes for ``net``
-    (multiples of 4, at least 8). Returns (1, C_out, H, W) fp32 on the CPU.
+    (multiples of 4, at least 8). ``spill``: whole-image caches over its limit on disk (the same
+    result). Returns (1, C_out, H, W) fp32 on the CPU.
     """
-    out_node = build(list(net.children()), Input(x, device), tile, block_dtype)
+    out_node = build(list(net.children()), Input(x, device), tile, block_dtype, plan=Whole(tile, spill))
     out = torch.empty(1, out_node.channels, out_node.height, out_node.width)
     for r in regions(out_node, tile):
         out[..., r[0] : r[1], r[2] : r[3]] = out_node.pull(r).float().cpu()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,8 @@ from ..devices import BLOCKS, resolve_device, resolve_inference_precision
 from ..io.images import read_rgb, to_rgb
 from ..io.tensors import float_to_image, image_to_float
 from ..nets import GeneratorKind, Residual
-from .tiling import translate_blended, translate_tiled
+from . import memory
+from .tiling import Spill, translate_blended, translate_tiled
 from .weights import GeneratorInfo, WeightsError, read_generator
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class Generator:
     steps: int = 1  # network evaluations per image (the kind's default unless --steps)
     seed: int = 0  # the noise of multi-step kinds: one input and one seed give one output
     strength: float | None = None  # strength-conditioned kinds: the strength translated at (docs/strength.md)
+    max_memory: int | None = None  # bytes one translation may take (memory.py); None: no budget
     compiled: Callable | None = field(default=None, repr=False)  # set by compile()
 
     @property
@@ -100,6 +103,13 @@ class Generator:
         """The same network translating at ``strength`` (None: the middle of its training range); one
         line (WeightsError) when it is outside [0, 1] or the generator was trained at a fixed weight."""
         return replace(self, strength=check_strength(self.info, strength))
+
+    def within(self, max_memory: int | None) -> Generator:
+        """The same network translating each image within ``max_memory`` bytes (memory.py), or without
+        a budget (None)."""
+        if max_memory is not None and max_memory <= 0:
+            raise ValueError(f"--max-memory {max_memory}: use a positive number of bytes, e.g. 4G")
+        return replace(self, max_memory=max_memory)
 
     def compile(self, backend: str = "inductor") -> Generator:
         """Compile ``forward`` with torch.compile, with dynamic shapes: one compilation (20-50 s
@@ -293,13 +303,36 @@ def translate_tensor(gen: Generator, x: torch.Tensor, tile: int | str | None = "
     tiling.py); others are tiled with overlapping, blended tiles. Multi-step kinds tile each step.
     """
     padded, (h, w) = pad_to_multiple(x, gen.info.multiple)
-    size = resolve_tile(tile, *padded.shape[-2:])
-    if not size:
+    fit = fit_memory(gen, padded, resolve_tile(tile, *padded.shape[-2:]))
+    if not fit.tile:
         return gen(padded)[..., :h, :w]
-    with torch.inference_mode(), gen.autocast():
-        run = TiledRun(gen, size)
+    with torch.inference_mode(), gen.autocast(), spill_folder(fit.spill) as folder:
+        run = TiledRun(gen, fit.tile, Spill(memory.SPILL_LIMIT, Path(folder)) if folder else None)
         outs = [gen.kind.translate(run, padded[i : i + 1], gen.info.arch, gen.steps, gen.seed) for i in range(len(padded))]
     return torch.cat(outs)[..., :h, :w]
+
+
+def fit_memory(gen: Generator, x: torch.Tensor, tile: int) -> memory.Plan:
+    """How to translate the batch x (N, C, H, W) within ``gen.max_memory`` (memory.py): ``tile``
+    when it fits (or there is no budget), else smaller tiles, then caches on disk. The estimate
+    is logged at debug level (``translate --verbose``)."""
+    n, c_in, hh, ww = x.shape
+    c_out = gen.kind.channels(gen.info.arch)[1]
+    budget = None if gen.max_memory is None else gen.max_memory // n
+    fit = memory.plan(int(gen.info.arch.get("ngf", 64)), hh, ww, c_in, c_out, tile, budget)
+    logger.debug("%d x %d px: about %s of memory per image (%s)", ww, hh, memory.size_text(fit.peak),
+                 f"{fit.tile} px tiles" + (", caches on disk" if fit.spill else "") if fit.tile else "whole")
+    return fit
+
+
+@contextlib.contextmanager
+def spill_folder(spill: bool):
+    """A temporary folder for caches spilled to disk (removed after), or None."""
+    if not spill:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="gan_style_cache_") as folder:
+        yield folder
 
 
 @dataclass
@@ -309,6 +342,7 @@ class TiledRun:
 
     gen: Generator
     tile: int
+    spill: Spill | None = None  # whole-image caches over its limit on disk (memory.py)
 
     def __call__(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
         gen = self.gen
@@ -318,7 +352,7 @@ class TiledRun:
             note_blended(gen.info)
             return translate_blended(lambda t: gen.forward(t, cond).float(), x, self.tile, gen.device)
         block_dtype = torch.bfloat16 if gen.precision == BLOCKS else None
-        return translate_tiled(nn.Sequential(*layers), x, self.tile, gen.device, block_dtype)
+        return translate_tiled(nn.Sequential(*layers), x, self.tile, gen.device, block_dtype, self.spill)
 
 
 def note_blended(info: GeneratorInfo) -> None:

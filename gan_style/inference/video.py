@@ -60,6 +60,7 @@ from ..io.video import (
     write_video,
 )
 from .flicker import FlickerMeter
+from .memory import MemoryBudgetError
 from .translate import Generator, images_per_pass, resize_short_side, translate_tensor
 
 # What callers import from here (the CLI, batch translation, the bench, the app, tests).
@@ -303,6 +304,8 @@ def translate_video(
             write_video(av, stages[1], dest, plan, inp, result, bar.update)
     except torch.OutOfMemoryError:
         raise VideoError(f"{src}: out of memory: use --tile 512, --batch-size 1 or --size") from None
+    except MemoryBudgetError as e:
+        raise VideoError(f"{src}: {e}") from None
     except av.FFmpegError as e:
         raise VideoError(f"{src}: cannot translate video ({reason(e)})") from None
     finally:

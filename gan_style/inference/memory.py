@@ -1,0 +1,98 @@
+"""How much memory translating one image takes, and fitting it to a budget (``translate --max-memory``).
+
+The in-memory path holds, for an H x W image (P = H·W pixels) with C_in and C_out channels:
+
+- the whole image: the decoded input and output (their bytes per pixel), their float32 copies
+  (4·C_in + 4·C_out), and, when tiled, the exact tiling's whole-image caches (tiling.Cache: 1/4
+  resolution activations of 4·ngf channels, a few alive at once), about 2.2·ngf bytes per pixel;
+- one tile's activations: about 0.6·(13·ngf + 44) bytes per pixel of the tile; untiled, the tile
+  is the image (13·ngf + 44 bytes per pixel in all).
+
+The constants were fitted to peaks measured on this CPU (ResNet generators, ngf 8 to 32, 1 to
+12 MP, fp32 and bf16-blocks: docs/benchmarks.md) and ``tests/test_memory.py`` checks the estimate
+against a measured peak. What does not fit is made to fit, cheapest first: tiling (``AUTO_TILE``),
+smaller tiles, then the caches spilled to disk (``Spill``, as slides are); an image that does not
+fit even then is refused in one line. TIFFs that do not fit are streamed as slides (route.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+CAP = 4 * 2**30  # the default budget's ceiling: 4 GiB (or half the RAM, if less)
+TILES = (1024, 512, 256)  # tile sizes tried, largest (fastest) first
+SPILL_LIMIT = 64 * 2**20  # bytes: caches larger than this go to disk when spilling
+PER_NGF_WHOLE, PER_NGF_TILE, TILE_BASE, TILE_SHARE = 2.2, 13.0, 44.0, 0.6  # bytes per pixel (module doc)
+
+
+class MemoryBudgetError(ValueError):
+    """An image that cannot be translated within the memory budget (one line, for the CLI)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one image is translated within the budget: ``tile`` (0 = whole), caches on disk
+    (``spill``), and the estimated peak in bytes."""
+
+    tile: int
+    spill: bool
+    peak: int
+
+
+def default_budget() -> int:
+    """min(4 GiB, half the RAM)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return CAP
+    return min(CAP, ram // 2)
+
+
+def peak_bytes(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, spill: bool = False,
+               io_bytes: float = 2.0) -> int:
+    """The estimated peak of translating one H x W image: ``tile`` 0 whole, else in tiles of ``tile``
+    pixels, with the whole-image caches in memory or (``spill``) on disk. ``io_bytes``: bytes per
+    pixel and channel of the decoded input plus the written output (1 + 1 for 8-bit images)."""
+    pixels = h * w
+    frames = pixels * (4 * (c_in + c_out) + io_bytes * max(c_in, c_out))  # float32 copies, decoded in/out
+    per_tile_px = PER_NGF_TILE * ngf + TILE_BASE
+    if not tile or pixels <= tile * tile:
+        return int(frames + pixels * per_tile_px)
+    caches = SPILL_LIMIT * 3 if spill else pixels * PER_NGF_WHOLE * ngf
+    return int(frames + caches + TILE_SHARE * tile * tile * per_tile_px)
+
+
+def plan(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, budget: int | None,
+         io_bytes: float = 2.0, what: str = "the image") -> Plan:
+    """The cheapest way to translate an H x W image within ``budget`` bytes (None: no budget,
+    ``tile`` as given). ``tile`` (0 = whole) is kept when it fits. MemoryBudgetError when nothing does."""
+    def at(t: int, spill: bool = False) -> Plan:
+        return Plan(t, spill, peak_bytes(ngf, h, w, c_in, c_out, t, spill, io_bytes))
+
+    first = at(tile)
+    if budget is None or first.peak <= budget:
+        return first
+    tried = [at(t) for t in TILES if not tile or t < tile]
+    if importlib.util.find_spec("zarr") is not None:  # caches on disk are zarr arrays (gan_style[science])
+        tried += [at(t, True) for t in TILES if not tile or t <= tile]
+    for option in tried:
+        if option.peak <= budget:
+            how = f"in {option.tile} px tiles" + (", caches on disk" if option.spill else "")
+            logger.info("%s (%d x %d px): about %s as asked, over --max-memory %s: translated %s (about %s)",
+                        what, w, h, size_text(first.peak), size_text(budget), how, size_text(option.peak))
+            return option
+    least = min(tried, key=lambda p: p.peak)
+    disk = " with caches on disk" if least.spill else " (caches on disk need gan_style[science])"
+    raise MemoryBudgetError(f"{what} ({w} x {h} px) needs about {size_text(least.peak)} even in {least.tile} px "
+                            f"tiles{disk}, over --max-memory {size_text(budget)}: raise --max-memory or translate "
+                            "it smaller (--size)")
+
+
+def size_text(n: float) -> str:
+    """Bytes as a short text: 3.2 GB, 640 MB."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
