@@ -14,6 +14,7 @@ strength.py     what loss-conditional training costs: steps and translation, con
 clips.py        synthetic video clips (moving shapes + a sine-wave sound) for it and for the tests
 style.py        gan-style stylize at 256/512/1024 px beside plain VGG19 Gatys
 cpu_paths.py    CPU translation paths side by side (fp32, bf16, bf16-blocks, compile, ONNX Runtime)
+memory.py       translate --max-memory's estimate of an image's peak against the measured peak
 report.py       the tables
 
 ``SECTIONS`` is the registry of the sections after training (which the CLI runs itself: it
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from .data import bench_data
+from .memory import bench_memory
 from .methods import bench_methods
 from .steps import bench_steps
 from .strength import bench_strength
@@ -62,6 +64,8 @@ SECTIONS: dict[str, Section] = {
                      lambda base, device, args: _style(device)),
     "cpu_paths": Section("CPU translation paths, 1024x768, 9 blocks (s/image, error vs fp32)",
                          lambda base, device, args: _cpu_paths(device)),
+    "memory": Section("memory: one image's estimated peak (translate --max-memory) against the measured one",
+                      lambda base, device, args: bench_memory()),
 }
 
 

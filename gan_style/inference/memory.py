@@ -2,15 +2,18 @@
 
 The in-memory path holds, for an H x W image (P = H·W pixels) with C_in and C_out channels:
 
-- the whole image: the decoded input and output (their bytes per pixel), their float32 copies
-  (4·C_in + 4·C_out), and, when tiled, the exact tiling's whole-image caches (tiling.Cache: 1/4
-  resolution activations of 4·ngf channels, a few alive at once), about 2.2·ngf bytes per pixel;
-- one tile's activations: about 0.6·(13·ngf + 44) bytes per pixel of the tile; untiled, the tile
-  is the image (13·ngf + 44 bytes per pixel in all).
+- the whole image: the decoded input and output and their float32 copies (with the copies made on
+  the way, about 1.1 x (4·C_in + 4·C_out + the decoded bytes)), and, when tiled, the exact
+  tiling's whole-image caches (tiling.Cache: 1/4 resolution activations of 4·ngf channels, a few
+  alive at once), about 1.85·ngf bytes per pixel;
+- one tile's activations, (29 + 10.6·ngf) bytes per pixel of the tile, 1.2 times that with its
+  halo; untiled, the tile is the image;
+- about 23 MB whatever the size (buffers of the allocator and the kernels).
 
-The constants were fitted to peaks measured on this CPU (ResNet generators, ngf 8 to 32, 1 to
-12 MP, fp32 and bf16-blocks: docs/benchmarks.md) and ``tests/test_memory.py`` checks the estimate
-against a measured peak. What does not fit is made to fit, cheapest first: tiling (``AUTO_TILE``),
+The constants are a least-squares fit (relative errors) to 14 peaks measured on this CPU (AMD
+EPYC; ResNet generators of 9 blocks, ngf 8 to 64, 0.8 to 12 MP, whole and in 256 to 1024 px
+tiles, fp32): every one within 23 % (docs/translate.md, ``gan-style bench --only memory``), and
+``tests/test_memory.py`` checks two against a fresh measurement. What does not fit is made to fit, cheapest first: tiling (``AUTO_TILE``),
 smaller tiles, then the caches spilled to disk (``Spill``, as slides are); an image that does not
 fit even then is refused in one line. TIFFs that do not fit are streamed as slides (route.py).
 """
@@ -18,16 +21,14 @@ fit even then is refused in one line. TIFFs that do not fit are streamed as slid
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 from dataclasses import dataclass
-
-logger = logging.getLogger(__name__)
 
 CAP = 4 * 2**30  # the default budget's ceiling: 4 GiB (or half the RAM, if less)
 TILES = (1024, 512, 256)  # tile sizes tried, largest (fastest) first
 SPILL_LIMIT = 64 * 2**20  # bytes: caches larger than this go to disk when spilling
-PER_NGF_WHOLE, PER_NGF_TILE, TILE_BASE, TILE_SHARE = 2.2, 13.0, 44.0, 0.6  # bytes per pixel (module doc)
+# The fit of the module doc: bytes per pixel (of the image, of the tile), and bytes.
+FRAMES, CACHES_PER_NGF, TILE_BASE, TILE_PER_NGF, HALO, FIXED = 1.1, 1.85, 29.0, 10.6, 1.2, 23e6
 
 
 class MemoryBudgetError(ValueError):
@@ -59,12 +60,12 @@ def peak_bytes(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, spill
     pixels, with the whole-image caches in memory or (``spill``) on disk. ``io_bytes``: bytes per
     pixel and channel of the decoded input plus the written output (1 + 1 for 8-bit images)."""
     pixels = h * w
-    frames = pixels * (4 * (c_in + c_out) + io_bytes * max(c_in, c_out))  # float32 copies, decoded in/out
-    per_tile_px = PER_NGF_TILE * ngf + TILE_BASE
+    frames = FRAMES * pixels * (4 * (c_in + c_out) + io_bytes * max(c_in, c_out))  # float32 copies, decoded in/out
+    per_tile_px = TILE_BASE + TILE_PER_NGF * ngf
     if not tile or pixels <= tile * tile:
-        return int(frames + pixels * per_tile_px)
-    caches = SPILL_LIMIT * 3 if spill else pixels * PER_NGF_WHOLE * ngf
-    return int(frames + caches + TILE_SHARE * tile * tile * per_tile_px)
+        return int(FIXED + frames + pixels * per_tile_px)
+    caches = SPILL_LIMIT * 3 if spill else pixels * CACHES_PER_NGF * ngf
+    return int(FIXED + frames + caches + HALO * tile * tile * per_tile_px)
 
 
 def plan(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, budget: int | None,
@@ -82,15 +83,17 @@ def plan(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, budget: int
         tried += [at(t, True) for t in TILES if not tile or t <= tile]
     for option in tried:
         if option.peak <= budget:
-            how = f"in {option.tile} px tiles" + (", caches on disk" if option.spill else "")
-            logger.info("%s (%d x %d px): about %s as asked, over --max-memory %s: translated %s (about %s)",
-                        what, w, h, size_text(first.peak), size_text(budget), how, size_text(option.peak))
             return option
     least = min(tried, key=lambda p: p.peak)
     disk = " with caches on disk" if least.spill else " (caches on disk need gan_style[science])"
     raise MemoryBudgetError(f"{what} ({w} x {h} px) needs about {size_text(least.peak)} even in {least.tile} px "
                             f"tiles{disk}, over --max-memory {size_text(budget)}: raise --max-memory or translate "
                             "it smaller (--size)")
+
+
+def describe(p: Plan) -> str:
+    """How a plan translates: "whole", "in 512 px tiles, caches on disk"."""
+    return f"in {p.tile} px tiles" + (", caches on disk" if p.spill else "") if p.tile else "whole"
 
 
 def size_text(n: float) -> str:

@@ -320,8 +320,11 @@ def fit_memory(gen: Generator, x: torch.Tensor, tile: int) -> memory.Plan:
     c_out = gen.kind.channels(gen.info.arch)[1]
     budget = None if gen.max_memory is None else gen.max_memory // n
     fit = memory.plan(int(gen.info.arch.get("ngf", 64)), hh, ww, c_in, c_out, tile, budget)
-    logger.debug("%d x %d px: about %s of memory per image (%s)", ww, hh, memory.size_text(fit.peak),
-                 f"{fit.tile} px tiles" + (", caches on disk" if fit.spill else "") if fit.tile else "whole")
+    if (fit.tile, fit.spill) != (tile, False):
+        logger.info("%d x %d px: over --max-memory %s as asked, so translated %s", ww, hh,
+                    memory.size_text(gen.max_memory), memory.describe(fit))
+    logger.debug("%d x %d px: about %s of memory per image, translated %s", ww, hh, memory.size_text(fit.peak),
+                 memory.describe(fit))
     return fit
 
 
