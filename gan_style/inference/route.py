@@ -50,7 +50,7 @@ def pipeline(path: Path, info: GeneratorInfo, force_slide: bool = False, max_mem
 
 def over_budget(path: Path, info: GeneratorInfo, max_memory: int | None) -> bool:
     """Whether ``path`` is a TIFF (a format slides are read from) whose in-memory translation would not
-    fit ``max_memory`` bytes with its caches in memory (memory.py): streamed, it holds only tiles."""
+    fit ``max_memory`` bytes even with its caches on disk (memory.py)."""
     if max_memory is None or not _slide_format(path):
         return False
     try:
@@ -59,10 +59,8 @@ def over_budget(path: Path, info: GeneratorInfo, max_memory: int | None) -> bool
         return False  # the scan pipeline reports it in its own words
     c_out = info.generator_kind.channels(info.arch)[1]
     try:
-        fit = memory_plan(int(info.arch.get("ngf", 64)), h, w, c, c_out, AUTO_TILE, max_memory, 2 * dtype.itemsize)
-    except MemoryBudgetError:
-        fit = None
-    if fit is None or fit.spill:  # a slide reads and writes by the tile, and spills as much: it holds less
+        memory_plan(int(info.arch.get("ngf", 64)), h, w, c, c_out, AUTO_TILE, max_memory, 2 * dtype.itemsize)
+    except MemoryBudgetError:  # streamed, it holds only tiles (but takes several times as long: docs/translate.md)
         logger.info("%s (%d x %d px) does not fit --max-memory %s in memory: streamed as a slide", path, w, h,
                     size_text(max_memory))
         return True

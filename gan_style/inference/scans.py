@@ -34,6 +34,8 @@ from .weights import side_intensity
 
 logger = logging.getLogger(__name__)
 
+BAND_ROWS = 256  # rows converted between data units and the model's range at once
+
 
 @dataclass(frozen=True)
 class ScanOptions:
@@ -72,13 +74,34 @@ def translate_planes(gen: Generator, planes: np.ndarray, tile: int | str | None 
                      size: int | None = None) -> np.ndarray:
     """(S, H, W, C) in source units -> (S, H', W', C_out) float64 in target units, plane by plane
     (H', W' = H, W, or the short side ``size``)."""
-    source, target = side_intensity(gen.info, "source"), side_intensity(gen.info, "target")
-    out = []
-    for plane in planes:  # (H, W, C)
-        x = torch.from_numpy(source.to_model(plane)).permute(2, 0, 1)[None]  # (1, C, H, W) in [-1, 1]
-        y = translate_tensor(gen, short_side(x, size), tile=tile)[0].permute(1, 2, 0).numpy()  # (H', W', C_out)
-        out.append(target.from_model(y))
-    return np.stack(out)
+    target = side_intensity(gen.info, "target")
+    return np.stack([target.from_model(translated_plane(gen, plane, tile, size)) for plane in planes])
+
+
+def translated_plane(gen: Generator, plane: np.ndarray, tile: int | str | None, size: int | None) -> np.ndarray:
+    """One plane (H, W, C) in source units -> the generator's output (H', W', C_out) float32 in [-1, 1].
+    Mapped to the model's range by bands of rows: the float64 arithmetic never holds the whole plane."""
+    source = side_intensity(gen.info, "source")
+    window = source.window(plane)
+    x = np.empty(plane.shape, dtype=np.float32)
+    for r in range(0, plane.shape[0], BAND_ROWS):
+        x[r : r + BAND_ROWS] = source.to_model(plane[r : r + BAND_ROWS], window)
+    x = torch.from_numpy(x).permute(2, 0, 1)[None]  # (1, C, H, W)
+    return translate_tensor(gen, short_side(x, size), tile=tile)[0].permute(1, 2, 0).numpy()
+
+
+def translate_cast(gen: Generator, planes: np.ndarray, tile: int | str | None, size: int | None,
+                   dtype: np.dtype, limits: tuple[float, float] | None) -> tuple[np.ndarray, float]:
+    """``cast_to(translate_planes(...), dtype, limits)`` computed by bands of rows into the output:
+    the same values, without a float64 copy of the whole scan (memory.py's budget)."""
+    target, out, clipped = side_intensity(gen.info, "target"), None, 0.0
+    for i, plane in enumerate(planes):
+        y = translated_plane(gen, plane, tile, size)  # (H', W', C_out)
+        out = np.empty((len(planes), *y.shape), dtype=dtype) if out is None else out
+        for r in range(0, y.shape[0], BAND_ROWS):
+            out[i, r : r + BAND_ROWS], part = cast_to(target.from_model(y[r : r + BAND_ROWS]), dtype, limits)
+            clipped += part * y[r : r + BAND_ROWS].size
+    return out, clipped / out.size if out is not None and out.size else 0.0
 
 
 def representation(gen: Generator, scan: Scan, keep_input_dtype: bool = False) -> Representation:
@@ -102,8 +125,7 @@ def translate_scan(gen: Generator, scan: Scan, tile: int | str | None = "auto", 
     if bad:
         logger.warning("%s: %d NaN/Inf value(s) read as the window's ends (NaN -> low)", scan.path, bad)
     rep = representation(gen, scan, keep_input_dtype)  # first: a format that cannot hold it fails before the work
-    values = translate_planes(gen, scan.planes, tile, size)
-    out, clipped = cast_to(values, rep.dtype, rep.limits)
+    out, clipped = translate_cast(gen, scan.planes, tile, size, rep.dtype, rep.limits)
     if clipped > 0.001:
         held = f"[{rep.limits[0]:g}, {rep.limits[1]:g}]" if rep.limits else rep.dtype
         logger.warning("%s: %.1f%% of the translated values fall outside %s and were clipped", scan.path,

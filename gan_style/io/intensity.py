@@ -59,9 +59,10 @@ class Intensity:
         lo, hi = np.percentile(finite, self.percentiles)
         return float(lo), float(max(hi, lo + 1e-6))  # a constant image: everything maps to -1
 
-    def to_model(self, x: np.ndarray) -> np.ndarray:
-        """Data units (any shape) -> float32 in [-1, 1]; NaN -> -1, +-Inf -> the clipped ends."""
-        lo, hi = self.window(x)
+    def to_model(self, x: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
+        """Data units (any shape) -> float32 in [-1, 1]; NaN -> -1, +-Inf -> the clipped ends.
+        ``window``: the one ``window`` gave for the whole image, when ``x`` is a part of it."""
+        lo, hi = window if window is not None else self.window(x)
         y = (np.asarray(x, dtype=np.float64) - lo) * (2.0 / (hi - lo)) - 1.0
         return np.nan_to_num(np.clip(y, -1.0, 1.0), nan=-1.0).astype(np.float32)
 
