@@ -76,3 +76,14 @@ def test_a_tiff_over_the_budget_streams_as_a_slide(tmp_path):
     assert pipeline(tmp_path / "big.tif", info, max_memory=None) != SLIDE
     assert pipeline(tmp_path / "big.tif", info, max_memory=4 * 2**30) != SLIDE
     assert pipeline(tmp_path / "big.tif", info, max_memory=100_000) == SLIDE
+
+
+def test_the_web_app_translates_within_the_servers_budget():
+    from gan_style.app.models import Catalog, ModelChoice
+
+    catalog = Catalog([ModelChoice("a", "a.pt", "AtoB", "run")], loader=lambda *_: tiny_generator(),
+                      max_memory=memory.peak_bytes(8, 48, 64, 3, 3, 0) * 2)
+    gen = catalog.get("a", "cpu", "fp32", strength=None)
+    assert gen.max_memory == catalog.max_memory
+    with pytest.raises(memory.MemoryBudgetError, match="raise --max-memory"):  # the page shows it as one line
+        translate_tensor(gen, torch.zeros(1, 3, 1200, 1600), tile="auto")

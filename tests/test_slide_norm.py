@@ -15,7 +15,7 @@ import torch
 
 from gan_style.bench.slides import difference, seam_score, synthetic_tiles
 from gan_style.cli import main as cli_main
-from gan_style.cli.translate import _bytes_arg
+from gan_style.cli.translate import bytes_arg
 from gan_style.inference import slide, slide_norm, tiling
 from gan_style.inference.translate import Generator
 from gan_style.inference.weights import GeneratorInfo
@@ -218,10 +218,10 @@ def test_kernel_progress_counts_every_pass(stain, tmp_path, small_cells, monkeyp
 @pytest.mark.parametrize(("text", "value"), [("5G", 5 * 10**9), ("500M", 500 * 10**6), ("1.5GiB", 3 * 2**29),
                                              ("20000000000", 2 * 10**10), ("64kb", 64000), ("2 TB", 2 * 10**12)])
 def test_bytes_arg(text, value):
-    assert _bytes_arg(text) == value
+    assert bytes_arg(text) == value
 
 
 @pytest.mark.parametrize("text", ["", "G", "5X", "-1G", "5 G B x", "1e9", "five"])
 def test_bytes_arg_refuses_junk(text):
     with pytest.raises(argparse.ArgumentTypeError, match="5G"):
-        _bytes_arg(text)
+        bytes_arg(text)

@@ -149,8 +149,10 @@ def load_compiled(weights: str, direction: str | None, device, precision: str) -
 class Catalog:
     """The offered choices by label, and the loaded generators (at most ``max_loaded``, LRU)."""
 
-    def __init__(self, choices: list[ModelChoice], max_loaded: int = 2, loader: Callable = load_generator) -> None:
+    def __init__(self, choices: list[ModelChoice], max_loaded: int = 2, loader: Callable = load_generator,
+                 max_memory: int | None = None) -> None:
         self.choices = {c.label: c for c in unique_labels(choices)}
+        self.max_memory = max_memory  # bytes one image's translation may take (inference/memory.py); None: no budget
         self.max_loaded = max(1, max_loaded)
         self._loader = loader
         self._loaded: OrderedDict[tuple[str, str, str], Generator] = OrderedDict()
@@ -172,6 +174,7 @@ class Catalog:
         its network evaluations per image (multi-step generators; None: all); ``strength``: how
         strongly to translate (strength-conditioned generators; None: the middle of their range)."""
         gen = self._loaded_generator(label, device, precision)
+        gen = gen if self.max_memory is None else gen.within(self.max_memory)
         gen = gen if steps is None else gen.with_steps(steps)
         return gen if strength is None else gen.with_strength(strength)
 

@@ -21,8 +21,10 @@ from pathlib import Path
 from ..app.batch import Limits
 from ..app.models import Catalog, discover, given_choices, load_compiled
 from ..inference.backends import BACKENDS, BackendError, backend_loader, require
+from ..inference.memory import default_budget
 from ..inference.translate import load_generator
 from ..io.checkpoint import CheckpointError
+from .translate import bytes_arg
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -58,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--max-files", type=int, default=50, metavar="N", help="most files per request (default 50)")
     a("--concurrency", type=int, default=1, metavar="N", help="translations run at once; others queue (default 1)")
     a("--cache-models", type=int, default=2, metavar="N", help="loaded generators kept in memory (default 2)")
+    a("--max-memory", type=bytes_arg, default=default_budget(), metavar="BYTES",
+      help="memory one image's translation may take, e.g. 2G (default: 4 GiB or half the RAM, if less); an image "
+      "over it is tiled smaller, then its caches spill to disk, or it is refused in one line (as translate's)")
     a(
         "--compile",
         action="store_true",
@@ -93,7 +98,7 @@ def build_catalog(args: argparse.Namespace) -> Catalog:
         loader = backend_loader(args.backend, args.compile)
     else:
         loader = load_compiled if args.compile else load_generator
-    return Catalog(choices, max_loaded=args.cache_models, loader=loader)
+    return Catalog(choices, max_loaded=args.cache_models, loader=loader, max_memory=args.max_memory)
 
 
 def run(args: argparse.Namespace) -> int:

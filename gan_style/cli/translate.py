@@ -130,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--max-memory",
-        type=_bytes_arg,
+        type=bytes_arg,
         default=default_budget(),
         metavar="BYTES",
         help="memory one image's translation may take, e.g. 2G (default: 4 GiB or half the RAM, if less): an "
@@ -207,7 +207,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "3 x ngf bytes of temporary disk per pixel); kernel: per-tile statistics smoothed over neighbouring "
                      "tiles (constant memory and disk, not exact); thumbnail: a low-resolution pass of the whole slide; "
                      "auto (default): exact when its temporary disk fits --max-disk, else kernel. docs/science.md")
-    sci.add_argument("--max-disk", type=_bytes_arg, metavar="BYTES",
+    sci.add_argument("--max-disk", type=bytes_arg, metavar="BYTES",
                      help="slides: temporary disk to use at most, e.g. 5G or 500M (default: 20G, or half the free "
                      "space next to the output if less); a budget too small for the mode is refused")
     sci.add_argument("--keep-input-dtype", action="store_true",
@@ -253,7 +253,7 @@ def _strength_arg(text: str) -> float:
     return value
 
 
-def _bytes_arg(text: str) -> int:
+def bytes_arg(text: str) -> int:
     """A number of bytes, with an optional K, M, G or T (powers of 1000; KiB, MiB ...: of 1024) and B."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(i?)b?\s*", text.lower())
     if not match:
