@@ -335,7 +335,7 @@ def test_every_package_folder_is_listed_in_pyproject():
 
 
 def test_a_nan_in_patch_nce_stops_training_naming_the_loss(toy_root, tmp_path, monkeypatch):
-    import gan_style.methods.cut
+    import gan_style.methods.losses
     from gan_style.training.loop import TrainingStopped
 
     calls = {"n": 0}
@@ -345,7 +345,7 @@ def test_a_nan_in_patch_nce_stops_training_naming_the_loss(toy_root, tmp_path, m
         value = patch_nce(*args, **kwargs)
         return value * float("nan") if calls["n"] > 5 * 2 else value  # from step 2 on (5 layers, 2 NCE terms)
 
-    monkeypatch.setattr(gan_style.methods.cut, "patch_nce", poisoned)
+    monkeypatch.setattr(gan_style.methods.losses, "patch_nce", poisoned)  # what CUT's layered NCE calls
     with pytest.raises(TrainingStopped, match=r"loss/NCE became nan at step 2"):
         train(load_config(None, tiny_overrides(toy_root, tmp_path, method="cut", cut__num_patches=16,
                                                logging__log_every=1)))

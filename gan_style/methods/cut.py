@@ -24,7 +24,7 @@ from ..nets import PatchDiscriminator, PatchSampler, WithFeatures, init_weights,
 from .base import Precision, MethodState, adam, adaptive_weights, grad_norm, last_layer, parameters, scaled_lr
 from .base import sampled_strengths, set_requires_grad, unpaired_data, weight_at, wrap
 from .diffaugment import DiffAugment
-from .losses import gan_loss, patch_nce
+from .losses import gan_loss, layered_patch_nce
 
 
 class CutOptions(Section):
@@ -217,10 +217,7 @@ class CUT(MethodState):
         ids = self.F.sample_ids(keys, c.num_patches, self.patch_rng)  # the same locations for q and k
         with torch.no_grad():  # keys carry no gradient in the loss: skip their graph
             k = self.run["F"](keys, ids)
-        q = self.run["F"](queries, ids)
-        per_image = torch.is_tensor(weight)
-        total = sum(patch_nce(qi, ki, n, c.nce_T, per_image) for qi, ki in zip(q, k))
-        return (total * weight).mean() / len(q) if per_image else total * weight / len(q)
+        return layered_patch_nce(self.run["F"](queries, ids), k, n, c.nce_T, weight)
 
     def _adversarial_weight(self, content: torch.Tensor, loss_G_GAN: torch.Tensor, stats: dict) -> float | torch.Tensor:
         """The GAN term's weight (on top of lambda_GAN): 1, or with train.auto_weights G's adaptive

@@ -43,3 +43,13 @@ def patch_nce(query: torch.Tensor, key: torch.Tensor, n_images: int, temperature
     if per_image:  # (N,): each image's mean over its patches (loss-conditional weights per sample)
         return F.cross_entropy(logits, target, reduction="none").view(n_images, -1).mean(1)
     return F.cross_entropy(logits, target)
+
+
+def layered_patch_nce(queries: list[torch.Tensor], keys: list[torch.Tensor], n_images: int, temperature: float,
+                      weight: float | torch.Tensor) -> torch.Tensor:
+    """PatchNCE of each layer's (query, key) pair (``patch_nce``), averaged over the layers, times
+    ``weight``: one number, or one per image (N,), which weights each image's own loss (the batch
+    mean of weight_i * NCE_i: loss-conditional training)."""
+    per_image = torch.is_tensor(weight)
+    total = sum(patch_nce(q, k, n_images, temperature, per_image) for q, k in zip(queries, keys))
+    return (total * weight).mean() / len(queries) if per_image else total * weight / len(queries)

@@ -37,7 +37,7 @@ from ..domains import dataset_name, default_direction
 from ..nets import PatchSampler, UNSBDiscriminator, UNSBGenerator, init_weights, kind_of, unsb_times
 from .base import MethodState, Precision, TrainingData, adam, grad_norm, sampled_strengths, scaled_lr
 from .base import set_requires_grad, unpaired_data, weight_at, wrap
-from .losses import gan_loss, patch_nce
+from .losses import gan_loss, layered_patch_nce
 
 
 class UNSBOptions(Section):
@@ -342,10 +342,7 @@ class UNSB(MethodState):
         ids = self.F.sample_ids(keys, u.num_patches, self.patch_rng)  # the same locations for q and k
         with torch.no_grad():
             k = self.run["F"](keys, ids)
-        q = self.run["F"](queries, ids)
-        per_image = torch.is_tensor(weight)
-        total = sum(patch_nce(qi, ki, n, u.nce_T, per_image) for qi, ki in zip(q, k))
-        return (total * weight).mean() / len(q) if per_image else total * weight / len(q)
+        return layered_patch_nce(self.run["F"](queries, ids), k, n, u.nce_T, weight)
 
     def _weights(self, seeds: torch.Tensor) -> tuple[float | torch.Tensor, torch.Tensor | None]:
         """(lambda_NCE, strengths): the config's weight and None at a fixed weight; with
