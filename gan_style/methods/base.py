@@ -229,6 +229,20 @@ def adaptive_weights(content: torch.Tensor, adversarial: list[torch.Tensor], lay
     return weights
 
 
+def adversarial_weights(cfg: Config, content: torch.Tensor, adversarial: Mapping[str, torch.Tensor],
+                        nets: Mapping[str, nn.Module], scaler: torch.amp.GradScaler,
+                        stats: dict) -> dict[str, float | torch.Tensor]:
+    """Each generator's GAN-term weight, by name: 1, or with train.auto_weights its adaptive weight
+    (``adaptive_weights``) at the last layer of ``nets[name]`` against the ``content`` terms,
+    logged as ``auto_weight/<name>``."""
+    if not cfg.train.auto_weights:
+        return dict.fromkeys(adversarial, 1.0)
+    layers = [last_layer(nets[name]) for name in adversarial]
+    weights = dict(zip(adversarial, adaptive_weights(content, list(adversarial.values()), layers, scaler)))
+    stats.update({f"auto_weight/{name}": w for name, w in weights.items()})
+    return weights
+
+
 def grad_norm(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> torch.Tensor:
     """Norm of the true (unscaled) gradients; for fp16 the scaler's factor is divided out."""
     grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]

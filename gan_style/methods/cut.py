@@ -21,7 +21,7 @@ from torch import nn
 from ..config import Config, FinetuneConfig, Section
 from ..domains import dataset_name, default_direction
 from ..nets import PatchDiscriminator, PatchSampler, WithFeatures, init_weights, nce_channels, resnet_generator
-from .base import Precision, MethodState, adam, adaptive_weights, grad_norm, last_layer, parameters, scaled_lr
+from .base import Precision, MethodState, adam, adversarial_weights, grad_norm, parameters, scaled_lr
 from .base import sampled_strengths, set_requires_grad, unpaired_data, weight_at, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss, layered_patch_nce
@@ -196,7 +196,8 @@ class CUT(MethodState):
                 losses.append(loss_NCE_Y)
             else:
                 content = loss_NCE
-            loss_G = self._adversarial_weight(content, loss_G_GAN, stats) * loss_G_GAN + content
+            adv = adversarial_weights(self.cfg, content, {"G": loss_G_GAN}, {"G": self.G}, self.scaler, stats)
+            loss_G = adv["G"] * loss_G_GAN + content
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_G).backward()
         if measure_grads:
@@ -218,15 +219,6 @@ class CUT(MethodState):
         with torch.no_grad():  # keys carry no gradient in the loss: skip their graph
             k = self.run["F"](keys, ids)
         return layered_patch_nce(self.run["F"](queries, ids), k, n, c.nce_T, weight)
-
-    def _adversarial_weight(self, content: torch.Tensor, loss_G_GAN: torch.Tensor, stats: dict) -> float | torch.Tensor:
-        """The GAN term's weight (on top of lambda_GAN): 1, or with train.auto_weights G's adaptive
-        weight against the PatchNCE terms (logged as auto_weight/G)."""
-        if not self.cfg.train.auto_weights:
-            return 1.0
-        (weight,) = adaptive_weights(content, [loss_G_GAN], [last_layer(self.G)], self.scaler)
-        stats["auto_weight/G"] = weight
-        return weight
 
     def _weights(self, batch: Mapping[str, torch.Tensor]) -> tuple:
         """(lambda_NCE, G's extra inputs): the config's and () at a fixed weight; with

@@ -17,7 +17,7 @@ from torch import nn
 from ..config import Config, FinetuneConfig, TrainConfig
 from ..io.tensors import as_display
 from ..nets import PatchDiscriminator, init_weights, resnet_generator
-from .base import Precision, MethodState, adam, adaptive_weights, grad_norm, last_layer, lr_factor, parameters
+from .base import Precision, MethodState, adam, adversarial_weights, grad_norm, lr_factor, parameters
 from .base import sampled_strengths, scaled_lr, set_requires_grad, unpaired_data, weight_at, weighted_l1, wrap
 from .diffaugment import DiffAugment
 from .losses import gan_loss
@@ -155,8 +155,9 @@ class CycleGAN(MethodState):
             loss_cycle_A = weighted_l1(rec_A, real_A, lambda_A)
             loss_cycle_B = weighted_l1(rec_B, real_B, lambda_B)
             content = loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
-            adv_A, adv_B = self._adversarial_weights(content, loss_G_A, loss_G_B, stats)
-            loss_G = adv_A * loss_G_A + adv_B * loss_G_B + content
+            adv = adversarial_weights(self.cfg, content, {"G_A": loss_G_A, "G_B": loss_G_B},
+                                      {"G_A": self.G_A, "G_B": self.G_B}, self.scaler, stats)
+            loss_G = adv["G_A"] * loss_G_A + adv["G_B"] * loss_G_B + content
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_G).backward()
         if measure_grads:
@@ -184,17 +185,6 @@ class CycleGAN(MethodState):
         outputs = (pred_A_real, pred_A_fake, pred_B_real, pred_B_fake)
         stats["vector"] = torch.stack([x.detach().float() for x in losses] + [p.detach().float().mean() for p in outputs])
         return stats
-
-    def _adversarial_weights(self, content: torch.Tensor, loss_G_A: torch.Tensor, loss_G_B: torch.Tensor,
-                             stats: dict) -> tuple[float | torch.Tensor, float | torch.Tensor]:
-        """The GAN terms' weights: 1, or with train.auto_weights each generator's adaptive weight
-        against the cycle and identity terms (logged as auto_weight/G_A, G_B)."""
-        if not self.cfg.train.auto_weights:
-            return 1.0, 1.0
-        layers = [last_layer(self.G_A), last_layer(self.G_B)]
-        adv_A, adv_B = adaptive_weights(content, [loss_G_A, loss_G_B], layers, self.scaler)
-        stats["auto_weight/G_A"], stats["auto_weight/G_B"] = adv_A, adv_B
-        return adv_A, adv_B
 
     def _weights(self, batch: Mapping[str, torch.Tensor]) -> tuple:
         """(lambda_A, lambda_B, the generators' extra inputs): the config's weights and () at fixed
