@@ -87,3 +87,13 @@ def test_the_web_app_translates_within_the_servers_budget():
     assert gen.max_memory == catalog.max_memory
     with pytest.raises(memory.MemoryBudgetError, match="raise --max-memory"):  # the page shows it as one line
         translate_tensor(gen, torch.zeros(1, 3, 1200, 1600), tile="auto")
+
+
+def test_a_changed_plan_is_said_once_per_image_size_not_per_image(caplog):
+    gen = tiny_generator(memory.peak_bytes(8, 600, 520, 3, 3, 256))  # fits in 256 px tiles, not whole
+    x = torch.rand(1, 3, 600, 520) * 2 - 1
+    with caplog.at_level("INFO", logger="gan_style"):
+        for _ in range(3):  # e.g. three video frames
+            translate_tensor(gen, x, tile=0)
+    notes = [r for r in caplog.records if "over --max-memory" in r.getMessage()]
+    assert len(notes) == 1 and "in 256 px tiles" in notes[0].getMessage()

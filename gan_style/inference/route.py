@@ -5,7 +5,8 @@
   scientific data (``GeneratorInfo.exact``) take every image file this way;
 - ``slide``: a file of a slide format (SVS, NDPI, MRXS ...: OpenSlide) or a TIFF too large to read
   whole or to translate within the memory budget (memory.py), or every TIFF with ``force_slide``,
-  streamed tile by tile (slide.py), whichever the generator; written as OME-TIFF (``.ome.tif`` for the formats that cannot be written) or OME-Zarr;
+  streamed tile by tile (slide.py), whichever the generator; written as OME-TIFF (``.ome.tif``
+  for the formats that cannot be written) or OME-Zarr;
 - ``video``: by extension (video.py); generators of scientific data refuse videos.
 
 The generator decides, not the file: the same 16-bit PNG is a photo for a photo generator and

@@ -321,8 +321,8 @@ def fit_memory(gen: Generator, x: torch.Tensor, tile: int) -> memory.Plan:
     budget = None if gen.max_memory is None else gen.max_memory // n
     fit = memory.plan(int(gen.info.arch.get("ngf", 64)), hh, ww, c_in, c_out, tile, budget)
     if (fit.tile, fit.spill) != (tile, False):
-        logger.info("%d x %d px: over --max-memory %s as asked, so translated %s", ww, hh,
-                    memory.size_text(gen.max_memory), memory.describe(fit))
+        note_once(("memory", ww, hh, gen.max_memory, fit), "%d x %d px: over --max-memory %s as asked, so translated %s",
+                  ww, hh, memory.size_text(gen.max_memory), memory.describe(fit))
     logger.debug("%d x %d px: about %s of memory per image, translated %s", ww, hh, memory.size_text(fit.peak),
                  memory.describe(fit))
     return fit
@@ -352,21 +352,23 @@ class TiledRun:
         cond = {k: v.to(gen.device) for k, v in cond.items()} | gen.conditions(x.shape[0], gen.device)
         layers = gen.kind.layers(gen.net, cond)
         if layers is None:
-            note_blended(gen.info)
+            note_once(("blended", gen.info.origin), "%s: a %s generator cannot be tiled exactly; large images are "
+                      "translated in overlapping, blended tiles (seams are possible; --tile 0 translates them whole)",
+                      gen.info.origin, gen.info.kind)
             return translate_blended(lambda t: gen.forward(t, cond).float(), x, self.tile, gen.device)
         block_dtype = torch.bfloat16 if gen.precision == BLOCKS else None
         return translate_tiled(nn.Sequential(*layers), x, self.tile, gen.device, block_dtype, self.spill)
 
 
-def note_blended(info: GeneratorInfo) -> None:
-    """Say once per generator that its tiles are blended, not exact."""
-    if info.origin not in _NOTED:
-        _NOTED.add(info.origin)
-        logger.info("%s: a %s generator cannot be tiled exactly; large images are translated in overlapping, "
-                    "blended tiles (seams are possible; --tile 0 translates them whole)", info.origin, info.kind)
+def note_once(key: tuple, message: str, *args) -> None:
+    """Log ``message`` (information) the first time ``key`` is seen in this process: once per
+    generator, or per image size, not once per image or video frame."""
+    if key not in _NOTED:
+        _NOTED.add(key)
+        logger.info(message, *args)
 
 
-_NOTED: set[str] = set()
+_NOTED: set[tuple] = set()
 
 
 def translate_image(
