@@ -21,12 +21,15 @@ import torch
 from tqdm import tqdm
 
 from ..devices import resolve_device
+from ..inference.memory import MemoryBudgetError, default_budget
 from ..inference.batch import InputError, check_output_name, find_inputs, plan, read_job, select_jobs, write_job
 from ..inference.stylize import StylizeSettings, stylize
 from ..io.images import ImageReadError, is_image_file, read_rgb
 from ..io.inception import InceptionError
 from ..io.tensors import float_to_image, image_to_float
+from ..logs import show_details
 from ..nets.perceptual import DEFAULT_LAYERS, FEATURES, MIN_STYLE_SIDE, FeatureError, load_features
+from .translate import bytes_arg
 
 logger = logging.getLogger(__name__)
 DEFAULT_OUTPUT = Path("results") / "stylized"
@@ -81,7 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on CUDA, fp32 on the CPU")
     a("--output", "-o", help=f"output folder, or a file name for one photo (default {DEFAULT_OUTPUT}/)")
     a("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    a("--metrics", action="store_true", help="print style and content distances and colour W1 to the painting, before and after")
+    a("--max-memory", type=bytes_arg, default=default_budget(), metavar="BYTES",
+      help="memory one photo may take, e.g. 2G (default: 4 GiB or half the RAM, if less): a scale whose estimated "
+      "peak is over it runs the feature network in tiles (the same result), then with a shorter L-BFGS history; "
+      "a photo that cannot fit is one error line")
+    a("--verbose", action="store_true", help="also print each scale's size, tiles, L-BFGS history and estimated memory")
+    a("--metrics", action="store_true", help="print style and content distances and colour W1 to the painting, before "
+      "and after, and the grid scores (docs/style.md)")
 
 
 def read_paintings(paths: list[str]) -> list[torch.Tensor]:
@@ -111,7 +120,7 @@ def settings_from(args: argparse.Namespace, device: torch.device) -> StylizeSett
     return StylizeSettings(strength=args.strength, steps=args.steps, optimizer=args.optimizer, size=args.size,
                            preserve_colour=args.preserve_colour, tv=args.tv, precision=precision,
                            content_layers=layers(args.content_layers), style_layers=layers(args.style_layers),
-                           painting_weights=args.style_weights or [])
+                           painting_weights=args.style_weights or [], max_memory=args.max_memory)
 
 
 def jobs_for(args: argparse.Namespace) -> tuple[list, int, list[str]]:
@@ -124,6 +133,8 @@ def jobs_for(args: argparse.Namespace) -> tuple[list, int, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.verbose:
+        show_details()
     try:
         torch.manual_seed(args.seed)
         device = resolve_device(args.device)
@@ -162,7 +173,7 @@ def stylize_job(job, net, paintings: list[torch.Tensor], settings: StylizeSettin
 
             result, _ = stylize(net, photo, paintings, settings, device, progress)
         write_job(job, float_to_image(result[0]))
-    except (ImageReadError, FeatureError, OSError, ValueError, RuntimeError) as e:
+    except (ImageReadError, FeatureError, MemoryBudgetError, OSError, ValueError, RuntimeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         message = first if first.startswith(str(job.src)) else f"{job.label}: {first}"
         failures.append(message)

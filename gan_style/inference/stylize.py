@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..nets.perceptual import DEFAULT_LAYERS, MIN_STYLE_SIDE, FeatureNet, StyleObjective, fit_painting, style_grams
+from .memory import size_text
+from .style_memory import StylePlan, describe, plan_scale
+from .style_tiles import TiledObjective, WholeObjective, geometry, painting_grams
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ class StylizeSettings:
     content_layers: Sequence[str] | None = None  # None: the feature network's defaults
     style_layers: Sequence[str] | None = None
     painting_weights: Sequence[float] = field(default_factory=list)  # blend of several paintings (default equal)
+    max_memory: int | None = None  # bytes (inference/style_memory.py); None: no budget, every scale whole
+    tile: int | None = None  # px: the feature network in tiles of this size at every scale (None: as the budget needs)
 
 
 def scales(height: int, width: int, start_side: int) -> list[tuple[int, int]]:
@@ -91,17 +97,20 @@ def stylize(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch.Tens
         h, w = max(4, round(h * factor)), max(4, round(w * factor))
     plan = scales(h, w, s.start_side)
     total = sum(steps_at(i, len(plan), s.steps) for i in range(len(plan)))
-    weights = list(s.painting_weights) or [1.0] * len(paintings)
+    geo = geometry(net, [*content_layers, *style_layers])
     x, done, terms = None, 0, {}
     net = net.to(device)
-    for i, size in enumerate(plan):
-        target = resize(photo, size).to(device)
-        styles = [fit_painting(p, max(size)).to(device) for p in paintings]
-        with autocast(device, s.precision):
-            grams = style_grams(net, styles, weights, style_layers)
-            objective = StyleObjective(net, target, grams, content_layers, s.strength, s.tv)
-        start = target if x is None else resize(x, size).to(device)
-        x, terms = optimise(objective, start, steps_at(i, len(plan), s.steps), s, device, done, total, progress)
+    # every scale planned first: a photo that cannot fit fails before any work
+    plans = [plan_scale(size, geo, content_layers, s.history, s.precision, s.optimizer, s.max_memory, s.tile)
+             for size in plan]
+    for i, (size, at) in enumerate(zip(plan, plans)):
+        logger.debug("scale %dx%d: %s, %d steps, estimated peak %s", size[1], size[0], describe(at, s.optimizer),
+                     steps_at(i, len(plan), s.steps), size_text(at.peak))
+        objective = objective_at(net, photo, paintings, size, at, s, content_layers, style_layers, device)
+        # A fresh tensor either way: optimise works on it in place
+        start = resize(photo, size).to(device).clone() if x is None else resize(x, size).to(device)
+        x = None  # the previous scale's result, no longer needed
+        x, terms = optimise(objective, start, steps_at(i, len(plan), s.steps), s, at.history, done, total, progress)
         done += steps_at(i, len(plan), s.steps)
     result = x.detach().float().cpu().clamp(-1, 1)
     if s.preserve_colour:
@@ -109,27 +118,43 @@ def stylize(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch.Tens
     return result, terms
 
 
+def objective_at(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch.Tensor], size: tuple[int, int],
+                 at: StylePlan, s: StylizeSettings, content_layers: Sequence[str], style_layers: Sequence[str],
+                 device: torch.device) -> TiledObjective | WholeObjective:
+    """The objective at one scale: whole, or in tiles when ``at`` says so (the Grams stay global)."""
+    target = resize(photo, size).to(device)
+    styles = [fit_painting(p, max(size)).to(device) for p in paintings]
+    weights = list(s.painting_weights) or [1.0] * len(paintings)
+    cast = partial(autocast, device, s.precision)
+    if at.tile:
+        grams = painting_grams(net, styles, weights, style_layers, at.tile, cast)
+        return TiledObjective(net, target, grams, content_layers, s.strength, s.tv, at.tile, cast)
+    with cast():
+        grams = style_grams(net, styles, weights, style_layers)
+        return WholeObjective(StyleObjective(net, target, grams, content_layers, s.strength, s.tv), cast)
+
+
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def optimise(objective: StyleObjective, start: torch.Tensor, steps: int, s: StylizeSettings, device: torch.device,
-             done: int, total: int, progress: Progress | None) -> tuple[torch.Tensor, dict[str, float]]:
-    """``steps`` optimiser steps on the pixels from ``start``; returns the image and the last terms."""
-    x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+def optimise(objective: TiledObjective | WholeObjective, start: torch.Tensor, steps: int, s: StylizeSettings,
+             history: int, done: int, total: int, progress: Progress | None) -> tuple[torch.Tensor, dict[str, float]]:
+    """``steps`` optimiser steps on the pixels of ``start`` (contiguous; changed in place, so that
+    no second copy is held at full size); L-BFGS keeps ``history`` pairs. Returns the image and
+    the last terms."""
+    x = start.detach().contiguous().requires_grad_(True)  # L-BFGS views it flat
     state = {"evals": 0, "terms": {}}
 
     def closure() -> torch.Tensor:  # called by the optimiser; reads nothing that changes between calls
         opt.zero_grad(set_to_none=True)
-        with autocast(device, s.precision):
-            loss, parts = objective(x)
-        loss.sum().backward()
+        loss, parts = objective.evaluate(x)
         state["evals"] += 1
-        state["terms"] = {k: float(v.detach().mean()) for k, v in parts.items()}
+        state["terms"] = {k: float(v.mean()) for k, v in parts.items()}
         return loss.sum()
 
     if s.optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=s.history, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=history, line_search_fn="strong_wolfe")
     else:
         opt = torch.optim.Adam([x], lr=s.lr)
     for step in range(steps):

@@ -86,8 +86,11 @@ class FeatureNet(nn.Module):
             raise FeatureError(f"{self.name} has no layer {', '.join(unknown)}; its layers: {', '.join(self.names)}")
 
     def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.run(self.prepare(x), layers)
+
+    def run(self, h: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The stages on an already prepared input (``prepare(x)``, or a tile of it)."""
         wanted, out = set(layers), {}
-        h = self.prepare(x)
         for name, stage in zip(self.names, self.stages):
             h = stage(h)
             if name in wanted:
@@ -169,7 +172,7 @@ def load_features(name: str) -> FeatureNet:
 # ---------------------------------------------------------------- losses
 
 
-def _wide(t: torch.Tensor) -> torch.Tensor:
+def wide(t: torch.Tensor) -> torch.Tensor:
     """fp32 for bf16/fp16 features (sums of squares overflow or lose precision), else as is."""
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
@@ -177,13 +180,13 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
 def gram(f: torch.Tensor) -> torch.Tensor:
     """Gatys' Gram matrix, normalised by the layer's size: (N, C, H, W) -> (N, C, C), in fp32 or fp64."""
     n, c, h, w = f.shape
-    flat = _wide(f).reshape(n, c, h * w)
+    flat = wide(f).reshape(n, c, h * w)
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
 def content_loss(feats: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
     """sum_l ||F_l(x) - F_l(p)||^2 / ||F_l(p)||^2 per image: (N,)."""
-    return sum(((_wide(feats[k]) - _wide(t)) ** 2).flatten(1).sum(1) / (_wide(t) ** 2).flatten(1).sum(1).clamp_min(1e-12)
+    return sum(((wide(feats[k]) - wide(t)) ** 2).flatten(1).sum(1) / (wide(t) ** 2).flatten(1).sum(1).clamp_min(1e-12)
                for k, t in targets.items())
 
 
