@@ -17,6 +17,7 @@ from PIL import Image
 from gan_style.bench.memory import can_measure
 from gan_style.cli import main as cli_main
 from gan_style.inference import style_memory
+from gan_style.inference.lattice import without_lattice
 from gan_style.inference.memory import MemoryBudgetError
 from gan_style.inference.style_tiles import (TiledObjective, WholeObjective, geometry, painting_grams,
                                              total_variation_in_bands)
@@ -167,3 +168,32 @@ def test_the_grid_scores_find_a_checkerboard_and_a_lattice():
     lattice = grid_scores(image + 0.02 * ((yy % 8 < 4) ^ (xx % 8 < 4)))
     assert checker[2] > 50 * plain[2] and checker[8] == pytest.approx(plain[8], rel=1e-6)
     assert lattice[8] > 10 * plain[8] and lattice[2] == pytest.approx(plain[2], rel=1e-6)
+
+
+def test_without_lattice_is_a_projection_that_removes_a_grid_and_keeps_the_rest():
+    image = textured(120, 152, 9)  # sizes not multiples of 8: the lattice falls between bins
+    yy, xx = torch.meshgrid(torch.arange(120), torch.arange(152), indexing="ij")
+    grid = 0.05 * ((yy + xx) % 2 * 2 - 1) + 0.05 * (((yy % 4 < 2) ^ (xx % 4 < 2)) * 2 - 1)  # zero mean
+    once = without_lattice(image + grid, 8)
+    torch.testing.assert_close(without_lattice(once, 8), once, atol=1e-5, rtol=0)  # a projection
+    assert (once - without_lattice(image, 8)).abs().max() < 0.02  # the grid is gone...
+    kept = ((without_lattice(image, 8) - image) ** 2).sum() / ((image - image.mean()) ** 2).sum()
+    assert kept < 0.01  # ...and little else: under 1 % of the image's own energy
+    x = torch.randn(1, 3, 40, 56, requires_grad=True)
+    v = torch.randn(1, 3, 40, 56)
+    (without_lattice(x, 8) * v).sum().backward()
+    torch.testing.assert_close(x.grad, without_lattice(v, 8), atol=1e-5, rtol=0)  # its gradient is itself
+
+
+def test_the_tiled_objective_seen_without_the_lattice_is_the_whole_ones(inception):
+    photo, x0 = textured(136, 176, 10), textured(136, 176, 11)
+    grams = style_grams(inception, [textured(160, 160, 12)], [1.0], STYLE)
+    whole_objective = StyleObjective(inception, without_lattice(photo, 8), grams, CONTENT, 0.5, 0.01)
+    whole = WholeObjective(whole_objective, NULL, lattice=8)
+    tiled = TiledObjective(inception, photo, grams, CONTENT, 0.5, 0.01, 64, NULL, lattice=8)
+    x = x0.clone().requires_grad_(True)
+    value, _ = whole.evaluate(x)
+    expected = x.grad.clone()
+    x = x0.clone().requires_grad_(True)
+    torch.testing.assert_close(tiled.evaluate(x)[0], value, rtol=1e-5, atol=0)
+    assert float((x.grad - expected).norm() / expected.norm()) < 2e-4  # float32 FFTs in the sum

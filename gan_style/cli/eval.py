@@ -312,11 +312,16 @@ def _run_style(args: argparse.Namespace) -> int:
 
 
 def _print_style(args: argparse.Namespace, scores: dict, strength: float | None) -> None:
+    from ..metrics.style import grid_text
+
     at = f" at strength {strength:g}" if strength is not None else ""
     print(f"style metrics of {scores['images']} image(s){at} against {args.painting} ({args.features} features):")
     print(f"  style distance   1.000 -> {scores['style']:.4f}   (1 = as far from the painting's style as the photos)")
     print(f"  content distance 0.000 -> {scores['content']:.4f}")
     print(f"  colour W1 to the painting {scores['colour_w1_before']:.4f} -> {scores['colour_w1_after']:.4f}")
+    print(f"  held-out layers' style distance 1.000 -> {scores['style_held_out']:.4f}   (layers not optimised)")
+    print(f"  edges kept {scores['edges']:.3f}   (Sobel correlation with the photos; 1 = all)")
+    print(f"  {grid_text(scores)}")
     if args.json:
         from ..metrics.report import write_json
 

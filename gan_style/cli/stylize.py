@@ -181,9 +181,11 @@ def stylize_job(job, net, paintings: list[torch.Tensor], settings: StylizeSettin
         return 0
     print(f"{job.src} -> {job.dest} ({result.shape[-1]}x{result.shape[-2]})")
     if metrics:  # against the first painting (gan_style/metrics/style.py)
-        from ..metrics.style import style_scores
+        from ..metrics.style import grid_text, style_scores
 
         m = style_scores(net, result, photo, paintings[0])
-        print(f"  style distance 1.000 -> {m['style']:.3f} (1 = the photo's), content distance 0 -> {m['content']:.3f}, "
+        print(f"  style distance 1.000 -> {m['style']:.3f} (1 = the photo's; held-out layers {m['style_held_out']:.3f}), "
+              f"content distance 0 -> {m['content']:.3f}, edges kept {m['edges']:.3f}, "
               f"colour W1 to the painting {m['colour_w1_before']:.4f} -> {m['colour_w1_after']:.4f}")
+        print(f"  {grid_text(m)}")
     return 1

@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..nets.perceptual import FeatureNet, StyleObjective, wide
+from .lattice import without_lattice
 
 Cast = Callable[[], contextlib.AbstractContextManager]  # a fresh autocast (or null) context
 
@@ -172,19 +173,28 @@ def painting_grams(net: FeatureNet, paintings: Sequence[torch.Tensor], weights: 
     return out
 
 
+def seen(x: torch.Tensor, lattice: int) -> torch.Tensor:
+    """What the feature network sees of ``x``: all of it, or (``lattice`` > 0) all but that
+    period's lattice of frequencies (inference/lattice.py)."""
+    return without_lattice(x, lattice) if lattice else x
+
+
 class TiledObjective:
     """``StyleObjective`` (gan_style/nets/perceptual.py) of a photo (N, 3, H, W), computed in
     tiles of ``tile`` px (rounded up to a multiple of the geometry's stride). ``evaluate(x)``
-    sets ``x.grad`` and returns (total (N,), {"content", "style", "tv"} (N,)), all detached."""
+    sets ``x.grad`` and returns (total (N,), {"content", "style", "tv"} (N,)), all detached.
+    The features are those of ``seen(photo, lattice)`` and ``seen(x, lattice)``; the TV term sees
+    all of ``x``."""
 
     def __init__(self, net: FeatureNet, photo: torch.Tensor, grams: dict[str, torch.Tensor],
-                 content_layers: Sequence[str], strength: float, tv: float, tile: int, cast: Cast) -> None:
+                 content_layers: Sequence[str], strength: float, tv: float, tile: int, cast: Cast,
+                 lattice: int = 0) -> None:
         net.check([*content_layers, *grams])
         self.net, self.targets, self.content_layers = net, grams, tuple(content_layers)
-        self.strength, self.tv, self.tile, self.cast = strength, tv, tile, cast
+        self.strength, self.tv, self.tile, self.cast, self.lattice = strength, tv, tile, cast, lattice
         self.geo = geometry(net, [*content_layers, *grams])
         with torch.no_grad():
-            prepared = net.prepare(photo)
+            prepared = net.prepare(seen(photo, lattice))
             self.tiles = tiles(prepared.shape, tile, self.geo)
             # The photo's features at the content layers, core by core: copies, since a core is a
             # view that would keep its tile's whole feature map alive.
@@ -207,7 +217,7 @@ class TiledObjective:
 
     def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         s = self.strength
-        prepared = self.net.prepare(x)  # (N, 3, H', W'), with its graph back to x
+        prepared = self.net.prepare(seen(x, self.lattice))  # (N, 3, H', W'), with its graph back to x
         with torch.no_grad():
             grams, counts = self._grams(prepared)
             style = (self._distance(grams) / self.style_scale).mean(1)
@@ -239,6 +249,7 @@ class TiledObjective:
         return (1 - self.strength) * content + style, content
 
 
+
 def total_variation_in_bands(x: torch.Tensor, weight: float, rows: int = 256) -> torch.Tensor:
     """nets.perceptual.total_variation(x) (N,), detached, with ``weight`` times its gradient added
     to ``x.grad``, ``rows`` rows at a time (autograd over the whole image would hold several
@@ -257,13 +268,15 @@ def total_variation_in_bands(x: torch.Tensor, weight: float, rows: int = 256) ->
 
 
 class WholeObjective:
-    """``StyleObjective`` on the whole image in one pass, behind ``TiledObjective``'s ``evaluate``."""
+    """``StyleObjective`` on the whole image in one pass, behind ``TiledObjective``'s ``evaluate``;
+    ``objective`` was built on ``seen(photo, lattice)``, and sees ``x`` so too."""
 
-    def __init__(self, objective: StyleObjective, cast: Cast) -> None:
-        self.objective, self.cast = objective, cast
+    def __init__(self, objective: StyleObjective, cast: Cast, lattice: int = 0) -> None:
+        self.objective, self.cast, self.lattice = objective, cast, lattice
 
     def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with self.cast():
-            total, parts = self.objective(x)
+            total, parts = self.objective(seen(x, self.lattice))
         total.sum().backward()
         return total.detach(), {k: v.detach() for k, v in parts.items()}
+

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..nets.perceptual import DEFAULT_LAYERS, MIN_STYLE_SIDE, FeatureNet, StyleObjective, fit_painting, style_grams
 from .memory import size_text
 from .style_memory import StylePlan, describe, plan_scale
-from .style_tiles import TiledObjective, WholeObjective, geometry, painting_grams
+from .style_tiles import Geometry, TiledObjective, WholeObjective, geometry, painting_grams, seen
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ Progress = Callable[[int, int, torch.Tensor], None]  # (steps done, steps in all
 class StylizeSettings:
     strength: float = 0.5  # share of the objective given to the painting's style (0: the photo)
     steps: int = 60  # optimiser steps at each scale (halved at each finer one, at least 10)
+    final_steps: int | None = None  # steps at the output's scale when there are several (None: the halving rule)
     optimizer: str = "lbfgs"  # lbfgs (Gatys) or adam
     size: int | None = None  # long side of the output in px; None = the photo's size
     start_side: int = 256  # long side of the coarsest scale
@@ -50,6 +51,7 @@ class StylizeSettings:
     painting_weights: Sequence[float] = field(default_factory=list)  # blend of several paintings (default equal)
     max_memory: int | None = None  # bytes (inference/style_memory.py); None: no budget, every scale whole
     tile: int | None = None  # px: the feature network in tiles of this size at every scale (None: as the budget needs)
+    degrid: bool = True  # the objective sees the image without its stride lattice's frequencies (inference/lattice.py)
 
 
 def scales(height: int, width: int, start_side: int) -> list[tuple[int, int]]:
@@ -61,8 +63,11 @@ def scales(height: int, width: int, start_side: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def steps_at(scale: int, n_scales: int, steps: int) -> int:
-    """All ``steps`` at the coarsest scale, then half as many at each finer one (at least 10)."""
+def steps_at(scale: int, n_scales: int, steps: int, final_steps: int | None = None) -> int:
+    """All ``steps`` at the coarsest scale, then half as many at each finer one (at least 10);
+    ``final_steps`` at the last of several scales, if given."""
+    if n_scales > 1 and scale == n_scales - 1 and final_steps is not None:
+        return final_steps
     return max(min(steps, 10), steps >> scale) if n_scales > 1 else steps
 
 
@@ -96,7 +101,8 @@ def stylize(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch.Tens
         factor = s.size / max(h, w)
         h, w = max(4, round(h * factor)), max(4, round(w * factor))
     plan = scales(h, w, s.start_side)
-    total = sum(steps_at(i, len(plan), s.steps) for i in range(len(plan)))
+    counts = [steps_at(i, len(plan), s.steps, s.final_steps) for i in range(len(plan))]
+    total = sum(counts)
     geo = geometry(net, [*content_layers, *style_layers])
     x, done, terms = None, 0, {}
     net = net.to(device)
@@ -105,13 +111,13 @@ def stylize(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch.Tens
              for size in plan]
     for i, (size, at) in enumerate(zip(plan, plans)):
         logger.debug("scale %dx%d: %s, %d steps, estimated peak %s", size[1], size[0], describe(at, s.optimizer),
-                     steps_at(i, len(plan), s.steps), size_text(at.peak))
-        objective = objective_at(net, photo, paintings, size, at, s, content_layers, style_layers, device)
+                     counts[i], size_text(at.peak))
+        objective = objective_at(net, photo, paintings, size, at, s, content_layers, style_layers, geo, device)
         # A fresh tensor either way: optimise works on it in place
         start = resize(photo, size).to(device).clone() if x is None else resize(x, size).to(device)
         x = None  # the previous scale's result, no longer needed
-        x, terms = optimise(objective, start, steps_at(i, len(plan), s.steps), s, at.history, done, total, progress)
-        done += steps_at(i, len(plan), s.steps)
+        x, terms = optimise(objective, start, counts[i], s, at.history, done, total, progress)
+        done += counts[i]
     result = x.detach().float().cpu().clamp(-1, 1)
     if s.preserve_colour:
         result = preserve_colour(result, resize(photo, plan[-1]))
@@ -120,18 +126,21 @@ def stylize(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch.Tens
 
 def objective_at(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch.Tensor], size: tuple[int, int],
                  at: StylePlan, s: StylizeSettings, content_layers: Sequence[str], style_layers: Sequence[str],
-                 device: torch.device) -> TiledObjective | WholeObjective:
-    """The objective at one scale: whole, or in tiles when ``at`` says so (the Grams stay global)."""
+                 geo: Geometry, device: torch.device) -> TiledObjective | WholeObjective:
+    """The objective at one scale: whole, or in tiles when ``at`` says so (the Grams stay global);
+    with ``degrid``, seen without the stride lattice of ``geo`` (its grid would show at 100 %)."""
     target = resize(photo, size).to(device)
     styles = [fit_painting(p, max(size)).to(device) for p in paintings]
     weights = list(s.painting_weights) or [1.0] * len(paintings)
     cast = partial(autocast, device, s.precision)
+    lattice = geo.stride if s.degrid else 0
     if at.tile:
         grams = painting_grams(net, styles, weights, style_layers, at.tile, cast)
-        return TiledObjective(net, target, grams, content_layers, s.strength, s.tv, at.tile, cast)
+        return TiledObjective(net, target, grams, content_layers, s.strength, s.tv, at.tile, cast, lattice)
     with cast():
         grams = style_grams(net, styles, weights, style_layers)
-        return WholeObjective(StyleObjective(net, target, grams, content_layers, s.strength, s.tv), cast)
+        objective = StyleObjective(net, seen(target, lattice), grams, content_layers, s.strength, s.tv)
+    return WholeObjective(objective, cast, lattice)
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
@@ -140,9 +149,8 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 def optimise(objective: TiledObjective | WholeObjective, start: torch.Tensor, steps: int, s: StylizeSettings,
              history: int, done: int, total: int, progress: Progress | None) -> tuple[torch.Tensor, dict[str, float]]:
-    """``steps`` optimiser steps on the pixels of ``start`` (contiguous; changed in place, so that
-    no second copy is held at full size); L-BFGS keeps ``history`` pairs. Returns the image and
-    the last terms."""
+    """``steps`` optimiser steps on the pixels of ``start`` (changed in place, so that no second
+    copy is held at full size); L-BFGS keeps ``history`` pairs. Returns the image and the last terms."""
     x = start.detach().contiguous().requires_grad_(True)  # L-BFGS views it flat
     state = {"evals": 0, "terms": {}}
 
