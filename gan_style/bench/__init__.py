@@ -14,7 +14,7 @@ strength.py     what loss-conditional training costs: steps and translation, con
 clips.py        synthetic video clips (moving shapes + a sine-wave sound) for it and for the tests
 style.py        gan-style stylize at 256/512/1024 px beside plain VGG19 Gatys
 cpu_paths.py    CPU translation paths side by side (fp32, bf16, bf16-blocks, compile, ONNX Runtime)
-memory.py       translate --max-memory's estimate of an image's peak against the measured peak
+memory.py       translate and stylize --max-memory: the estimated peak against the measured one
 report.py       the tables
 
 ``SECTIONS`` is the registry of the sections after training (which the CLI runs itself: it

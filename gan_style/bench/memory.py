@@ -1,6 +1,7 @@
 """The memory section: translate --max-memory's estimate (inference/memory.py) against the peak
 measured when one image is translated, in a fresh process per row (what tests/test_memory.py
-also runs on two rows).
+also runs on two rows), and stylize's (inference/style_memory.py) likewise when one photo is
+stylised at one scale for 8 steps (tests/test_style_tiles.py runs one row).
 
 The peak is the process's peak resident memory (VmHWM, reset through /proc/self/clear_refs) over
 its resident memory just before the translation, after a 64 px warm-up translation (so the
@@ -14,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from ..inference import style_memory
 from ..inference.memory import peak_bytes
 
 # ngf, height, width, tile (0: whole): ResNet generators of 9 blocks, fp32, random 8-bit RGB pixels.
@@ -42,6 +44,28 @@ MEASURE = textwrap.dedent("""
 """)
 
 
+# height, width, budget (None: the plan's choice without one, i.e. whole) for stylize's rows
+STYLE_ROWS = ((768, 1024, None), (1536, 2048, 1400 * 2**20), (768, 1024, 600 * 2**20))
+
+STYLE_MEASURE = textwrap.dedent("""
+    import sys, torch
+    from gan_style.inference.stylize import StylizeSettings, stylize
+    from gan_style.nets.perceptual import inception_features
+    h, w, budget = (int(a) for a in sys.argv[1:4])
+    net = inception_features()
+    image = lambda h, w, seed: (torch.rand(1, 3, h // 16, w // 16, generator=torch.Generator().manual_seed(seed))
+                                * 2 - 1).repeat_interleave(16, 2).repeat_interleave(16, 3)
+    painting = image(256, 256, 2)
+    stylize(net, image(64, 96, 1), [painting], StylizeSettings(steps=1), torch.device("cpu"))  # warm-up
+    status = lambda key: int(open("/proc/self/status").read().split(key + ":")[1].split()[0]) * 1024
+    before = status("VmRSS")
+    open("/proc/self/clear_refs", "w").write("5")  # resets the peak (VmHWM) to the current size
+    settings = StylizeSettings(steps=8, start_side=10000, max_memory=budget or None)
+    stylize(net, image(h, w, 1), [painting], settings, torch.device("cpu"))
+    print(status("VmHWM") - before)
+""")
+
+
 def can_measure() -> bool:
     return Path("/proc/self/clear_refs").exists()
 
@@ -55,6 +79,27 @@ def measured_peak(ngf: int, h: int, w: int, tile: int) -> int:
     return int(proc.stdout.split()[-1])
 
 
+def measured_stylize_peak(h: int, w: int, budget: int | None) -> int:
+    """Bytes: the peak of stylising one h x w photo (blocks of random colour) at one scale for 8
+    steps (a full L-BFGS history of 3 pairs and more), within ``budget`` (see STYLE_MEASURE)."""
+    proc = subprocess.run([sys.executable, "-c", STYLE_MEASURE, str(h), str(w), str(budget or 0)],
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
+    return int(proc.stdout.split()[-1])
+
+
+def stylize_estimate(h: int, w: int, budget: int | None) -> tuple[style_memory.StylePlan, int]:
+    """The plan for one h x w scale within ``budget``, and its estimate (with its full history)."""
+    from ..inference.style_tiles import geometry
+    from ..nets.perceptual import DEFAULT_LAYERS, inception_features
+
+    content, style = DEFAULT_LAYERS["inception"]
+    geo = geometry(inception_features(), [*content, *style])
+    plan = style_memory.plan_scale((h, w), geo, content, 10, "fp32", "lbfgs", budget)
+    return plan, plan.peak
+
+
 def bench_memory() -> list[dict]:
     if not can_measure():
         return []
@@ -62,5 +107,10 @@ def bench_memory() -> list[dict]:
     for ngf, h, w, tile in ROWS:
         peak, estimate = measured_peak(ngf, h, w, tile), peak_bytes(ngf, h, w, 3, 3, tile)
         rows.append({"ngf": ngf, "size": f"{w}x{h}", "tile": tile or "whole", "measured_mib": round(peak / 2**20),
+                     "estimate_mib": round(estimate / 2**20), "ratio": round(estimate / peak, 2)})
+    for h, w, budget in STYLE_ROWS:
+        plan, estimate = stylize_estimate(h, w, budget)
+        peak = measured_stylize_peak(h, w, budget)
+        rows.append({"stylize": f"{w}x{h}", "tile": plan.tile or "whole", "measured_mib": round(peak / 2**20),
                      "estimate_mib": round(estimate / 2**20), "ratio": round(estimate / peak, 2)})
     return rows

@@ -36,7 +36,9 @@ def lattice_mask(h: int, w: int, period: int) -> torch.Tensor:
 
 
 def without_lattice(x: torch.Tensor, period: int) -> torch.Tensor:
-    """``x`` (N, C, H, W) without its energy at the period-``period`` lattice; same shape and dtype."""
+    """``x`` (N, C, H, W) without its energy at the period-``period`` lattice; same shape and dtype.
+    One channel at a time: the spectra of a 12 MP image are as large as the image."""
     h, w = x.shape[-2:]
-    spectrum = torch.fft.rfft2(x.float())
-    return torch.fft.irfft2(spectrum * lattice_mask(h, w, period).to(x.device), s=(h, w)).to(x.dtype)
+    mask = lattice_mask(h, w, period).to(x.device)
+    channels = [torch.fft.irfft2(torch.fft.rfft2(x[:, i:i + 1].float()) * mask, s=(h, w)) for i in range(x.shape[1])]
+    return torch.cat(channels, dim=1).to(x.dtype)

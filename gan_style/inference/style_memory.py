@@ -3,20 +3,21 @@
 At one scale of P = H·W pixels, the peak holds:
 
 - image-sized float32 RGB buffers (12 bytes per pixel each): the photo, the image being
-  optimised and its gradient, the feature network's prepared input and its gradient, L-BFGS's
-  working vectors (direction, gradients, the line search's copies) and 2 per history pair (Adam:
-  its 2 moments instead), ``BUFFERS`` + 2·history in all;
-- the photo's features at the content layers (the content targets), Σ_l C_l / S_l² values per
-  pixel, in float32 or (bf16) 2 bytes;
+  optimised and its gradient, the feature network's prepared input and its gradient, the photo's
+  prepared input (tiled), the lattice projection's spectra, L-BFGS's working vectors and 2 per
+  history pair (Adam: its 2 moments instead), ``BUFFERS`` + 2·history in all;
+- whole: the photo's features at the content layers (the content targets), Σ_l C_l / S_l² values
+  per pixel (in tiles they are computed again tile by tile);
 - the feature network's activations and their gradients: ``ACTIVATION`` bytes per activation
   value (``Geometry.elements`` values per input pixel), over the whole image, or over one tile
   with its halo when tiled (style_tiles.py);
 - ``FIXED`` bytes whatever the size.
 
-The constants are a fit to peaks measured on this CPU (AMD EPYC, Inception features, fp32;
-``gan-style bench --only memory``, docs/style.md); tests/test_memory.py checks one against a fresh
-measurement. What does not fit is made to fit: tiles (``TILES``, largest first), then a shorter
-L-BFGS history (down to ``MIN_HISTORY``); a scale that does not fit even then is refused in one line.
+The constants are a fit to peaks measured on this CPU (AMD EPYC, Inception features, fp32, runs
+of 8 to 12 steps so that the history is full; ``gan-style bench --only memory``, docs/style.md);
+tests/test_style_tiles.py checks one against a fresh measurement. What does not fit is made to
+fit: tiles (``TILES``, largest first), then a shorter L-BFGS history (down to ``MIN_HISTORY``); a
+scale that does not fit even then is refused in one line.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ TILES = (1024, 512, 256)  # px, largest (fewest halos, fastest) first
 MIN_HISTORY = 3  # L-BFGS pairs; below this it is hardly L-BFGS any more
 # The fit of the module doc: image-sized buffers; bytes per activation value, in tiles and whole;
 # bytes whatever the size, in tiles (the allocator keeps the tiles' freed blocks) and whole.
-BUFFERS, ACTIVATION, ACTIVATION_WHOLE, FIXED, FIXED_WHOLE = 14.4, 18.4, 20.8, 113e6, 36e6
+BUFFERS, ACTIVATION, ACTIVATION_WHOLE, FIXED, FIXED_WHOLE = 21.0, 18.0, 19.5, 87e6, 36e6
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ def peak_bytes(size: tuple[int, int], geo: Geometry, content_layers: Sequence[st
     content = sum(geo.channels[k] / geo.strides[k] ** 2 for k in content_layers) * value_bytes
     if not tile:
         return int(FIXED_WHOLE + pixels * (12 * buffers + content + geo.elements * ACTIVATION_WHOLE))
-    active = min(pixels, (tile + 2 * geo.halo) ** 2)
-    return int(FIXED + pixels * (12 * buffers + content) + active * geo.elements * ACTIVATION)
+    active = min(pixels, (tile + 2 * geo.halo) ** 2)  # in tiles, the content targets are recomputed
+    return int(FIXED + pixels * 12 * buffers + active * geo.elements * ACTIVATION)
 
 
 def plan_scale(size: tuple[int, int], geo: Geometry, content_layers: Sequence[str], history: int, precision: str,

@@ -194,16 +194,16 @@ class TiledObjective:
         self.strength, self.tv, self.tile, self.cast, self.lattice = strength, tv, tile, cast, lattice
         self.geo = geometry(net, [*content_layers, *grams])
         with torch.no_grad():
-            prepared = net.prepare(seen(photo, lattice))
-            self.tiles = tiles(prepared.shape, tile, self.geo)
-            # The photo's features at the content layers, core by core: copies, since a core is a
-            # view that would keep its tile's whole feature map alive.
-            self.content_targets = [{k: f.clone() for k, f in self._cores(prepared, t, self.content_layers).items()}
-                                    for t in self.tiles]
-            self.energy = {k: sum((wide(t[k]) ** 2).flatten(1).sum(1) for t in self.content_targets)
-                           for k in self.content_layers}  # (N,) per layer
+            # The prepared photo, not its features: the content targets are computed again tile by
+            # tile at each evaluation (the same values), a third of the memory of keeping them.
+            self.photo = net.prepare(seen(photo, lattice))
+            self.tiles = tiles(self.photo.shape, tile, self.geo)
+            self.energy = {k: 0 for k in self.content_layers}  # ||F_l(p)||^2, (N,) per layer
+            for t in self.tiles:
+                for k, f in self._cores(self.photo, t, self.content_layers).items():
+                    self.energy[k] = self.energy[k] + (wide(f) ** 2).flatten(1).sum(1)
             # Each style layer's distance for the photo itself: the unit of that layer, (N, L)
-            self.style_scale = self._distance(self._grams(prepared)[0]).clamp_min(1e-12)
+            self.style_scale = self._distance(self._grams(self.photo)[0]).clamp_min(1e-12)
 
     def _cores(self, prepared: torch.Tensor, tile: tuple[Span, Span], layers: Sequence[str]) -> dict[str, torch.Tensor]:
         return cores(self.net, prepared, tile, layers, self.geo, self.cast)
@@ -227,7 +227,9 @@ class TiledObjective:
                       for i, (k, g) in enumerate(grams.items())}
         grad = torch.zeros_like(prepared)
         content = torch.zeros(x.shape[0], device=x.device)
-        for (r, c), targets in zip(self.tiles, self.content_targets):
+        for r, c in self.tiles:
+            with torch.no_grad():
+                targets = self._cores(self.photo, (r, c), self.content_layers)
             tile = prepared.detach()[..., r.start:r.stop, c.start:c.stop].requires_grad_(True)
             part, content_part = self._surrogate(tile, (r.local(), c.local()), targets, slopes)
             part.sum().backward()

@@ -5,10 +5,15 @@ matrices match the painting's, with the normalised objective of gan_style/nets/p
 
 Coarse to fine: the first scale has a long side of at most ``start_side`` px; each next scale
 doubles it up to the output size, starting from the previous result upsampled. Most of the
-optimisation happens at the cheap scales, and the largest scale needs only a few steps, which
-bounds time and memory (L-BFGS keeps ``history`` pairs of full-size tensors). Optional: keep the
-photo's colours (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer"): the
-result's luminance with the photo's chroma (YCbCr).
+optimisation happens at the cheap scales, and the largest scale needs only a few steps. Each
+scale runs within ``max_memory`` (style_memory.py): whole, or with the feature network in tiles
+and the Gram matrices global (style_tiles.py, the same objective), with a shorter L-BFGS history
+if need be (L-BFGS keeps ``history`` pairs of full-size tensors). The objective sees the image
+without the feature network's stride lattice (``degrid``, lattice.py), so no pixel grid forms.
+L-BFGS takes unit steps, one evaluation each (``line_search`` adds a strong-Wolfe search, which
+here accepted the unit step and evaluated each point twice). Optional: keep the photo's colours
+(Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer"): the result's
+luminance with the photo's chroma (YCbCr).
 
 Images are (1, 3, H, W) tensors in [-1, 1] on the CPU; the work happens on ``device``.
 """
@@ -45,6 +50,7 @@ class StylizeSettings:
     tv: float = 1e-3  # total-variation weight (against high-frequency noise)
     lr: float = 0.02  # Adam's learning rate (L-BFGS uses 1 with a strong-Wolfe line search)
     history: int = 10  # L-BFGS history pairs
+    line_search: bool = False  # L-BFGS with a strong-Wolfe line search (default: steps of 1, one evaluation each)
     precision: str = "fp32"  # fp32 or bf16 (the feature network under autocast; Grams in fp32)
     content_layers: Sequence[str] | None = None  # None: the feature network's defaults
     style_layers: Sequence[str] | None = None
@@ -162,7 +168,8 @@ def optimise(objective: TiledObjective | WholeObjective, start: torch.Tensor, st
         return loss.sum()
 
     if s.optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=history, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=history,
+                                line_search_fn="strong_wolfe" if s.line_search else None)
     else:
         opt = torch.optim.Adam([x], lr=s.lr)
     for step in range(steps):
