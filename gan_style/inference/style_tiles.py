@@ -163,12 +163,13 @@ def tiled_grams(net: FeatureNet, prepared: torch.Tensor, layers: Sequence[str], 
 
 
 def painting_grams(net: FeatureNet, paintings: Sequence[torch.Tensor], weights: Sequence[float], layers: Sequence[str],
-                   tile: int, cast: Cast) -> dict[str, torch.Tensor]:
-    """nets.perceptual.style_grams, tile by tile: the weighted mean of the paintings' Grams, (1, C, C) each."""
+                   tile: int, cast: Cast, geo: Geometry | None = None) -> dict[str, torch.Tensor]:
+    """nets.perceptual.style_grams, tile by tile: the weighted mean of the paintings' Grams, (1, C, C)
+    each. ``geo``: as in ``tiled_grams``."""
     total, out = float(sum(weights)), {}
     for painting, w in zip(paintings, weights):
         with torch.no_grad():
-            grams, _ = tiled_grams(net, net.prepare(painting), layers, tile, cast)
+            grams, _ = tiled_grams(net, net.prepare(painting), layers, tile, cast, geo)
         out = {k: out.get(k, 0) + g * (w / total) for k, g in grams.items()}
     return out
 

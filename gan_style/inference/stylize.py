@@ -48,7 +48,7 @@ class StylizeSettings:
     start_side: int = 256  # long side of the coarsest scale
     preserve_colour: bool = False
     tv: float = 1e-3  # total-variation weight (against high-frequency noise)
-    lr: float = 0.02  # Adam's learning rate (L-BFGS uses 1 with a strong-Wolfe line search)
+    lr: float = 0.02  # Adam's learning rate (L-BFGS takes unit steps)
     history: int = 10  # L-BFGS history pairs
     line_search: bool = False  # L-BFGS with a strong-Wolfe line search (default: steps of 1, one evaluation each)
     precision: str = "fp32"  # fp32 or bf16 (the feature network under autocast; Grams in fp32)
@@ -141,7 +141,7 @@ def objective_at(net: FeatureNet, photo: torch.Tensor, paintings: Sequence[torch
     cast = partial(autocast, device, s.precision)
     lattice = geo.stride if s.degrid else 0
     if at.tile:
-        grams = painting_grams(net, styles, weights, style_layers, at.tile, cast)
+        grams = painting_grams(net, styles, weights, style_layers, at.tile, cast, geo)
         return TiledObjective(net, target, grams, content_layers, s.strength, s.tv, at.tile, cast, lattice)
     with cast():
         grams = style_grams(net, styles, weights, style_layers)

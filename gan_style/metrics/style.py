@@ -44,9 +44,7 @@ def _w1(a: torch.Tensor, b: torch.Tensor) -> float:
 def style_scores(net: FeatureNet, result: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor) -> dict[str, float]:
     """The metrics of one result (1, 3, H, W) against its photo and the painting, all in [-1, 1]."""
     photo = F.interpolate(photo, size=result.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-    content_layers, style_layers = DEFAULT_LAYERS[net.name]
-    grams = style_grams(net, [fit_painting(painting, max(result.shape[-2:]))], [1.0], style_layers)
-    _, terms = StyleObjective(net, photo, grams, content_layers, 0.5)(result)
+    terms = _terms(net, result, photo, painting, DEFAULT_LAYERS[net.name][1])
     scores = {"style": float(terms["style"][0]), "content": float(terms["content"][0]),
               "style_held_out": held_out_style(net, result, photo, painting), "edges": edges_kept(result, photo),
               "colour_w1_before": _w1(photo, painting), "colour_w1_after": _w1(result, painting)}
@@ -58,10 +56,14 @@ def style_scores(net: FeatureNet, result: torch.Tensor, photo: torch.Tensor, pai
 @torch.no_grad()
 def held_out_style(net: FeatureNet, result: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor) -> float:
     """The normalised style distance (1 = the photo's) on ``HELD_OUT`` layers; ``photo`` at the result's size."""
-    layers = HELD_OUT[net.name]
-    grams = style_grams(net, [fit_painting(painting, max(result.shape[-2:]))], [1.0], layers)
-    _, terms = StyleObjective(net, photo, grams, DEFAULT_LAYERS[net.name][0], 0.5)(result)
-    return float(terms["style"][0])
+    return float(_terms(net, result, photo, painting, HELD_OUT[net.name])["style"][0])
+
+
+def _terms(net: FeatureNet, result: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor,
+           style_layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The objective's terms of ``result`` with these style layers (the painting at the result's scale)."""
+    grams = style_grams(net, [fit_painting(painting, max(result.shape[-2:]))], [1.0], style_layers)
+    return StyleObjective(net, photo, grams, DEFAULT_LAYERS[net.name][0], 0.5)(result)[1]
 
 
 def _sobel_magnitude(image: torch.Tensor) -> torch.Tensor:
