@@ -1,10 +1,12 @@
 """Slide normalisation modes against exact (docs/science.md, "Slides within a disk budget").
 
     python -m gan_style.bench.slides OUT --size 20000                        # exact, kernel, thumbnail
+    python -m gan_style.bench.slides OUT --size 20000 --weights he2ihc.safetensors  # a trained generator
     python -m gan_style.bench.slides OUT --size 60000 --ngf 64 --n-blocks 9 --modes kernel --max-tiles 200
 
 A synthetic slide (``synthetic_slide``: smooth tissue-like regions on a white background, textured
-at several scales, no structure aligned with any tile grid) and a random generator (``generator``)
+at several scales, no structure aligned with any tile grid) and a random generator (``generator``; or a
+trained one, ``--weights``)
 are written to OUT; each mode translates the slide with ``gan-style translate`` in a subprocess,
 measured for wall time, peak resident memory and peak temporary disk (the run's temporary folder,
 polled, without the output file being written in it). Each output is compared with the exact one
@@ -33,6 +35,8 @@ TILE = 512
 BACKGROUND = np.array([242.0, 240.0, 246.0])  # RGB: glass
 HEMATOXYLIN = np.array([70.0, 50.0, 150.0])  # nuclei: blue-purple
 EOSIN = np.array([235.0, 120.0, 170.0])  # cytoplasm, stroma: pink
+DAB = np.array([150.0, 95.0, 45.0])  # immunohistochemistry's brown
+STAINS = {"he": (HEMATOXYLIN, EOSIN), "ihc": (np.array([60.0, 80.0, 160.0]), DAB)}  # (nuclei, the rest)
 
 
 def _waves(rng: np.random.Generator, n: int, periods: tuple[float, float]) -> list[tuple[float, float, float, float]]:
@@ -53,10 +57,12 @@ def _field(waves, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return out / math.sqrt(sum(w[0] ** 2 for w in waves) / 2)
 
 
-def synthetic_tiles(size: int, seed: int = 0, tile: int = TILE) -> Iterator[np.ndarray]:
+def synthetic_tiles(size: int, seed: int = 0, tile: int = TILE, stain: str = "he") -> Iterator[np.ndarray]:
     """(tile, tile, 3) uint8 tiles, row by row, of a size x size stain-like image: tissue regions
-    (a soft mask of waves of size/6..size/2 px) textured by waves of 6..400 px mixing hematoxylin
-    and eosin, on glass. A function of the global pixel position: tiles join without seams."""
+    (a soft mask of waves of size/6..size/2 px) textured by waves of 6..400 px mixing the nuclear
+    stain and the other (``STAINS``: H&E's pink eosin, or IHC's brown DAB), on glass. A function of
+    the global pixel position: tiles join without seams."""
+    nuclear, other = STAINS[stain]
     rng = np.random.default_rng(seed)
     tissue = _waves(rng, 6, (size / 6, size / 2))
     nuclei, stroma = _waves(rng, 10, (6.0, 60.0)), _waves(rng, 10, (40.0, 400.0))
@@ -67,8 +73,8 @@ def synthetic_tiles(size: int, seed: int = 0, tile: int = TILE) -> Iterator[np.n
             mask = 1 / (1 + np.exp(-_field(tissue, ys, xs) / 0.15))  # 1 in tissue, 0 on glass
             h = 1 / (1 + np.exp(-(_field(nuclei, ys, xs) - 0.8) / 0.3))  # hematoxylin share
             shade = 1 + 0.25 * np.tanh(_field(stroma, ys, xs))  # eosin density
-            stain = h[..., None] * HEMATOXYLIN + (1 - h[..., None]) * (255 - (255 - EOSIN) * shade[..., None])
-            rgb = (1 - mask[..., None]) * BACKGROUND + mask[..., None] * stain
+            colour = h[..., None] * nuclear + (1 - h[..., None]) * (255 - (255 - other) * shade[..., None])
+            rgb = (1 - mask[..., None]) * BACKGROUND + mask[..., None] * colour
             yield np.clip(rgb, 0, 255).astype(np.uint8)
 
 
@@ -225,22 +231,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="exact,kernel,thumbnail", help="the first is the reference")
     p.add_argument("--precision", default="auto")
     p.add_argument("--max-tiles", type=int, default=0, help="stop each run after this many output tiles (a rate)")
+    p.add_argument("--weights", type=Path, help="a trained generator instead of a random one (scripts/slide_stain_model.py)")
+    p.add_argument("--extra", default="", help="more translate options for every mode, e.g. '--kernel-sigma 2048'")
+    p.add_argument("--reference", type=Path, help="an earlier run's exact output to compare with (default: the first mode's)")
+    p.add_argument("--tag", default="", help="a suffix for each mode's output folder (runs with other --extra)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     slide = args.out / f"slide{args.size}.tif"
     if not slide.exists():
         synthetic_slide(slide, args.size)
-    weights = generator(args.out / f"g{args.ngf}_{args.n_blocks}.safetensors", args.ngf, args.n_blocks)
-    rows, reference = [], None
+    weights = args.weights or generator(args.out / f"g{args.ngf}_{args.n_blocks}.safetensors", args.ngf, args.n_blocks)
+    rows, reference = [], args.reference
     for mode in args.modes.split(","):
-        row = run_mode(weights, slide, args.out / mode, mode, ["--precision", args.precision], args.max_tiles)
+        row = run_mode(weights, slide, args.out / (mode + args.tag), mode,
+                       ["--precision", args.precision, *args.extra.split()], args.max_tiles)
         if not args.max_tiles:  # a stopped run leaves no output to compare
-            output = args.out / mode / slide.name
+            output = args.out / (mode + args.tag) / slide.name
             reference = reference or output
             row |= difference(output, reference) | {"seam_score": seam_score(output)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    (args.out / f"results{args.tag}.json").write_text(json.dumps(rows, indent=1))
     return 0
 
 

@@ -18,6 +18,7 @@ kept unless ``--overwrite``. Imports nothing from the training code.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -204,9 +205,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="slides: also write 2x, 4x ... reductions (OME-TIFF SubIFDs, or OME-Zarr levels)")
     sci.add_argument("--slide-norm", choices=MODES, default="auto",
                      help="slides: where InstanceNorm statistics come from. exact: the whole slide's (needs about "
-                     "3 x ngf bytes of temporary disk per pixel); kernel: per-tile statistics smoothed over neighbouring "
-                     "tiles (constant memory and disk, not exact); thumbnail: a low-resolution pass of the whole slide; "
-                     "auto (default): exact when its temporary disk fits --max-disk, else kernel. docs/science.md")
+                     "3 x ngf bytes of temporary disk per pixel); kernel: measured exactly on a sample of cells weighted "
+                     "to the whole slide's proportions (constant memory and disk, not exact; with --kernel-sigma, "
+                     "local statistics smoothed over neighbouring cells as URUST); thumbnail: a low-resolution pass of "
+                     "the whole slide; auto (default): exact when its temporary disk fits --max-disk, else kernel. "
+                     "docs/science.md")
+    sci.add_argument("--kernel-sigma", type=sigma_arg, metavar="PX",
+                     help="slides, kernel mode: statistics that vary over the slide, smoothed by a Gaussian of PX "
+                     "input pixels over neighbouring cells (URUST; e.g. 2048), one more pass; default: one set for "
+                     "the whole slide, which measured closer to exact")
     sci.add_argument("--max-disk", type=bytes_arg, metavar="BYTES",
                      help="slides: temporary disk to use at most, e.g. 5G or 500M (default: 20G, or half the free "
                      "space next to the output if less); a budget too small for the mode is refused")
@@ -261,6 +268,17 @@ def bytes_arg(text: str) -> int:
     return int(float(match[1]) * (1024 if match[3] else 1000) ** " kmgt".index(match[2] or " "))
 
 
+def sigma_arg(text: str) -> float:
+    """A kernel width in pixels: a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the kernel's width in pixels, a positive number (e.g. 2048)")
+    return value
+
+
 def _tile_arg(text: str) -> int | str:
     if text == "auto":
         return text
@@ -311,7 +329,8 @@ def run(args: argparse.Namespace) -> int:
     routes = route_jobs(jobs, gen.info, args.slide, gen.max_memory)
     options = ScanOptions(axis=args.axis, volume=args.volume, tile=args.tile, size=args.size, slide_tile=args.slide_tile,
                           pyramid=args.pyramid, force_slide=args.slide, keep_input_dtype=args.keep_input_dtype,
-                          slide_norm=args.slide_norm, max_disk=args.max_disk)
+                          slide_norm=args.slide_norm, max_disk=args.max_disk,
+                          kernel_sigma=args.kernel_sigma)
     try:
         if routes.exact:
             failures += translate_scan_jobs(gen, routes.exact, output, options)

@@ -127,5 +127,5 @@ def translate_exact(gen: Generator, src: Path, dest: Path, options: ScanOptions 
         if options.size:
             logger.warning("%s: --size does not apply to slides; translated at full resolution", src)
         return translate_slide(gen, src, dest, options.slide_tile, options.pyramid, options.keep_input_dtype,
-                               options.slide_norm, options.max_disk)
+                               options.slide_norm, options.max_disk, options.kernel_sigma)
     return translate_scan_file(gen, src, dest, options)

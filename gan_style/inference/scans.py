@@ -51,6 +51,7 @@ class ScanOptions:
     keep_input_dtype: bool = False  # write the input's dtype, not the target domain's representation
     slide_norm: str = "auto"  # slides: where the norms' statistics come from (inference/slide.py's MODES)
     max_disk: int | None = None  # slides: bytes of temporary disk at most (None: 20 GB, or half the free space)
+    kernel_sigma: float | None = None  # slides, kernel mode: local statistics over this many px (None: global)
 
 
 def check_channels(scan: Scan, gen: Generator) -> None:

@@ -179,12 +179,13 @@ def _size(n: int) -> str:
 
 
 def slide_node(mode: str, layers: list[nn.Module], inp: SlideInput, block_dtype: torch.dtype | None,
-               tmp: Path) -> tuple[Node, Grid | None]:
+               tmp: Path, kernel_sigma: float | None = None) -> tuple[Node, Grid | None]:
     """The network over the slide with the norms of ``mode`` (not auto), and kernel mode's grid
-    (its first pass, ``collect``, is still to run); the thumbnail pass runs here."""
+    (its first pass, ``collect``, is still to run; ``kernel_sigma``: its kernel in input pixels,
+    None: slide_norm's default); the thumbnail pass runs here."""
     spill = Spill(CACHE_LIMIT, tmp)
     if mode == "kernel":
-        plan, grid = kernel_plan(layers, inp, COMPUTE_TILE, block_dtype)
+        plan, grid = kernel_plan(layers, inp, COMPUTE_TILE, block_dtype, sigma=kernel_sigma)
         return build(layers, inp, COMPUTE_TILE, block_dtype, plan=plan), grid
     if mode == "thumbnail":
         plan = thumbnail_plan(layers, inp, COMPUTE_TILE, block_dtype, spill, inp.device)
@@ -194,11 +195,13 @@ def slide_node(mode: str, layers: list[nn.Module], inp: SlideInput, block_dtype:
 
 
 def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyramid: bool = False,
-                    keep_input_dtype: bool = False, norm: str = "auto", max_disk: int | None = None) -> Path:
+                    keep_input_dtype: bool = False, norm: str = "auto", max_disk: int | None = None,
+                    kernel_sigma: float | None = None) -> Path:
     """Translate the slide ``src`` into the tiled BigTIFF ``dest`` (see the module doc): ``tile``:
     the output's TIFF tile (a multiple of 16); ``pyramid``: also 2x, 4x ... reductions down to one
     tile; in the target domain's dtype unless ``keep_input_dtype``; ``norm``: one of MODES, within
-    ``max_disk`` bytes of temporary disk (None: MAX_DISK, or half the free space if less)."""
+    ``max_disk`` bytes of temporary disk (None: MAX_DISK, or half the free space if less);
+    ``kernel_sigma``: kernel mode's kernel in input pixels (None: one set of statistics, slide_norm.SIGMA)."""
     if tile % 16:
         raise ScanError(f"slide tile {tile}: TIFF tiles are multiples of 16 (e.g. 512)")
     if norm not in MODES:
@@ -220,7 +223,8 @@ def translate_slide(gen: Generator, src: Path, dest: Path, tile: int = 512, pyra
     with tempfile.TemporaryDirectory(prefix="gan_style-slide-", dir=dest.parent) as tmp, \
             (temporary_folder if zarr_out else temporary_path)(dest) as out_path, torch.inference_mode(), \
             gen.autocast():
-        node, grid = slide_node(mode, layers, inp, torch.bfloat16 if gen.precision == BLOCKS else None, Path(tmp))
+        node, grid = slide_node(mode, layers, inp, torch.bfloat16 if gen.precision == BLOCKS else None, Path(tmp),
+                                kernel_sigma)
         n_tiles = -(-h // tile) * -(-w // tile)
         write = write_options(slide.info, node.channels, dtype, tile)
         # One bar for both stages: the whole-slide passes (statistics, caches or kernel cells), then the output tiles.

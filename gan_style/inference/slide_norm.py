@@ -5,13 +5,17 @@ whole-slide statistics, which needs the slide's 1/4-resolution activations kept 
 3·ngf bytes of temporary disk per pixel. These modes give tiling.py's ``Local`` plan its norms
 instead, so memory and disk do not grow with the slide (beyond small tables):
 
-- ``kernel`` (Kernelized Instance Normalization, URUST: Ho et al., ECCV 2022, with Dense
-  Normalization's per-pixel interpolation, Ho et al., CVPR 2024). A first pass runs the network
-  over each cell of a grid, every norm normalising by that cell's own statistics and recording
-  them (``collect``). Each norm's table is then smoothed over neighbouring cells by a Gaussian
-  kernel of ``SIGMA`` input pixels, weighted by the cells' pixel counts (``smooth``), and the
-  second pass normalises every pixel by the smoothed statistics interpolated bilinearly between
-  cell centres: they change smoothly, so no cell border shows as a seam.
+- ``kernel``: statistics measured on a sample of cells of a grid, exactly there (each norm in
+  turn, given the ones before it), with the cells weighted so that the sample matches the whole
+  slide's proportions (``calibrate``: the regression estimator's calibration weights). By default
+  (``SIGMA`` infinite) every pixel is normalised by them: one set of statistics, as exact's.
+  With a finite kernel (URUST's Kernelized Instance Normalization: Ho et al., ECCV 2022, with
+  Dense Normalization's per-pixel interpolation, Ho et al., CVPR 2024), a further pass records
+  every cell's statistics (``collect``); their deviations from the whole slide's, smoothed over
+  neighbouring cells by a Gaussian of ``sigma`` input pixels weighted by the cells' pixel counts
+  (``smooth``), are added to the references and interpolated bilinearly between cell centres at
+  each pixel: they change smoothly, so no cell border shows as a seam. Local statistics move the
+  result away from exact's (docs/science.md measures both), hence the default.
 - ``thumbnail``: the slide reduced by area means to at most ``THUMB_SIDE`` px (``thumbnail``) is
   translated exactly; every norm then uses the thumbnail's whole-image statistics on the slide.
   One cheap pass, but a reduced image has less fine detail, so the deeper norms' variances differ.
@@ -29,9 +33,9 @@ from torch import nn
 from .tiling import Input, Local, Node, Norm, Region, Spill, Whole, build, channel_moments, check_norm, forget, normalise
 
 CELL = 512  # input pixels: the side of kernel mode's cells (grown for huge slides, see ``cell_size``)
-SIGMA = 2048.0  # input pixels: the Gaussian kernel's standard deviation over the cells
+SIGMA = math.inf  # input pixels: the kernel's standard deviation over the cells by default (inf: one set of statistics)
 TABLE_BYTES = 256 * 2**20  # the statistics tables' budget: cells grow until they fit
-SAMPLE = 16  # cells: the reference statistics' sample (``collect``)
+SAMPLE = 32  # cells: the reference statistics' sample (``collect``; 16 missed the 99th-percentile target at 20,000 px)
 THUMB_SIDE = 2048  # pixels: the thumbnail's longer side at most
 READ_PIXELS = 2**21  # input pixels read at once while reducing the slide to its thumbnail
 
@@ -50,14 +54,19 @@ class Grid:
     (multiples of 4), shared by every ``KernelNorm`` of one network. ``at``: the cell the
     collecting pass is in (row, column), None when applying."""
 
-    def __init__(self, height: int, width: int, cell: int) -> None:
+    def __init__(self, height: int, width: int, cell: int, sigma: float = SIGMA) -> None:
         if cell % 4:
             raise ValueError(f"kernel cells of {cell} px: use a multiple of 4")
-        self.height, self.width, self.cell = height, width, cell
+        if not sigma > 0:
+            raise ValueError(f"a kernel of {sigma} px: use a positive width in pixels (inf: none)")
+        self.height, self.width, self.cell, self.sigma = height, width, cell, sigma
         self.rows, self.cols = -(-height // cell), -(-width // cell)
         self.at: tuple[int, int] | None = None
         self.norms: list[KernelNorm] = []
         self.references: list[Norm] = []  # the same norms, measured exactly on a sample of cells (``collect``)
+        self.sampled: list[tuple[int, int]] = []  # those cells
+        self.source: Node | None = None  # the slide (``calibrate`` reads it)
+        self.weights: torch.Tensor | None = None  # (len(sampled),) fp64: ``calibrate``'s
 
     def cells(self) -> Iterator[tuple[int, int]]:
         for gy in range(self.rows):
@@ -86,18 +95,22 @@ class KernelNorm(Node):
         check_norm(norm)
         self.inputs, self.norm, self.grid = (src,), norm, grid
         self.channels, self.height, self.width, self.scale = src.channels, src.height, src.width, src.scale
-        shape = (grid.rows, grid.cols, src.channels)
-        self.mean, self.var = torch.zeros(shape), torch.zeros(shape)  # per cell; smoothed by ``smooth``
+        # Per-cell tables (smoothed by ``smooth``), for a finite kernel only: a 60,000 px slide's take 100s of MB.
+        shape = (grid.rows, grid.cols, src.channels) if not math.isinf(grid.sigma) else (0, 0, src.channels)
+        self.mean, self.var = torch.zeros(shape), torch.zeros(shape)
         self.raw = (torch.zeros(shape), torch.zeros(shape))
         self.reference: tuple[torch.Tensor, torch.Tensor] | None = None  # (C,) each: normalises the collecting pass
-        self.count = torch.zeros(grid.rows, grid.cols)  # pixels per cell at this resolution
-        self.seen = torch.zeros(grid.rows, grid.cols, dtype=torch.bool)
+        self.constant = False  # True: the references normalise everywhere (an infinite kernel: no collecting pass)
+        self.count = torch.zeros(shape[:2])  # pixels per cell at this resolution
+        self.seen = torch.zeros(shape[:2], dtype=torch.bool)
         grid.norms.append(self)
 
     def pull(self, r: Region) -> torch.Tensor:
         x = self.inputs[0].pull(r).float()  # (1, C, h, w), fp32 as autocast does for instance_norm
         if self.grid.at is not None:
             return self._collect(x, r, self.grid.at)
+        if self.constant:
+            return normalise(x, *self.reference, self.norm)
         return self._apply(x, r)
 
     def _collect(self, x: torch.Tensor, r: Region, at: tuple[int, int]) -> torch.Tensor:
@@ -126,8 +139,17 @@ class KernelNorm(Node):
 
         total = blur(n)
         m1 = blur(n * mean) / total
-        m2 = blur(n * (var + mean.square())) / total
-        self.mean, self.var = m1.float(), (m2 - m1.square()).clamp_(min=0).float()
+        local_var = (blur(n * (var + mean.square())) / total - m1.square()).clamp_(min=0)
+        # The whole slide's moments under the same first pass: the kernel's limit as sigma grows.
+        w = n / n.sum()
+        p1 = (w * mean).sum((0, 1))
+        pooled_var = (w * (var + mean.square())).sum((0, 1)) - p1.square()
+        ref_mean, ref_var = (t.double() for t in self.reference)
+        # Each cell's deviation from the whole slide, carried over to the reference statistics (measured
+        # exactly on the sample): what the first pass's references changed cancels in the ratio.
+        ratio = (ref_var + self.norm.eps) / (pooled_var.clamp(min=0) + self.norm.eps)
+        self.mean = (ref_mean + (m1 - p1) * ratio.sqrt()).float()
+        self.var = (ref_var + (local_var - pooled_var) * ratio).clamp_(min=0).float()
 
     def _apply(self, x: torch.Tensor, r: Region) -> torch.Tensor:
         """Normalise by the smoothed statistics interpolated at each pixel, a band of rows at a time
@@ -184,7 +206,8 @@ def _interpolate(table: torch.Tensor, rows: tuple, cols: tuple, y0: int, y1: int
 
 class SampledNorm(Norm):
     """A Norm whose statistics are measured on some cells of a grid only (exactly there, given the
-    norms before it: each is measured in turn, recomputing its input from the slide)."""
+    norms before it: each is measured in turn, recomputing its input from the slide), each cell's
+    moments weighted by ``grid.weights`` (``calibrate``; uniform per pixel until then)."""
 
     def __init__(self, src: Node, norm: nn.InstanceNorm2d, tile: int, grid: Grid, cells: list[tuple[int, int]]) -> None:
         super().__init__(src, norm, tile)
@@ -193,13 +216,29 @@ class SampledNorm(Norm):
     def measured_regions(self) -> Iterator[Region]:
         return (self.grid.region(at, self) for at in self.cells)
 
+    def _measure(self) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self.grid.weights if self.grid.weights is not None else torch.ones(len(self.cells), dtype=torch.float64)
+        m1, m2, total = 0.0, 0.0, 0.0
+        for w, r in zip(weights.tolist(), self.measured_regions()):
+            mean, var = (t.double().cpu() for t in channel_moments(self.inputs[0].pull(r).float()[0].flatten(1)))
+            self.tick()
+            n = w * (r[1] - r[0]) * (r[3] - r[2])
+            m1, m2, total = m1 + n * mean, m2 + n * (var + mean.square()), total + n
+        mean = m1 / total
+        return mean.float(), (m2 / total - mean.square()).clamp_(min=0).float()
+
 
 def kernel_plan(layers: list[nn.Module], src: Node, tile: int, block_dtype: torch.dtype | None = None,
-                cell: int | None = None, sample: int | None = None) -> tuple[Local, Grid]:
+                cell: int | None = None, sample: int | None = None, sigma: float | None = None) -> tuple[Local, Grid]:
     """Kernel mode's ``Local`` plan over ``src`` and its grid (``cell``: default ``cell_size``), with
-    the reference norms measured on ``sample`` cells (default SAMPLE; see ``collect``)."""
-    grid = Grid(src.height, src.width, cell or cell_size(src.height, src.width, norm_channels(layers)))
-    cells = grid.sample(SAMPLE if sample is None else sample)
+    the reference norms measured on ``sample`` cells (default SAMPLE) and a kernel of ``sigma`` input
+    pixels (default SIGMA; see ``collect``)."""
+    sigma = SIGMA if sigma is None else sigma
+    if cell is None:  # cells grow only to keep a finite kernel's tables small (an infinite one has none)
+        cell = cell_size(src.height, src.width, norm_channels(layers)) if not math.isinf(sigma) else CELL
+    grid = Grid(src.height, src.width, cell, sigma)
+    grid.source, grid.sampled = src, grid.sample(SAMPLE if sample is None else sample)
+    cells = grid.sampled
     reference = Local(lambda node, norm: SampledNorm(node, norm, tile, grid, cells))
     build(layers, src, tile, block_dtype, plan=reference)
     grid.references = reference.norms
@@ -207,23 +246,72 @@ def kernel_plan(layers: list[nn.Module], src: Node, tile: int, block_dtype: torc
 
 
 def first_pass_tiles(grid: Grid) -> int:
-    """The rectangles ``collect`` pulls: the sample's for each reference norm, then every cell."""
-    return sum(len(n.cells) for n in grid.references) + grid.rows * grid.cols
+    """The rectangles ``collect`` pulls: every cell's input (``calibrate``), the sample's for each
+    reference norm, then every cell (a finite kernel only)."""
+    return sum(len(n.cells) for n in grid.references) + grid.rows * grid.cols * (1 if math.isinf(grid.sigma) else 2)
 
 
-def collect(node: Node, grid: Grid, sigma: float | None = None, meter=None, cells=None) -> None:
+def descriptors(x: torch.Tensor) -> torch.Tensor:
+    """What the calibration matches, of one cell of the input x (1, C, h, w): per channel its mean,
+    mean square and mean squared difference between vertical neighbours (texture): (3C,) fp64."""
+    x = x[0].double()
+    return torch.cat([x.mean((1, 2)), x.square().mean((1, 2)), x.diff(dim=1).square().mean((1, 2))])
+
+
+def calibration_weights(features: torch.Tensor, counts: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:
+    """Weights of the sampled cells whose pixel-weighted mean of ``features`` (cells, D) equals the
+    whole grid's (``counts``: pixels per cell; ``sampled``: the sample's cell indices), as close to
+    uniform as that allows (the regression estimator's calibration weights, Deville & Sarndal 1992),
+    then clipped at zero: (len(sampled),) fp64, per pixel, uniform = 1."""
+    x = torch.cat([torch.ones(len(features), 1, dtype=torch.float64), features], 1)
+    scale = x.abs().amax(0).clamp(min=1e-12)  # columns of one magnitude: a well-conditioned system
+    x, n = x / scale, counts.double()
+    total = (n[:, None] * x).sum(0) / n.sum()  # the whole grid's mean of each feature
+    xs, ns = x[sampled], n[sampled]
+    moment = (ns[:, None, None] * xs[:, :, None] * xs[:, None, :]).sum(0) / ns.sum()
+    # w_i = 1 + x_i . l, with sum_i n_i w_i x_i / sum_i n_i = total: (moment) l = total - sample mean.
+    lam = torch.linalg.lstsq(moment, total - (ns[:, None] * xs).sum(0) / ns.sum()).solution
+    return (1 + xs @ lam).clamp_(min=0)
+
+
+def calibrate(grid: Grid, meter=None) -> None:
+    """Read every cell of the slide once for ``descriptors`` and set ``grid.weights`` for the sample:
+    a sample of a few cells misses the slide's proportions (of glass and tissue, say) by chance,
+    which every deeper norm amplifies; weighted to match the whole slide's descriptors, it measures
+    the norms' statistics several times closer to the whole slide's (docs/science.md)."""
+    index = {at: i for i, at in enumerate(grid.cells())}
+    # Filled in place: a small tensor kept per cell, among each cell's freed megabytes, stops malloc
+    # from returning them (resident memory grew by 4 MB a cell on a 20,000 px slide).
+    features = torch.empty(len(index), 3 * grid.source.channels, dtype=torch.float64)
+    counts = torch.empty(len(index), dtype=torch.float64)
+    for i, at in enumerate(grid.cells()):
+        r = grid.region(at, grid.source)
+        features[i] = descriptors(grid.source.pull(r).float().cpu())
+        counts[i] = (r[1] - r[0]) * (r[3] - r[2])
+        if meter is not None:
+            meter.update(1)
+    sampled = torch.tensor([index[at] for at in grid.sampled])
+    grid.weights = calibration_weights(features, counts, sampled)
+
+
+def collect(node: Node, grid: Grid, meter=None, cells=None) -> None:
     """Kernel mode's first pass. The reference norms are measured exactly on the sample of cells
     (each norm in turn, recomputing its input: consistent statistics, as the whole slide's would
-    be). Then ``node`` (the network's output) is pulled over every cell, each norm normalising by
-    its reference and recording the cell's statistics; then they are smoothed (``sigma`` px, default SIGMA).
+    be), weighted to the whole slide's proportions (``calibrate``). With an infinite kernel (the
+    default) they serve every pixel. Otherwise ``node`` (the network's output) is pulled over every
+    cell, each norm normalising by its reference and recording the cell's statistics; then they
+    are smoothed (``grid.sigma`` px) as deviations from the references (``KernelNorm.smooth``).
 
     URUST normalises the first pass by each cell's own statistics instead; but a deeper norm's
     statistics then describe activations that earlier norms normalised differently from the
     second pass (a cell of glass has its noise raised to unit variance), and mixing them over
     cells gives statistics that fit no cell (docs/science.md measures both)."""
+    calibrate(grid, meter)
     for ref, norm in zip(grid.references, grid.norms):
         ref.meter = meter
-        norm.reference = ref.statistics()
+        norm.reference, norm.constant = ref.statistics(), math.isinf(grid.sigma)
+    if math.isinf(grid.sigma):
+        return
     try:
         for at in grid.cells() if cells is None else cells:
             grid.at = at
@@ -234,7 +322,7 @@ def collect(node: Node, grid: Grid, sigma: float | None = None, meter=None, cell
         grid.at = None
         forget(node)  # the Memos hold the last cell's activations, normalised by the references
     for norm in grid.norms:
-        norm.smooth(SIGMA if sigma is None else sigma)
+        norm.smooth(grid.sigma)
 
 
 def reduction(height: int, width: int, side: int | None = None) -> int:
