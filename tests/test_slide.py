@@ -159,3 +159,34 @@ def test_progress_counts_the_whole_slide_passes_and_the_tiles(tmp_path, bounded,
     n, total, unit = bars[0]  # (tqdm may close a bar twice)
     tiles = -(-H // 64) * -(-W // 64)
     assert unit == "tile" and n == total > tiles  # every pass ticked, then each output tile
+
+
+class _Rectangles(tiling.Node):
+    """A network output that records the rectangles pulled from it: (1, 3, h, w) of its row index / 1000."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.inputs, self.channels, self.height, self.width, self.scale = (), 3, height, width, 1.0
+        self.pulled: list[tuple[int, int, int, int]] = []
+
+    def pull(self, r):
+        self.pulled.append(r)
+        rows = torch.arange(r[0], r[1], dtype=torch.float32)[:, None].expand(-1, r[3] - r[2]) / 1000
+        return rows[None, None].expand(1, 3, -1, -1)
+
+
+@pytest.mark.parametrize("band_bytes", [2**30, 1])
+def test_output_rectangles_keep_their_area_and_bands_their_budget(monkeypatch, band_bytes):
+    """Rectangles of about COMPUTE_TILE^2 pixels; a band too large for BAND_BYTES is one tile high and its
+    rectangles wider (a 60,000 px slide's); every tile comes out once, in row order, from the right rows."""
+    monkeypatch.setattr(slide, "COMPUTE_TILE", 128)
+    monkeypatch.setattr(slide, "BAND_BYTES", band_bytes)
+    node, target = _Rectangles(300, 700), slide.side_intensity(rgb_generator().info, "target")
+    with slide.tqdm(disable=True) as bar:
+        tiles = list(slide.output_tiles(node, 300, 700, 64, target, np.dtype(np.uint8), bar))
+    assert len(tiles) == 5 * 11 and all(t.shape == (64, 64, 3) for t in tiles)
+    heights = {r[1] - r[0] for r in node.pulled if r[1] < 300}
+    widths = {r[3] - r[2] for r in node.pulled if r[3] < 700}
+    assert (heights, widths) == (({128}, {128}) if band_bytes > 1 else ({64}, {256}))
+    expected = target.from_model(np.full((1, 1, 3), 0.0, dtype=np.float32))  # row 0 of the first tile
+    assert np.array_equal(tiles[0][0, 0], slide.cast_to(expected, np.uint8)[0][0, 0])
+    assert not np.array_equal(tiles[0][0], tiles[11][0])  # the second tile row is rows 64.., not 0..

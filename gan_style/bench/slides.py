@@ -217,7 +217,12 @@ def _limited(max_tiles: int, weights: str, src: str, dest: str, mode: str, preci
         pass
     if len(marks) < 3:
         return 1
-    first, rate = marks[1] - marks[0], (len(marks) - 2) / (marks[-1] - marks[1])
+    # Tiles come out a band at a time (a burst when its last rectangle is done): the rate is that of the
+    # bands after the first, from the end of the first burst.
+    burst = sum(1 for m in marks[1:] if m - marks[1] < 1.0)
+    if len(marks) - 1 <= burst:
+        return 1
+    first, rate = marks[1] - marks[0], (len(marks) - 1 - burst) / (marks[-1] - marks[burst])
     print(json.dumps({"tiles_done": len(marks) - 1, "first_tile_seconds": first, "tiles_per_second": rate}))
     return 0
 
