@@ -2,7 +2,7 @@
 
     python -m gan_style.bench.slides OUT --size 20000                        # exact, kernel, thumbnail
     python -m gan_style.bench.slides OUT --size 20000 --weights he2ihc.safetensors  # a trained generator
-    python -m gan_style.bench.slides OUT --size 60000 --ngf 64 --n-blocks 9 --modes kernel --max-tiles 200
+    python -m gan_style.bench.slides OUT --size 60000 --height 2048 --ngf 64 --n-blocks 9 --modes kernel --max-tiles 236
 
 A synthetic slide (``synthetic_slide``: smooth tissue-like regions on a white background, textured
 at several scales, no structure aligned with any tile grid) and a random generator (``generator``; or a
@@ -78,11 +78,16 @@ def synthetic_tiles(size: int, seed: int = 0, tile: int = TILE, stain: str = "he
             yield np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def synthetic_slide(path: Path, size: int, seed: int = 0, tile: int = TILE) -> Path:
-    """``synthetic_tiles`` as a zlib-compressed, tiled RGB BigTIFF at 0.25 um/px (size a multiple of ``tile``)."""
+def synthetic_slide(path: Path, size: int, seed: int = 0, tile: int = TILE, height: int | None = None) -> Path:
+    """``synthetic_tiles`` as a zlib-compressed, tiled RGB BigTIFF at 0.25 um/px (size a multiple of
+    ``tile``); ``height``: only its first rows (a strip of the slide, a multiple of ``tile``)."""
+    import itertools
+
     import tifffile
 
-    tifffile.imwrite(path, synthetic_tiles(size, seed, tile), shape=(size, size, 3), dtype="uint8", tile=(tile, tile),
+    rows = size if height is None else height
+    tiles = itertools.islice(synthetic_tiles(size, seed, tile), (rows // tile) * -(-size // tile))
+    tifffile.imwrite(path, tiles, shape=(rows, size, 3), dtype="uint8", tile=(tile, tile),
                      photometric="rgb", bigtiff=True, compression="zlib", resolution=(40000.0, 40000.0),
                      resolutionunit="CENTIMETER")
     return path
@@ -231,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path)
     p.add_argument("--size", type=int, default=20000, help="the slide's side in pixels (a multiple of 512)")
+    p.add_argument("--height", type=int, help="only the slide's first rows (a multiple of 512): a strip as wide as the slide")
     p.add_argument("--ngf", type=int, default=8)
     p.add_argument("--n-blocks", type=int, default=2)
     p.add_argument("--modes", default="exact,kernel,thumbnail", help="the first is the reference")
@@ -242,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="", help="a suffix for each mode's output folder (runs with other --extra)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    slide = args.out / f"slide{args.size}.tif"
+    slide = args.out / (f"slide{args.size}.tif" if args.height is None else f"strip{args.size}x{args.height}.tif")
     if not slide.exists():
-        synthetic_slide(slide, args.size)
+        synthetic_slide(slide, args.size, height=args.height)
     weights = args.weights or generator(args.out / f"g{args.ngf}_{args.n_blocks}.safetensors", args.ngf, args.n_blocks)
     rows, reference = [], args.reference
     for mode in args.modes.split(","):
