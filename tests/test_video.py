@@ -5,7 +5,6 @@ Each clip is 64 x 48, 1-2 s at 12 fps; the generator is a tiny random one (ngf 8
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -341,31 +340,3 @@ def test_video_errors_are_one_line(gen, tmp_path):
     with pytest.raises(VideoError, match="cannot write .avi videos"):
         translate_video(gen, clip, tmp_path / "o.avi", VideoSettings(progress=False))
     assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".o.*"))
-
-
-def test_a_swallowed_ctrl_c_is_raised_again_at_the_next_frames():
-    """A KeyboardInterrupt that a C library's callback swallows is not lost: the next progress raises it."""
-    from gan_style.inference.video import Interrupts
-
-    class Bar:
-        n = 0
-
-        def update(self, k: int) -> None:
-            self.n += k
-
-    default, bar = signal.getsignal(signal.SIGINT), Bar()
-    with Interrupts(bar) as interrupts:
-        assert signal.getsignal(signal.SIGINT) == interrupts._handle
-        interrupts.progress(2)  # nothing seen: frames go on
-        with contextlib.suppress(KeyboardInterrupt):  # what a callback that eats exceptions does
-            signal.raise_signal(signal.SIGINT)
-        with pytest.raises(KeyboardInterrupt):
-            interrupts.progress(2)
-        assert bar.n == 4
-    assert signal.getsignal(signal.SIGINT) is default
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a handler someone chose is left alone
-    try:
-        with Interrupts(Bar()):
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)

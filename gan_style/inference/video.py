@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -280,36 +279,6 @@ class Background:
         self.thread.join(timeout)
 
 
-class Interrupts:
-    """Ctrl-C, remembered as well as raised, while a video is written (main thread only; a handler
-    already replaced, e.g. SIG_IGN, is left alone). A KeyboardInterrupt raised while the main thread
-    runs Python code for a C library (PyAV's FFmpeg callbacks) can be swallowed there: once, in a
-    clean-clone CI run, a Ctrl-C was lost and the video finished. ``progress`` re-raises it."""
-
-    def __init__(self, bar: tqdm) -> None:
-        self.bar, self.seen, self.previous = bar, False, None
-
-    def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def _handle(self, signum, frame) -> None:
-        self.seen = True
-        raise KeyboardInterrupt
-
-    def progress(self, n: int) -> None:
-        """n more frames written; a Ctrl-C seen but swallowed is raised again here."""
-        self.bar.update(n)
-        if self.seen:
-            raise KeyboardInterrupt
-
-
 def translate_video(
     gen: Generator, src: str | Path, dest: str | Path, settings: VideoSettings | None = None
 ) -> VideoResult:
@@ -331,8 +300,8 @@ def translate_video(
         plan = plan_output(av, dest, inp.video, settings.codec, settings.crf)
         stages.append(Background(decode_stage(av, inp, plan.even, settings, result), 3, stop, "decode"))
         stages.append(Background(translate_stage(gen, stages[0], settings, meter, blend), 2, stop, "translate"))
-        with _progress(settings, inp, src) as bar, Interrupts(bar) as interrupts:  # stage 3, in the caller's thread
-            write_video(av, stages[1], dest, plan, inp, result, interrupts.progress)
+        with _progress(settings, inp, src) as bar:  # stage 3, in the caller's thread
+            write_video(av, stages[1], dest, plan, inp, result, bar.update)
     except torch.OutOfMemoryError:
         raise VideoError(f"{src}: out of memory: use --tile 512, --batch-size 1 or --size") from None
     except MemoryBudgetError as e:
