@@ -230,7 +230,10 @@ def test_an_interrupt_in_the_pipeline_leaves_the_old_output_and_no_temporary_fil
 
 
 SLOW_CLI = """
-import sys, time
+import signal, sys, time
+# Ctrl-C as at a terminal: a command started in the background by a non-interactive shell
+# (e.g. 'nohup ... &') inherits SIGINT ignored, and Python then keeps it ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import gan_style.inference.video as video
 real = video.translate_tensor
 def slow(*args, **kwargs):  # so the test can interrupt it mid-video
