@@ -213,19 +213,9 @@ class SampledNorm(Norm):
         super().__init__(src, norm, tile)
         self.grid, self.cells = grid, cells
 
-    def measured_regions(self) -> Iterator[Region]:
-        return (self.grid.region(at, self) for at in self.cells)
-
-    def _measure(self) -> tuple[torch.Tensor, torch.Tensor]:
-        weights = self.grid.weights if self.grid.weights is not None else torch.ones(len(self.cells), dtype=torch.float64)
-        m1, m2, total = 0.0, 0.0, 0.0
-        for w, r in zip(weights.tolist(), self.measured_regions()):
-            mean, var = (t.double().cpu() for t in channel_moments(self.inputs[0].pull(r).float()[0].flatten(1)))
-            self.tick()
-            n = w * (r[1] - r[0]) * (r[3] - r[2])
-            m1, m2, total = m1 + n * mean, m2 + n * (var + mean.square()), total + n
-        mean = m1 / total
-        return mean.float(), (m2 / total - mean.square()).clamp_(min=0).float()
+    def measured_regions(self) -> Iterator[tuple[Region, float]]:
+        weights = self.grid.weights.tolist() if self.grid.weights is not None else [1] * len(self.cells)
+        return ((self.grid.region(at, self), w) for at, w in zip(self.cells, weights))
 
 
 def kernel_plan(layers: list[nn.Module], src: Node, tile: int, block_dtype: torch.dtype | None = None,

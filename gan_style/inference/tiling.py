@@ -318,18 +318,23 @@ class Norm(Node):
         self.channels, self.height, self.width, self.scale = src.channels, src.height, src.width, src.scale
         self.stats = stats
 
-    def measured_regions(self) -> Iterator[Region]:
-        """Where the statistics are measured: the whole image (a subclass may sample it)."""
-        return regions(self, self.tile)
+    def measured_regions(self) -> Iterator[tuple[Region, float]]:
+        """Where the statistics are measured, each rectangle with its weight per pixel: the whole
+        image, 1 each (a subclass may sample and weight it)."""
+        return ((r, 1) for r in regions(self, self.tile))
 
     def _measure(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # Per-channel mean and variance merged over tiles (Chan et al.'s parallel update, fp64).
+        # Per-channel mean and variance merged over tiles (Chan et al.'s parallel update, fp64),
+        # each tile counted as its pixels times its weight.
         n, mean, m2 = 0, 0.0, 0.0
-        for r in self.measured_regions():
+        for r, weight in self.measured_regions():
+            if weight == 0:  # a sampled cell weighted out (slide_norm.calibrate): nothing to measure
+                self.tick()
+                continue
             mean_t, var_t = channel_moments(self.inputs[0].pull(r).float()[0].flatten(1))
             var_b, mean_b = var_t.double().cpu(), mean_t.double().cpu()
             self.tick()
-            n_b = (r[1] - r[0]) * (r[3] - r[2])
+            n_b = weight * (r[1] - r[0]) * (r[3] - r[2])
             delta, total = mean_b - mean, n + n_b
             mean, m2, n = mean + delta * n_b / total, m2 + var_b * n_b + delta**2 * n * n_b / total, total
         return mean.float(), (m2 / n).float()
