@@ -2,6 +2,8 @@
 
     python scripts/science_evidence.py learn OUT [--steps 3000]   # a learning task with a known answer
     python scripts/science_evidence.py baselines OUT              # the learning task's baselines alone (1 s)
+    python scripts/science_evidence.py robust OUT --steps 3000    # every known-answer task, with and without
+                                                                  # the histogram anchor (--tasks, --variants, --seeds)
     python scripts/science_evidence.py roundtrip OUT              # 16-bit TIFF, DICOM and NIfTI round trips
     python scripts/science_evidence.py slide OUT --size 20000     # a large slide and a small generator, then:
     /usr/bin/time -v gan-style translate -w OUT/g8.safetensors -i OUT/slide.tif -o OUT/translated --slide --pyramid
@@ -88,6 +90,141 @@ def learn(out: Path, steps: int) -> None:
     print(json.dumps(results, indent=2))
 
 
+# ---------------------------------------------------------------- known-answer tasks from real images
+
+TILE = 128  # tiles of the 2-D tasks; one in four is held out, the rest alternate between A and B
+
+
+def gamma(x: np.ndarray) -> np.ndarray:
+    return x ** 2.2
+
+
+def logarithmic(x: np.ndarray) -> np.ndarray:
+    return np.log1p(20 * x) / np.log1p(20)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    lo, hi = 1 / (1 + np.exp(4.0)), 1 / (1 + np.exp(-6.0))
+    return (1 / (1 + np.exp(-10 * (x - 0.4))) - lo) / (hi - lo)
+
+
+def blurred(curve):
+    """The curve, then a wider point-spread function (a Gaussian of sigma 2 px): a map that depends on
+    each pixel's neighbourhood, which no intensity map (histogram matching) can make."""
+    from scipy.ndimage import gaussian_filter
+
+    return lambda x: gaussian_filter(curve(x), 2.0, mode="reflect")
+
+
+def skimage_gray(name: str) -> np.ndarray:
+    """A real image that ships in scikit-image's wheel, as float64 in [0, 1] (green channel of RGB)."""
+    from PIL import Image
+    from skimage import data_dir
+
+    im = np.asarray(Image.open(Path(data_dir) / name))
+    if im.ndim == 3:
+        im = im[..., 1]
+    if name == "retina.jpg":  # the fundus, half size: 1024 px of its middle
+        im = np.asarray(Image.fromarray(im[193:1217, 193:1217]).resize((512, 512), Image.Resampling.BOX))
+    return im.astype(np.float64) / 255.0
+
+
+# name -> (image, curve): A = the image's tiles as uint16, B = other tiles through the curve as float32
+TILE_TASKS = {
+    "camera": ("camera.png", gamma),
+    "moon": ("moon.png", logarithmic),
+    "cell": ("cell.png", sigmoid),
+    "retina-psf": ("retina.jpg", blurred(gamma)),  # the context task
+}
+
+
+def build_tile_task(out: Path, name: str, seed: int = 0) -> int:
+    """Unpaired uint16 (A) and float32 (B) TIFF tiles of one real image; the held-out tiles' answer is the
+    curve applied to them (on the whole image, so that a blur sees across tile borders). Returns the
+    number of training tiles per domain."""
+    import tifffile
+
+    image, curve = TILE_TASKS[name]
+    x = skimage_gray(image)
+    h, w = (s // TILE * TILE for s in x.shape)
+    x = x[:h, :w]
+    rng = np.random.default_rng(seed)
+    answer = curve(x)
+    stored = np.rint(2000 + 50000 * x + rng.normal(0, 40, x.shape)).astype(np.uint16)  # A: a 16-bit camera
+    target = (answer + rng.normal(0, 0.005, x.shape)).astype(np.float32)  # B: float32 with its own noise
+    tiles = [(i, j) for i in range(0, h, TILE) for j in range(0, w, TILE)]
+    for folder in ("data/testA", "data/trainA", "data/trainB", "truth"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    train = [t for k, t in enumerate(tiles) if k % 4 != 1]
+    for k, (i, j) in enumerate(tiles):
+        cut = (slice(i, i + TILE), slice(j, j + TILE))
+        if k % 4 == 1:
+            tifffile.imwrite(out / "data" / "testA" / f"t{k:02d}.tif", stored[cut])
+            tifffile.imwrite(out / "truth" / f"t{k:02d}.tif", answer[cut].astype(np.float32))
+        elif train.index((i, j)) % 2 == 0:
+            tifffile.imwrite(out / "data" / "trainA" / f"t{k:02d}.tif", stored[cut])
+        else:
+            tifffile.imwrite(out / "data" / "trainB" / f"t{k:02d}.tif", target[cut])
+    return -(-len(train) // 2)
+
+
+def correlation(pred_dir: Path, truth_dir: Path, mask_above: float | None) -> float:
+    """Pearson correlation of the translations with the answer over every compared value."""
+    from gan_style.io.scans import read_scan
+
+    xs, ys = [], []
+    for truth in sorted(truth_dir.iterdir()):
+        y = read_scan(truth).planes.astype(np.float64).ravel()
+        x = read_scan(next(pred_dir.glob(truth.name.split(".")[0] + ".*"))).planes.astype(np.float64).ravel()
+        keep = y > mask_above if mask_above is not None else np.ones_like(y, bool)
+        xs.append(x[keep])
+        ys.append(y[keep])
+    return float(np.corrcoef(np.concatenate(xs), np.concatenate(ys))[0, 1])
+
+
+VARIANTS = {"anchor": [], "plain": ["train.lambda_histogram=0"]}  # the shipped config, and without the anchor
+
+
+def robust_run(out: Path, task: str, variant: str, seed: int, steps: int) -> dict:
+    """Train the science config on one task, translate the held-out inputs, evaluate beside the baselines."""
+    if task == "mr":
+        build_task(out)
+        per_epoch, mask, units = 18, -900.0, []
+    else:
+        per_epoch, mask = build_tile_task(out, task), None
+        units = ["data.intensity.B.low=0", "data.intensity.B.high=1"]  # B: float32 in [0, 1]
+    run_dir = out / "runs" / f"{variant}-{seed}"
+    epochs = -(-steps // (2 * per_epoch))  # the LR decays to ~0 at the last step
+    run(str(BIN / "gan-style"), "train", "-c", "configs/science_mr2ct.yaml", f"data.root={out / 'data'}",
+        f"out_dir={run_dir}", f"train.max_steps={steps}", f"train.n_epochs={epochs}", f"train.n_epochs_decay={epochs}",
+        f"train.seed={seed}", "logging.wandb=disabled", "data.num_workers=0", *units, *VARIANTS[variant])
+    pred = out / f"pred-{variant}-{seed}"
+    run(str(BIN / "gan-style"), "translate", "-w", str(run_dir / "science_mr2ct" / "last.pt"), "-d", "AtoB",
+        "-i", str(out / "data" / "testA"), "-o", str(pred), "--overwrite")
+    report = out / f"paired-{variant}-{seed}.json"
+    run(str(BIN / "gan-style"), "eval", "--paired", "--fake", str(pred), "--real", str(out / "truth"), "--input",
+        str(out / "data" / "testA"), "--reference", str(out / "data" / "trainB"), "--oracle", "--json", str(report),
+        *(["--mask-above", str(mask)] if mask is not None else []))
+    methods = json.loads(report.read_text())["results"]["baselines"]["methods"]
+    part = "mask" if mask is not None else "all"
+    model, matching = methods["model"][part]["mae"], methods["histogram matching"][part]["mae"]
+    return {"task": task, "variant": variant, "seed": seed, "steps": steps, "mae": model, "histogram_mae": matching,
+            "ratio": model / matching, "oracle_mae": methods["best linear map (oracle)"][part]["mae"],
+            "r": correlation(pred, out / "truth", mask), "where": "body" if mask is not None else "all pixels"}
+
+
+def robust(out: Path, steps: int, tasks: list[str], variants: list[str], seeds: list[int]) -> None:
+    """Each task x variant x seed; results.jsonl gets one line per run (kept across calls)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        for variant in variants:
+            for seed in seeds:
+                row = robust_run(out / task, task, variant, seed, steps)
+                with open(out / "results.jsonl", "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(json.dumps(row), flush=True)
+
+
 def eval_baselines(out: Path) -> None:
     """The learning task's baselines as ``gan-style eval --paired`` reports them beside any model (here the
     untranslated input stands in the model's place): histogram matching onto domain B's training file,
@@ -158,12 +295,18 @@ def slide(out: Path, size: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("learn", "baselines", "roundtrip", "slide"))
+    p.add_argument("what", choices=("learn", "baselines", "robust", "roundtrip", "slide"))
     p.add_argument("out", type=Path)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--size", type=int, default=20000, help="slide: its side in pixels (a multiple of 512)")
+    p.add_argument("--tasks", default="mr," + ",".join(TILE_TASKS), help="robust: which tasks")
+    p.add_argument("--variants", default="anchor,plain", help="robust: anchor (the shipped config), plain (without)")
+    p.add_argument("--seeds", default="0", help="robust: training seeds, e.g. 0,1")
     args = p.parse_args()
-    if args.what == "learn":
+    if args.what == "robust":
+        robust(args.out, args.steps, args.tasks.split(","), args.variants.split(","),
+               [int(x) for x in args.seeds.split(",")])
+    elif args.what == "learn":
         learn(args.out, args.steps)
     elif args.what == "baselines":
         eval_baselines(args.out)

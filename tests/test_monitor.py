@@ -24,7 +24,7 @@ from gan_style.training.loop import TrainingStopped, train
 
 pytestmark = pytest.mark.timeout(180)
 
-SCALARS = [f"loss/{n}" for n in ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")] + [
+SCALARS = [f"loss/{n}" for n in ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "hist_A", "hist_B", "D_A", "D_B")] + [
     "D/A_real", "D/A_fake", "D/B_real", "D/B_fake", "lr/G", "lr/D", "grad_norm/G", "grad_norm/D",
     "time/img_per_s", "time/data_wait_frac", "epoch"]
 

@@ -76,12 +76,14 @@ class ReferenceStep:
         loss_D_B = 0.5 * (gan_loss(pred_B_real, True, t.gan_mode) + gan_loss(pred_B_fake, False, t.gan_mode))
         loss_D_B.backward()
         self.opt_D.step()
-        losses = (loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B, loss_D_A, loss_D_B)
+        no_anchor = torch.zeros((), device=m.device)  # the reference has no histogram anchor (train.lambda_histogram)
+        losses = (loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B, no_anchor, no_anchor,
+                  loss_D_A, loss_D_B)
         outputs = (pred_A_real, pred_A_fake, pred_B_real, pred_B_fake)
         return {"vector": torch.stack([x.detach() for x in losses] + [p.detach().mean() for p in outputs])}
 
 
-assert len(STAT_NAMES) == 12  # ReferenceStep's vector follows CycleGAN.step's order
+assert len(STAT_NAMES) == 14  # ReferenceStep's vector follows CycleGAN.step's order
 
 
 # ---------------------------------------------------------------- training

@@ -111,6 +111,11 @@ class UnpairedDataset(Dataset):
         """One file as the transform's input: (H, W, 3) uint8 RGB here; ImageReadError if unusable."""
         return np.asarray(read_rgb(path))
 
+    def model_image(self, domain: str, item) -> np.ndarray:
+        """One file in the networks' units, before augmentation: (H, W, C) float32 in [-1, 1]."""
+        x = self._decode(domain, item)
+        return x.astype(np.float32) / 127.5 - 1.0 if x.dtype == np.uint8 else x
+
     def __getitem__(self, key: tuple[int, int, int]) -> dict:
         index_a, index_b, seed = key
         skipped: list[str] = []

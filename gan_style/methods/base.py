@@ -75,6 +75,8 @@ class Method(Protocol):
     @property
     def domains(self) -> tuple[str, str]: ...  # the names of A and B, e.g. ("monet", "photo")
 
+    def fit_data(self, data: TrainingData) -> None: ...  # read from the training data before training
+
     def step(self, batch: Mapping[str, torch.Tensor], measure_grads: bool = False) -> dict[str, torch.Tensor]:
         """One iteration; returns {"vector": (len(stat_names),) tensor, "grad_norm/...": ...}, detached."""
 
@@ -307,6 +309,10 @@ class MethodState:
 
     def evaluate(self, fixed: dict[str, torch.Tensor]) -> dict[str, float]:
         return {}
+
+    def fit_data(self, data: TrainingData) -> None:
+        """What the method reads from its training data before the first step (e.g. CycleGAN's
+        histogram anchor); nothing by default. A resumed run's checkpoint then restores it."""
 
     @property
     def trained_at(self) -> str | None:

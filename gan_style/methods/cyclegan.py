@@ -17,8 +17,9 @@ from torch import nn
 from ..config import Config, FinetuneConfig, TrainConfig
 from ..io.tensors import as_display
 from ..nets import PatchDiscriminator, init_weights, resnet_generator
-from .base import Precision, MethodState, adam, adversarial_weights, grad_norm, lr_factor, parameters
+from .base import Precision, MethodState, TrainingData, adam, adversarial_weights, grad_norm, lr_factor, parameters
 from .base import sampled_strengths, scaled_lr, set_requires_grad, unpaired_data, weight_at, weighted_l1, wrap
+from .anchor import matched, matching_tables
 from .diffaugment import DiffAugment
 from .losses import gan_loss
 from .pool import ImagePool
@@ -35,6 +36,9 @@ class CycleGANTrain(TrainConfig):
     """Identity loss weight, relative to lambda_A/B (0 = off)."""
     pool_size: int = Field(50, ge=0)
     """Image history pool per discriminator (0 = off)."""
+    lambda_histogram: float = Field(0.0, ge=0)
+    """Weight of the histogram anchor: an L1 pull of G_A(A) towards histogram matching of A onto B's
+    training data, and of G_B(B) onto A's (0 = off; the science configs set it: docs/science.md)."""
 
 
 class CycleGANFinetune(FinetuneConfig):
@@ -57,6 +61,10 @@ class CycleGANConfig(Config):
     @model_validator(mode="after")
     def _check_identity(self) -> "CycleGANConfig":
         m = self.model
+        if self.train.lambda_histogram > 0 and m.input_nc != m.output_nc:
+            raise ValueError(f"train.lambda_histogram={self.train.lambda_histogram} matches histograms channel by "
+                             f"channel and needs model.input_nc == output_nc (here {m.input_nc} and {m.output_nc}): "
+                             "set train.lambda_histogram=0")
         if self.train.lambda_identity > 0 and m.input_nc != m.output_nc:
             raise ValueError(f"train.lambda_identity={self.train.lambda_identity} needs model.input_nc == output_nc "
                              f"(G_A(B) must take B's images; here {m.input_nc} and {m.output_nc}): "
@@ -64,7 +72,7 @@ class CycleGANConfig(Config):
         return self
 
 # Order of the per-step statistics vector returned by `CycleGAN.step` (logged as loss/<name>, D/<name>).
-LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "hist_A", "hist_B", "D_A", "D_B")
 D_OUTPUT_NAMES = ("A_real", "A_fake", "B_real", "B_fake")
 STAT_NAMES = tuple(f"loss/{n}" for n in LOSS_NAMES) + tuple(f"D/{n}" for n in D_OUTPUT_NAMES)
 
@@ -114,6 +122,12 @@ class CycleGAN(MethodState):
         self.pool_B = ImagePool(t.pool_size, seed=t.seed * world_size + rank + 7919)  # fake A images, for D_B
         # DiffAugment (off by default): what D sees, in both passes; its own per-rank random stream.
         self.augment = DiffAugment(t.diffaugment, t.seed * world_size + rank + 104729, device)
+        self.anchors: dict[str, torch.Tensor] = {}  # train.lambda_histogram: domain -> its matching table
+
+    def fit_data(self, data: TrainingData) -> None:
+        """train.lambda_histogram: the histogram-matching maps of the training data, both ways."""
+        if self.cfg.train.lambda_histogram > 0:
+            self.anchors = {d: table.to(self.device) for d, table in matching_tables(data.dataset).items()}
 
     @property
     def nets(self) -> dict[str, nn.Module]:
@@ -154,7 +168,8 @@ class CycleGAN(MethodState):
             loss_G_B = gan_loss(self.judge["D_B"](self.augment(fake_A)), True, t.gan_mode)
             loss_cycle_A = weighted_l1(rec_A, real_A, lambda_A)
             loss_cycle_B = weighted_l1(rec_B, real_B, lambda_B)
-            content = loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+            loss_hist_A, loss_hist_B = self._anchored(real_A, fake_B, real_B, fake_A)
+            content = loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B + loss_hist_A + loss_hist_B
             adv = adversarial_weights(self.cfg, content, {"G_A": loss_G_A, "G_B": loss_G_B},
                                       {"G_A": self.G_A, "G_B": self.G_B}, self.scaler, stats)
             loss_G = adv["G_A"] * loss_G_A + adv["G_B"] * loss_G_B + content
@@ -181,10 +196,22 @@ class CycleGAN(MethodState):
         self.scaler.step(self.opt_D)
         self.scaler.update()
 
-        losses = (loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B, loss_D_A, loss_D_B)
+        losses = (loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B, loss_hist_A, loss_hist_B,
+                  loss_D_A, loss_D_B)
         outputs = (pred_A_real, pred_A_fake, pred_B_real, pred_B_fake)
         stats["vector"] = torch.stack([x.detach().float() for x in losses] + [p.detach().float().mean() for p in outputs])
         return stats
+
+    def _anchored(self, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor,
+                  fake_A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The histogram anchor's two terms (zeros when train.lambda_histogram is 0): L1 of G_A(A)
+        against A matched onto B's histogram, and of G_B(B) against B matched onto A's."""
+        w = self.cfg.train.lambda_histogram
+        if not self.anchors:
+            zero = torch.zeros((), device=self.device)
+            return zero, zero
+        return (weighted_l1(fake_B, matched(real_A, self.anchors["A"]), w),
+                weighted_l1(fake_A, matched(real_B, self.anchors["B"]), w))
 
     def _weights(self, batch: Mapping[str, torch.Tensor]) -> tuple:
         """(lambda_A, lambda_B, the generators' extra inputs): the config's weights and () at fixed
@@ -217,11 +244,13 @@ class CycleGAN(MethodState):
 
     def extra_state(self) -> dict:
         return {"pools": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
-                "diffaugment": self.augment.state_dict()}
+                "diffaugment": self.augment.state_dict()} | ({"anchors": self.anchors} if self.anchors else {})
 
     def load_extra_state(self, state: dict) -> None:
         if "diffaugment" in state:  # checkpoints from before DiffAugment existed have none (it was off)
             self.augment.load_state_dict(state["diffaugment"])
+        if "anchors" in state:  # the maps the run started with, whatever the data reads now
+            self.anchors = {d: table.to(self.device) for d, table in state["anchors"].items()}
         self.pool_A.load_state_dict(state["pools"]["A"], self.device)
         self.pool_B.load_state_dict(state["pools"]["B"], self.device)
         if self.rank:  # checkpoints hold rank 0's pools: the other ranks go on with their own random streams

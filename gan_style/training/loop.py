@@ -38,6 +38,7 @@ from .distributed import peer_failure_message
 from .ema import GeneratorEMA
 from .evaluation import EpochEvaluator
 from .finetune import load_finetune_weights
+from .inversion import inverted, panel_correlations
 from .monitor import Monitor, NullMonitor
 
 logger = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ def build(cfg: Config, env: DistEnv) -> TrainState:
             f"({len(data.dataset)} images per epoch): lower train.batch_size"
         )
     model = method(cfg, env.device, precision, env.world_size, env.rank)
+    model.fit_data(data)  # (a resumed run's checkpoint restores what it read)
     state = TrainState(cfg, env, precision, Path(cfg.out_dir) / cfg.name, model, data, steps_per_epoch)
     if any(cfg.finetune.model_dump().values()):  # (a resumed run overwrites these weights)
         from_main(env, lambda: prefetch_weights(cfg), long=True)  # rank 0 downloads official:NAME once
@@ -406,6 +408,19 @@ def log_samples(state: TrainState, tag: str) -> None:
     with averaged(state):
         panels = state.model.sample_panels(fixed)
     state.monitor.log_panels(state.pos.step, tag, panels, state.model.panel_columns)
+    check_inversion(state, panel_correlations(panels))
+
+
+def check_inversion(state: TrainState, correlations: dict[str, float]) -> None:
+    """Log the panels' input/translation correlations; warn (log and W&B) when one is negative."""
+    state.monitor.log(state.pos.step, correlations)
+    names = inverted(correlations)
+    if names and state.pos.step > 0:  # untrained networks correlate with anything
+        values = ", ".join(f"{name} {correlations['panels/' + name + '_correlation']:+.2f}" for name in names)
+        text = (f"step {state.pos.step}: translated panels anti-correlate with their inputs ({values}): the "
+                "generator may have learned an inverted map; see docs/science.md, 'Learning that holds'")
+        logger.warning(text)
+        state.monitor.alert("inverted translation", text)
 
 
 def evaluate(state: TrainState) -> None:

@@ -50,6 +50,7 @@ class NullMonitor:
     def log_panels(self, step: int, tag: str, panels: dict[str, torch.Tensor],
                    captions: dict[str, str] | None = None) -> None: ...
     def log_artifacts(self, files: dict[str, Path]) -> None: ...
+    def alert(self, title: str, text: str) -> None: ...
     def finish(self, exit_code: int | None = None) -> None: ...
 
     def state(self) -> dict[str, Any]:
@@ -157,6 +158,11 @@ class Monitor(NullMonitor):
             write_image(self.samples_dir / f"{tag}_{name}.png", image, "PNG")
         if self._run is not None:
             self._guard("log", self._wandb_panels, step, tag, images, captions or {})
+
+    def alert(self, title: str, text: str) -> None:
+        """A warning that W&B shows on the run's page and mails (the log has its own line)."""
+        if self._run is not None:
+            self._guard("alert", self._run.alert, title, text)
 
     def log_artifacts(self, files: dict[str, Path]) -> None:
         """Upload the final files (kind -> path, e.g. "checkpoint": last.pt) as W&B model
