@@ -124,8 +124,6 @@ def skimage_gray(name: str) -> np.ndarray:
     im = np.asarray(Image.open(Path(data_dir) / name))
     if im.ndim == 3:
         im = im[..., 1]
-    if name == "retina.jpg":  # the fundus, half size: 1024 px of its middle
-        im = np.asarray(Image.fromarray(im[193:1217, 193:1217]).resize((512, 512), Image.Resampling.BOX))
     return im.astype(np.float64) / 255.0
 
 
@@ -134,7 +132,7 @@ TILE_TASKS = {
     "camera": ("camera.png", gamma),
     "moon": ("moon.png", logarithmic),
     "cell": ("cell.png", sigmoid),
-    "retina-psf": ("retina.jpg", blurred(gamma)),  # the context task
+    "gravel-psf": ("gravel.png", blurred(gamma)),  # the context task: a texture under a wider PSF
 }
 
 
@@ -182,7 +180,31 @@ def correlation(pred_dir: Path, truth_dir: Path, mask_above: float | None) -> fl
     return float(np.corrcoef(np.concatenate(xs), np.concatenate(ys))[0, 1])
 
 
-VARIANTS = {"anchor": [], "plain": ["train.lambda_histogram=0"]}  # the shipped config, and without the anchor
+def dataset_matching_mae(out: Path, mask_above: float | None) -> float:
+    """MAE of histogram matching with one map for the whole dataset (trainA's quantiles onto trainB's, as the
+    anchor's map, in data units) on the held-out inputs; eval's baseline matches each input on its own."""
+    from gan_style.io.scans import read_scan
+
+    levels = np.linspace(0, 1, 1025)
+    q = [np.quantile(np.concatenate([read_scan(f).planes.astype(np.float64).ravel()
+                                     for f in sorted((out / "data" / f"train{d}").iterdir())]), levels) for d in "AB"]
+    errors = []
+    for truth in sorted((out / "truth").iterdir()):
+        y = read_scan(truth).planes.astype(np.float64).ravel()
+        x = np.interp(read_scan(out / "data" / "testA" / truth.name).planes.astype(np.float64).ravel(), *q)
+        keep = y > mask_above if mask_above is not None else np.ones_like(y, bool)
+        errors.append(np.abs(x - y)[keep])
+    return float(np.concatenate(errors).mean())
+
+
+def variant_overrides(variant: str) -> list[str]:
+    """anchor: the shipped config; plain: without the histogram anchor; KEY=VALUE[+KEY=VALUE...]: the shipped
+    config with these overrides (e.g. train.lambda_histogram=20)."""
+    if variant == "anchor":
+        return []
+    if variant == "plain":
+        return ["train.lambda_histogram=0"]
+    return variant.split("+")
 
 
 def robust_run(out: Path, task: str, variant: str, seed: int, steps: int) -> dict:
@@ -193,15 +215,16 @@ def robust_run(out: Path, task: str, variant: str, seed: int, steps: int) -> dic
     else:
         per_epoch, mask = build_tile_task(out, task), None
         units = ["data.intensity.B.low=0", "data.intensity.B.high=1"]  # B: float32 in [0, 1]
-    run_dir = out / "runs" / f"{variant}-{seed}"
+    label = variant.replace("train.", "").replace("=", "")
+    run_dir = out / "runs" / f"{label}-{seed}"
     epochs = -(-steps // (2 * per_epoch))  # the LR decays to ~0 at the last step
     run(str(BIN / "gan-style"), "train", "-c", "configs/science_mr2ct.yaml", f"data.root={out / 'data'}",
         f"out_dir={run_dir}", f"train.max_steps={steps}", f"train.n_epochs={epochs}", f"train.n_epochs_decay={epochs}",
-        f"train.seed={seed}", "logging.wandb=disabled", "data.num_workers=0", *units, *VARIANTS[variant])
-    pred = out / f"pred-{variant}-{seed}"
+        f"train.seed={seed}", "logging.wandb=disabled", "data.num_workers=0", *units, *variant_overrides(variant))
+    pred = out / f"pred-{label}-{seed}"
     run(str(BIN / "gan-style"), "translate", "-w", str(run_dir / "science_mr2ct" / "last.pt"), "-d", "AtoB",
         "-i", str(out / "data" / "testA"), "-o", str(pred), "--overwrite")
-    report = out / f"paired-{variant}-{seed}.json"
+    report = out / f"paired-{label}-{seed}.json"
     run(str(BIN / "gan-style"), "eval", "--paired", "--fake", str(pred), "--real", str(out / "truth"), "--input",
         str(out / "data" / "testA"), "--reference", str(out / "data" / "trainB"), "--oracle", "--json", str(report),
         *(["--mask-above", str(mask)] if mask is not None else []))
@@ -210,7 +233,8 @@ def robust_run(out: Path, task: str, variant: str, seed: int, steps: int) -> dic
     model, matching = methods["model"][part]["mae"], methods["histogram matching"][part]["mae"]
     return {"task": task, "variant": variant, "seed": seed, "steps": steps, "mae": model, "histogram_mae": matching,
             "ratio": model / matching, "oracle_mae": methods["best linear map (oracle)"][part]["mae"],
-            "r": correlation(pred, out / "truth", mask), "where": "body" if mask is not None else "all pixels"}
+            "dataset_matching_mae": dataset_matching_mae(out, mask), "r": correlation(pred, out / "truth", mask),
+            "where": "body" if mask is not None else "all pixels"}
 
 
 def robust(out: Path, steps: int, tasks: list[str], variants: list[str], seeds: list[int]) -> None:
@@ -300,7 +324,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--size", type=int, default=20000, help="slide: its side in pixels (a multiple of 512)")
     p.add_argument("--tasks", default="mr," + ",".join(TILE_TASKS), help="robust: which tasks")
-    p.add_argument("--variants", default="anchor,plain", help="robust: anchor (the shipped config), plain (without)")
+    p.add_argument("--variants", default="anchor,plain", help="robust: anchor (the shipped config), plain (without the anchor), KEY=VALUE[+...] (overrides)")
     p.add_argument("--seeds", default="0", help="robust: training seeds, e.g. 0,1")
     args = p.parse_args()
     if args.what == "robust":

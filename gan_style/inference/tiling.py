@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nets import BlurDownsample, BlurUpsample, ChannelAffine, Residual
+from ..nets import BlurDownsample, BlurUpsample, ChannelAffine, Residual, Skip
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
 
@@ -564,6 +564,11 @@ def build(
         elif isinstance(m, Residual):
             node = plan.shared(node)
             node = plan.block(node, build(list(m.body), node, tile, conv_dtype=block_dtype, plan=plan))
+        elif isinstance(m, Skip):  # a per-pixel map of the input plus a whole network (anchored generators)
+            shared = plan.shared(node)
+            node = Add(Pointwise(shared, m.skip), build(list(m.body), shared, tile, block_dtype, conv_dtype, plan=plan))
+        elif isinstance(m, nn.Hardtanh):
+            node = Pointwise(node, m)
         elif isinstance(m, nn.Sequential):
             node = build(list(m), node, tile, block_dtype, conv_dtype, plan=plan)
         else:

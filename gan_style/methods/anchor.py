@@ -14,6 +14,9 @@ import torch
 
 from ..data.histograms import domain_quantiles, matching_table
 from ..data.dataset import UnpairedDataset
+from ..nets.anchored import matched
+
+__all__ = ["matched", "matching_tables"]
 
 
 def matching_tables(dataset: UnpairedDataset) -> dict[str, torch.Tensor]:
@@ -21,15 +24,3 @@ def matching_tables(dataset: UnpairedDataset) -> dict[str, torch.Tensor]:
     q = {d: domain_quantiles(dataset, d) for d in "AB"}
     return {"A": torch.from_numpy(matching_table(q["A"], q["B"])),
             "B": torch.from_numpy(matching_table(q["B"], q["A"]))}
-
-
-def matched(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """x (N, C, H, W) in [-1, 1] through the per-channel map ``table`` (C, G), linearly interpolated."""
-    c, g = table.shape
-    pos = (x.float().clamp(-1, 1) + 1) * ((g - 1) / 2)  # (N, C, H, W) in [0, G-1]
-    low = pos.floor().clamp(max=g - 2)
-    # Index into the flattened table: channel c's row starts at c * G.
-    index = low.long() + torch.arange(c, device=x.device).view(1, c, 1, 1) * g
-    flat = table.to(x.device).flatten()
-    below, above = flat[index], flat[index + 1]
-    return below + (pos - low) * (above - below)

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import Config, FinetuneConfig, TrainConfig
 from ..io.tensors import as_display
-from ..nets import PatchDiscriminator, init_weights, resnet_generator
+from ..nets import AnchoredGenerator, PatchDiscriminator, init_weights, resnet_generator
 from .base import Precision, MethodState, TrainingData, adam, adversarial_weights, grad_norm, lr_factor, parameters
 from .base import sampled_strengths, scaled_lr, set_requires_grad, unpaired_data, weight_at, weighted_l1, wrap
 from .anchor import matched, matching_tables
@@ -36,6 +36,10 @@ class CycleGANTrain(TrainConfig):
     """Identity loss weight, relative to lambda_A/B (0 = off)."""
     pool_size: int = Field(50, ge=0)
     """Image history pool per discriminator (0 = off)."""
+    histogram_prior: bool = False
+    """Anchored generators: G_A(x) = histogram matching of x onto B's training data + a learned residual
+    (G_B likewise onto A's), starting at the matching: they see absolute intensities, which a ResNet's
+    instance norms hide (the science configs turn it on: docs/science.md)."""
     lambda_histogram: float = Field(0.0, ge=0)
     """Weight of the histogram anchor: an L1 pull of G_A(A) towards histogram matching of A onto B's
     training data, and of G_B(B) onto A's (0 = off; the science configs set it: docs/science.md)."""
@@ -61,10 +65,14 @@ class CycleGANConfig(Config):
     @model_validator(mode="after")
     def _check_identity(self) -> "CycleGANConfig":
         m = self.model
-        if self.train.lambda_histogram > 0 and m.input_nc != m.output_nc:
-            raise ValueError(f"train.lambda_histogram={self.train.lambda_histogram} matches histograms channel by "
-                             f"channel and needs model.input_nc == output_nc (here {m.input_nc} and {m.output_nc}): "
-                             "set train.lambda_histogram=0")
+        t = self.train
+        for key, on in (("histogram_prior", t.histogram_prior), ("lambda_histogram", t.lambda_histogram > 0)):
+            if on and m.input_nc != m.output_nc:
+                raise ValueError(f"train.{key}={getattr(t, key)} matches histograms channel by channel and needs "
+                                 f"model.input_nc == output_nc (here {m.input_nc} and {m.output_nc}): turn it off")
+        if t.histogram_prior and t.strength_range is not None:
+            raise ValueError("train.histogram_prior=true does not combine with train.strength_range: "
+                             "set train.strength_range=null or train.histogram_prior=false")
         if self.train.lambda_identity > 0 and m.input_nc != m.output_nc:
             raise ValueError(f"train.lambda_identity={self.train.lambda_identity} needs model.input_nc == output_nc "
                              f"(G_A(B) must take B's images; here {m.input_nc} and {m.output_nc}): "
@@ -98,8 +106,11 @@ class CycleGAN(MethodState):
         init = dict(gain=m.init_gain, init_type=m.init_type)
         # input_nc: A's channels, output_nc: B's (1 for CT or MR, 3 for RGB ...).
         self.span = t.strength_range  # loss-conditional training: both generators take each sample's strength
-        self.G_A = init_weights(resnet_generator(m.input_nc, m.output_nc, **arch, strength_range=self.span), **init)
-        self.G_B = init_weights(resnet_generator(m.output_nc, m.input_nc, **arch, strength_range=self.span), **init)
+        self.G_A = init_weights(self._generator(m.input_nc, m.output_nc, arch), **init)
+        self.G_B = init_weights(self._generator(m.output_nc, m.input_nc, arch), **init)
+        if t.histogram_prior:
+            for net in (self.G_A, self.G_B):
+                net.start_at_prior()  # the identity map until fit_data sets the matching
         self.D_A = init_weights(PatchDiscriminator(m.output_nc, m.ndf, m.n_layers_D, m.antialias), **init)  # judges B
         self.D_B = init_weights(PatchDiscriminator(m.input_nc, m.ndf, m.n_layers_D, m.antialias), **init)  # judges A
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
@@ -124,10 +135,23 @@ class CycleGAN(MethodState):
         self.augment = DiffAugment(t.diffaugment, t.seed * world_size + rank + 104729, device)
         self.anchors: dict[str, torch.Tensor] = {}  # train.lambda_histogram: domain -> its matching table
 
+    def _generator(self, in_channels: int, out_channels: int, arch: dict) -> nn.Module:
+        if self.cfg.train.histogram_prior:
+            return AnchoredGenerator(in_channels, out_channels, **arch)
+        return resnet_generator(in_channels, out_channels, **arch, strength_range=self.span)
+
     def fit_data(self, data: TrainingData) -> None:
-        """train.lambda_histogram: the histogram-matching maps of the training data, both ways."""
-        if self.cfg.train.lambda_histogram > 0:
-            self.anchors = {d: table.to(self.device) for d, table in matching_tables(data.dataset).items()}
+        """The histogram-matching maps of the training data, both ways: the anchored generators' priors
+        (train.histogram_prior) and the anchor loss's targets (train.lambda_histogram)."""
+        t = self.cfg.train
+        if not (t.histogram_prior or t.lambda_histogram > 0):
+            return
+        tables = {d: table.to(self.device) for d, table in matching_tables(data.dataset).items()}
+        if t.histogram_prior:
+            self.G_A.prior.table.copy_(tables["A"])
+            self.G_B.prior.table.copy_(tables["B"])
+        if t.lambda_histogram > 0:
+            self.anchors = tables
 
     @property
     def nets(self) -> dict[str, nn.Module]:

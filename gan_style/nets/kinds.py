@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from .anchored import AnchoredKind
 from .film import FiLMKind
 from .generator import ResnetKind
 from .kind import GeneratorKind
@@ -18,7 +19,8 @@ from .unsb import UNSBKind
 
 # Recognised from the last, the most specific: a FiLM generator has a ResNet's keys too, and a
 # strength-conditioned UNSB generator a FiLM generator's.
-KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind(), "film": FiLMKind(), "unsb": UNSBKind()}
+KINDS: dict[str, GeneratorKind] = {"resnet": ResnetKind(), "film": FiLMKind(), "unsb": UNSBKind(),
+                                   "anchored": AnchoredKind()}
 
 
 def kind_named(name: str | None) -> GeneratorKind:

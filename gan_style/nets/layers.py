@@ -102,6 +102,19 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
+class Skip(nn.Module):
+    """skip(x) + body(x) with a pointwise ``skip`` (a per-pixel map, e.g. histogram matching) and a chain of
+    plain layers ``body``: a residual around a whole network, which exact tiling walks into as into
+    ``Residual``."""
+
+    def __init__(self, skip: nn.Module, body: nn.Sequential) -> None:
+        super().__init__()
+        self.skip, self.body = skip, body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.body(x)
+
+
 class ChannelAffine(nn.Module):
     """y = x * scale + shift per channel, with fixed (N, C) factors: a conditioning (noise, time,
     strength) bound to one value, as a plain layer. Per channel, so exact tiling keeps it exact."""
