@@ -198,12 +198,12 @@ def dataset_matching_mae(out: Path, mask_above: float | None) -> float:
 
 
 def variant_overrides(variant: str) -> list[str]:
-    """anchor: the shipped config; plain: without the histogram anchor; KEY=VALUE[+KEY=VALUE...]: the shipped
+    """anchor: the shipped config (anchored generators); plain: a plain ResNet CycleGAN; KEY=VALUE[+KEY=VALUE...]: the shipped
     config with these overrides (e.g. train.lambda_histogram=20)."""
     if variant == "anchor":
         return []
     if variant == "plain":
-        return ["train.lambda_histogram=0"]
+        return ["train.histogram_prior=false", "train.lambda_histogram=0"]
     return variant.split("+")
 
 
@@ -324,7 +324,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--size", type=int, default=20000, help="slide: its side in pixels (a multiple of 512)")
     p.add_argument("--tasks", default="mr," + ",".join(TILE_TASKS), help="robust: which tasks")
-    p.add_argument("--variants", default="anchor,plain", help="robust: anchor (the shipped config), plain (without the anchor), KEY=VALUE[+...] (overrides)")
+    p.add_argument("--variants", default="anchor,plain", help="robust: anchor (the shipped config), plain (ResNet generators), KEY=VALUE[+...] (overrides)")
     p.add_argument("--seeds", default="0", help="robust: training seeds, e.g. 0,1")
     args = p.parse_args()
     if args.what == "robust":

@@ -8,6 +8,7 @@ the paper: G_A = G (A->B), G_B = F (B->A), D_A = D_Y (real B vs G_A(A)), D_B = D
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar, Literal, Mapping, Optional
 
 import torch
@@ -23,6 +24,8 @@ from .anchor import matched, matching_tables
 from .diffaugment import DiffAugment
 from .losses import gan_loss
 from .pool import ImagePool
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["CycleGAN", "CycleGANConfig", "STAT_NAMES", "lr_factor", "set_requires_grad"]
 
@@ -150,6 +153,7 @@ class CycleGAN(MethodState):
         if t.histogram_prior:
             self.G_A.prior.table.copy_(tables["A"])
             self.G_B.prior.table.copy_(tables["B"])
+            logger.info("anchored generators: each starts at histogram matching onto the other domain's training data")
         if t.lambda_histogram > 0:
             self.anchors = tables
 
