@@ -99,6 +99,7 @@ def test_offline_run_holds_the_scalars_and_panels(toy_root, tmp_path, offline, c
     # Panels: at steps 4, 8, 12, 16 and both epoch ends, as W&B images whose files exist, and as PNGs.
     panel_rows = [r for r in rows if "samples/A.path" in r]
     assert [r["step"] for r in panel_rows] == [4, 8, 8, 12, 16, 16]
+    assert all(-1 <= r["panels/A_correlation"] <= 1 and "panels/B_correlation" in r for r in panel_rows)
     for r in panel_rows:
         for d in "AB":
             assert r[f"samples/{d}._type"] == "image-file"

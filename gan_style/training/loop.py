@@ -407,15 +407,16 @@ def log_samples(state: TrainState, tag: str) -> None:
         return
     with averaged(state):
         panels = state.model.sample_panels(fixed)
-    state.monitor.log_panels(state.pos.step, tag, panels, state.model.panel_columns)
-    check_inversion(state, panel_correlations(panels))
+    correlations = panel_correlations(panels)  # logged with the panels on W&B
+    state.monitor.log_panels(state.pos.step, tag, panels, state.model.panel_columns, correlations)
+    check_inversion(state, correlations)
 
 
 def check_inversion(state: TrainState, correlations: dict[str, float]) -> None:
-    """Log the panels' input/translation correlations; warn (log and W&B) when one is negative."""
-    state.monitor.log(state.pos.step, correlations)
+    """Warn (log and W&B alert) when a panel's translations anti-correlate with their inputs."""
     names = inverted(correlations)
-    if names and state.pos.step > 0:  # untrained networks correlate with anything
+    # Scientific data only (photos' colours may swap early in a run), and not untrained networks.
+    if names and state.pos.step > 0 and any(i is not None for i in state.data.intensity.values()):
         values = ", ".join(f"{name} {correlations['panels/' + name + '_correlation']:+.2f}" for name in names)
         text = (f"step {state.pos.step}: translated panels anti-correlate with their inputs ({values}): the "
                 "generator may have learned an inverted map; see docs/science.md, 'Learning that holds'")

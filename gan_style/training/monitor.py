@@ -48,7 +48,7 @@ class NullMonitor:
     def start(self, info: dict[str, Any]) -> None: ...
     def log(self, step: int, scalars: dict[str, float]) -> None: ...
     def log_panels(self, step: int, tag: str, panels: dict[str, torch.Tensor],
-                   captions: dict[str, str] | None = None) -> None: ...
+                   captions: dict[str, str] | None = None, scalars: dict[str, float] | None = None) -> None: ...
     def log_artifacts(self, files: dict[str, Path]) -> None: ...
     def alert(self, title: str, text: str) -> None: ...
     def finish(self, exit_code: int | None = None) -> None: ...
@@ -149,20 +149,21 @@ class Monitor(NullMonitor):
             self._guard("log", self._wandb_log, step, dict(scalars))
 
     def log_panels(self, step: int, tag: str, panels: dict[str, torch.Tensor],
-                   captions: dict[str, str] | None = None) -> None:
+                   captions: dict[str, str] | None = None, scalars: dict[str, float] | None = None) -> None:
         """``panels``: name -> (n, k, 3, H, W) in [-1, 1]: n rows of k columns (e.g. real | fake | rec);
-        ``captions``: name -> what the columns show (the method's ``panel_columns``)."""
+        ``captions``: name -> what the columns show (the method's ``panel_columns``); ``scalars``:
+        measured on the panels, logged with them on W&B (e.g. panels/A_correlation)."""
         self._step = step
         images = {name: unit_to_uint8_hwc(panel_grid(columns)) for name, columns in panels.items()}  # (H, W, 3)
         for name, image in images.items():
             write_image(self.samples_dir / f"{tag}_{name}.png", image, "PNG")
         if self._run is not None:
-            self._guard("log", self._wandb_panels, step, tag, images, captions or {})
+            self._guard("log", self._wandb_panels, step, tag, images, captions or {}, scalars or {})
 
     def alert(self, title: str, text: str) -> None:
         """A warning that W&B shows on the run's page and mails (the log has its own line)."""
         if self._run is not None:
-            self._guard("alert", self._run.alert, title, text)
+            self._guard("alert", self._wandb_alert, title, text)
 
     def log_artifacts(self, files: dict[str, Path]) -> None:
         """Upload the final files (kind -> path, e.g. "checkpoint": last.pt) as W&B model
@@ -216,11 +217,15 @@ class Monitor(NullMonitor):
         self._define(row)
         self._run.log(row | {STEP_KEY: step})
 
-    def _wandb_panels(self, step: int, tag: str, images: dict[str, np.ndarray], captions: dict[str, str]) -> None:
+    def _wandb_panels(self, step: int, tag: str, images: dict[str, np.ndarray], captions: dict[str, str],
+                      scalars: dict[str, float]) -> None:
         row = {f"samples/{name}": self._wandb.Image(image, caption=f"{tag}: {captions.get(name, 'samples')}")
-               for name, image in images.items()}
+               for name, image in images.items()} | scalars
         self._define(row)
         self._run.log(row | {STEP_KEY: step})
+
+    def _wandb_alert(self, title: str, text: str) -> None:
+        self._run.alert(title=title, text=text)
 
     def _wandb_artifact(self, kind: str, paths: list[Path]) -> None:
         name = re.sub(r"[^\w.-]", "-", f"{self.name}-{kind}")  # W&B allows letters, digits, - _ .
