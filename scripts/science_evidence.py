@@ -3,7 +3,8 @@
     python scripts/science_evidence.py learn OUT [--steps 3000]   # a learning task with a known answer
     python scripts/science_evidence.py baselines OUT              # the learning task's baselines alone (1 s)
     python scripts/science_evidence.py robust OUT --steps 3000    # every known-answer task, with and without
-                                                                  # the histogram anchor (--tasks, --variants, --seeds)
+                                                                  # anchored generators (--tasks, --variants, --seeds)
+    python scripts/science_evidence.py table OUT                  # robust's results as a markdown table
     python scripts/science_evidence.py roundtrip OUT              # 16-bit TIFF, DICOM and NIfTI round trips
     python scripts/science_evidence.py slide OUT --size 20000     # a large slide and a small generator, then:
     /usr/bin/time -v gan-style translate -w OUT/g8.safetensors -i OUT/slide.tif -o OUT/translated --slide --pyramid
@@ -249,6 +250,20 @@ def robust(out: Path, steps: int, tasks: list[str], variants: list[str], seeds: 
                 print(json.dumps(row), flush=True)
 
 
+def table(out: Path) -> None:
+    """results.jsonl of ``robust`` as a markdown table (the last run of each task, variant and seed)."""
+    rows = {}
+    for line in (out / "results.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        rows[r["task"], r["variant"], r["seed"]] = r
+    print("| task | generators | MAE | histogram matching (eval, per input) | model / matching | one map for the "
+          "training set | oracle linear map | r |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows.values():
+        print(f"| {r['task']} ({r['where']}) | {r['variant']} | {r['mae']:.4g} | {r['histogram_mae']:.4g} | "
+              f"{r['ratio']:.2f} | {r['dataset_matching_mae']:.4g} | {r['oracle_mae']:.4g} | {r['r']:+.3f} |")
+
+
 def eval_baselines(out: Path) -> None:
     """The learning task's baselines as ``gan-style eval --paired`` reports them beside any model (here the
     untranslated input stands in the model's place): histogram matching onto domain B's training file,
@@ -319,7 +334,7 @@ def slide(out: Path, size: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("learn", "baselines", "robust", "roundtrip", "slide"))
+    p.add_argument("what", choices=("learn", "baselines", "robust", "table", "roundtrip", "slide"))
     p.add_argument("out", type=Path)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--size", type=int, default=20000, help="slide: its side in pixels (a multiple of 512)")
@@ -327,7 +342,9 @@ def main() -> None:
     p.add_argument("--variants", default="anchor,plain", help="robust: anchor (the shipped config), plain (ResNet generators), KEY=VALUE[+...] (overrides)")
     p.add_argument("--seeds", default="0", help="robust: training seeds, e.g. 0,1")
     args = p.parse_args()
-    if args.what == "robust":
+    if args.what == "table":
+        table(args.out)
+    elif args.what == "robust":
         robust(args.out, args.steps, args.tasks.split(","), args.variants.split(","),
                [int(x) for x in args.seeds.split(",")])
     elif args.what == "learn":
