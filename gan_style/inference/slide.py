@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_LIMIT = 256 * 2**20  # bytes: larger whole-slide activations live on disk
 COMPUTE_TILE = 1024  # pixels: the tiling's own rectangles
+CAST_ROWS = 128  # output rows converted to the target's units at a time (float64 temporaries)
 BAND_BYTES = 128 * 2**20  # output rows kept at once, to write them as tiles: at most this (or one tile row)
 MODES = ("auto", "exact", "kernel", "thumbnail")  # how the norms get their statistics (module doc)
 MAX_DISK = 20 * 10**9  # bytes of temporary disk by default (or half the free space, if less)
@@ -96,12 +97,15 @@ def output_tiles(node: Node, height: int, width: int, tile: int, target: Intensi
         for x in range(0, width, across):
             r = (y, min(y + step, height), x, min(x + across, width))
             out = node.pull(r).float()[0].permute(1, 2, 0).cpu().numpy()  # (h, w, C)
-            band[: r[1] - r[0], r[2] : r[3]] = cast_to(target.from_model(out), dtype)[0]
+            for a in range(0, out.shape[0], CAST_ROWS):  # float64 temporaries of CAST_ROWS rows, not the rectangle's
+                band[a : min(a + CAST_ROWS, r[1] - r[0]), r[2] : r[3]] = cast_to(target.from_model(out[a : a + CAST_ROWS]), dtype)[0]
+            del out
         for ty in range(0, band.shape[0], tile):
             for tx in range(0, band.shape[1], tile):
                 bar.update(1)
-                full = band[ty : ty + tile, tx : tx + tile]
+                full = band[ty : ty + tile, tx : tx + tile].copy()  # the writer may hold a tile, never the band
                 yield full if full.shape[-1] > 1 else full[..., 0]
+        del band  # before the next band is allocated
 
 
 def streamable_layers(gen: Generator, src: Path) -> list[nn.Module]:
