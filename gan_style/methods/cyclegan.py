@@ -45,7 +45,8 @@ class CycleGANTrain(TrainConfig):
     instance norms hide (the science configs turn it on: docs/science.md)."""
     lambda_histogram: float = Field(0.0, ge=0)
     """Weight of the histogram anchor: an L1 pull of G_A(A) towards histogram matching of A onto B's
-    training data, and of G_B(B) onto A's (0 = off; the science configs set it: docs/science.md)."""
+    training data, and of G_B(B) onto A's (0 = off). Measured worse than train.histogram_prior on every
+    known-answer task (docs/science.md, "Learning that holds")."""
 
 
 class CycleGANFinetune(FinetuneConfig):
