@@ -1,9 +1,10 @@
 """Histogram matching learned from the training data: each domain's per-channel quantiles, and the
 map that sends one domain's values onto the other's distribution (x -> F_B^-1(F_A(x))).
 
-It is what an unpaired method can know without learning, and what CycleGAN's histogram anchor
-(``train.lambda_histogram``, docs/science.md) pulls its generators towards. Values are in the
-networks' units ([-1, 1]), read from up to ``SAMPLE_ITEMS`` training images spread over the domain.
+It is what an unpaired method can know without learning: the prior of CycleGAN's anchored generators
+(``train.histogram_prior``, nets/anchored.py) and the target of its L1 pull (``train.lambda_histogram``)
+(docs/science.md, "Learning that holds"). Values are in the networks' units ([-1, 1]), read from up
+to ``SAMPLE_ITEMS`` training images spread over the domain.
 """
 
 from __future__ import annotations

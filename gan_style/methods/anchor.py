@@ -1,11 +1,11 @@
-"""The histogram anchor (``train.lambda_histogram``): an L1 pull of each generator's output towards
-histogram matching of its input onto the other domain (data/histograms.py), learned from the
-training data before the first step.
+"""The histogram-matching maps of CycleGAN's training data, both ways (data/histograms.py): the priors of
+its anchored generators (``train.histogram_prior``, nets/anchored.py) and the targets of its L1 pull
+(``train.lambda_histogram``: each generator's output against histogram matching of its input onto the
+other domain; measured worse than the anchored generators, docs/science.md "Learning that holds").
 
-Unpaired intensity tasks admit cycle-consistent inversions: a CycleGAN can map bright to dark in
-both directions and satisfy every loss it has. Histogram matching is monotone and needs no
-learning; anchored to it, a generator starts from what the data alone says and learns only the
-departures that the discriminator pays for (docs/science.md, "Learning that holds").
+Unpaired intensity tasks admit cycle-consistent inversions, and a ResNet generator cannot see its
+input's brightness (its instance norms remove it): histogram matching is monotone, needs no
+learning, and carries the absolute levels.
 """
 
 from __future__ import annotations
