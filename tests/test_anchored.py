@@ -19,7 +19,7 @@ from gan_style.methods import load_config
 from gan_style.methods.anchor import matching_tables
 from gan_style.nets import AnchoredGenerator, ResnetGenerator, init_weights, kind_named, matched, recognise
 from gan_style.training.loop import train
-from test_science import write_16bit_domains
+from test_histogram_anchor import darken_domain_b, windowed_16bit_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -82,20 +82,13 @@ def test_channels_must_match():
 @pytest.fixture(scope="module")
 def prior_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("prior")
-    write_16bit_domains(root / "data")
-    overrides = tiny_overrides(root / "data", root / "runs", train__max_steps=4, train__lambda_identity=0,
-                               train__histogram_prior=True) + [
-        "model.input_nc=1", "model.output_nc=1", "data.intensity.A.mode=window", "data.intensity.A.low=1000",
-        "data.intensity.A.high=5000", "data.intensity.B.mode=window", "data.intensity.B.low=0",
-        "data.intensity.B.high=30000"]
-    return root, overrides, train(load_config(None, overrides))
+    return root, *windowed_16bit_run(root, histogram_prior=True)
 
 
 def test_training_sets_each_prior_to_the_datas_histogram_matching(prior_run):
     root, overrides, last = prior_run
     ckpt = torch.load(last, weights_only=True)
     assert ckpt["generators"]["AtoB"]["kind"] == "anchored"
-    from gan_style.data.dataset import UnpairedDataset  # noqa: F401 - the dataset the run read
     from gan_style.methods.base import scan_data
     tables = matching_tables(scan_data(load_config(None, overrides), 0, 1).dataset)
     torch.testing.assert_close(ckpt["models"]["G_A"]["prior.table"], tables["A"])
@@ -123,9 +116,7 @@ def test_translate_and_export_an_anchored_checkpoint(prior_run, tmp_path):
 def test_a_resumed_run_keeps_its_priors(prior_run):
     root, overrides, last = prior_run
     before = torch.load(last, weights_only=True)["models"]
-    for path in (root / "data" / "trainB").iterdir():  # the data changes between the runs
-        from PIL import Image
-        Image.fromarray((np.asarray(Image.open(path)) // 3).astype(np.uint16)).save(path)
+    darken_domain_b(root)
     after = torch.load(train(load_config(None, overrides + ["train.max_steps=6", "resume=auto"])),
                        weights_only=True)["models"]
     for name in ("G_A", "G_B"):

@@ -60,16 +60,28 @@ def test_matched_interpolates_each_channel_in_its_own_table():
         np.testing.assert_allclose(y[:, c].numpy().ravel(), expected, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def anchored_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("anchor")
+def windowed_16bit_run(root, **extra):
+    """A 4-step 1-channel CycleGAN on write_16bit_domains' data (both windows fixed, so a change of the
+    data does not move them), with ``extra`` train keys: (overrides, last.pt)."""
     write_16bit_domains(root / "data")
     overrides = tiny_overrides(root / "data", root / "runs", train__max_steps=4, train__lambda_identity=0,
-                               train__lambda_histogram=5) + [
+                               **{f"train__{k}": v for k, v in extra.items()}) + [
         "model.input_nc=1", "model.output_nc=1", "data.intensity.A.mode=window", "data.intensity.A.low=1000",
         "data.intensity.A.high=5000", "data.intensity.B.mode=window", "data.intensity.B.low=0",
         "data.intensity.B.high=30000"]
-    return root, overrides, train(load_config(None, overrides))
+    return overrides, train(load_config(None, overrides))
+
+
+def darken_domain_b(root) -> None:
+    """Change the data between a run and its resume."""
+    for path in (root / "data" / "trainB").iterdir():
+        Image.fromarray((np.asarray(Image.open(path)) // 3).astype(np.uint16)).save(path)
+
+
+@pytest.fixture(scope="module")
+def anchored_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("anchor")
+    return root, *windowed_16bit_run(root, lambda_histogram=5)
 
 
 def test_the_anchor_maps_each_domain_onto_the_other_and_is_trained_on(anchored_run):
@@ -91,8 +103,7 @@ def test_the_anchor_maps_each_domain_onto_the_other_and_is_trained_on(anchored_r
 def test_a_resumed_run_keeps_the_anchor_it_started_with(anchored_run, tmp_path):
     root, overrides, last = anchored_run
     before = torch.load(last, weights_only=True)["anchors"]
-    for path in (root / "data" / "trainB").iterdir():  # the data changes between the runs
-        Image.fromarray((np.asarray(Image.open(path)) // 3).astype(np.uint16)).save(path)
+    darken_domain_b(root)
     after = torch.load(train(load_config(None, overrides + ["train.max_steps=6", "resume=auto"])), weights_only=True)
     for d in "AB":
         torch.testing.assert_close(after["anchors"][d], before[d])
