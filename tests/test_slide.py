@@ -174,19 +174,31 @@ class _Rectangles(tiling.Node):
         return rows[None, None].expand(1, 3, -1, -1)
 
 
-@pytest.mark.parametrize("band_bytes", [2**30, 1])
-def test_output_rectangles_keep_their_area_and_bands_their_budget(monkeypatch, band_bytes):
-    """Rectangles of about COMPUTE_TILE^2 pixels; a band too large for BAND_BYTES is one tile high and its
-    rectangles wider (a 60,000 px slide's); every tile comes out once, in row order, from the right rows."""
+@pytest.mark.parametrize(("band_bytes", "rect_bytes"), [(2**30, 2**30), (1, 2**30), (2**30, 4 * 3 * 64 * 128)])
+def test_output_rectangles_keep_their_area_and_bands_their_budget(monkeypatch, band_bytes, rect_bytes):
+    """Rectangles of about COMPUTE_TILE^2 pixels, or RECT_BYTES of the widest activation; a band too large
+    for BAND_BYTES is one tile high and its rectangles wider (a 60,000 px slide's); every tile comes out
+    once, in row order, from the right rows."""
     monkeypatch.setattr(slide, "COMPUTE_TILE", 128)
     monkeypatch.setattr(slide, "BAND_BYTES", band_bytes)
+    monkeypatch.setattr(slide, "RECT_BYTES", rect_bytes)
     node, target = _Rectangles(300, 700), slide.side_intensity(rgb_generator().info, "target")
     with slide.tqdm(disable=True) as bar:
         tiles = list(slide.output_tiles(node, 300, 700, 64, target, np.dtype(np.uint8), bar))
     assert len(tiles) == 5 * 11 and all(t.shape == (64, 64, 3) for t in tiles)
     heights = {r[1] - r[0] for r in node.pulled if r[1] < 300}
     widths = {r[3] - r[2] for r in node.pulled if r[3] < 700}
-    assert (heights, widths) == (({128}, {128}) if band_bytes > 1 else ({64}, {256}))
+    assert (heights, widths) == (({64}, {256}) if band_bytes == 1 else ({64}, {128}) if rect_bytes < 2**20 else
+                                 ({128}, {128}))
     expected = target.from_model(np.full((1, 1, 3), 0.0, dtype=np.float32))  # row 0 of the first tile
     assert np.array_equal(tiles[0][0, 0], slide.cast_to(expected, np.uint8)[0][0, 0])
     assert not np.array_equal(tiles[0][0], tiles[11][0])  # the second tile row is rows 64.., not 0..
+
+
+@pytest.mark.parametrize(("ngf", "pixels"), [(64, 512 * 1024), (16, 1024**2)])
+def test_wide_networks_get_smaller_output_rectangles(ngf, pixels):
+    """The widest activation of a ResNet generator is its full-resolution ngf channels: at ngf 64 an
+    output rectangle is 512 x 1024 px (RECT_BYTES), narrower networks keep COMPUTE_TILE^2."""
+    net = ResnetGenerator(3, 3, ngf=ngf, n_blocks=1)
+    src = tiling.Input(torch.empty(1, 3, 64, 64, device="meta"), torch.device("cpu"))
+    assert slide.rectangle_pixels(tiling.build(list(net.model), src, 64)) == pixels

@@ -44,14 +44,15 @@ from ..io.scan import ScanError
 from ..io.slides import finish, open_slide, tiled_shape, write_options, write_tiled
 from ..nets import one_pass_conditions
 from .slide_norm import Grid, collect, first_pass_tiles, kernel_plan, thumbnail_plan, thumbnail_shape
-from .tiling import Input, Node, Region, Spill, Whole, build, whole_image_passes
+from .tiling import Input, Node, Region, Spill, Whole, build, upstream, whole_image_passes
 from .translate import BLOCKS, Generator
 from .weights import side_intensity
 
 logger = logging.getLogger(__name__)
 
 CACHE_LIMIT = 256 * 2**20  # bytes: larger whole-slide activations live on disk
-COMPUTE_TILE = 1024  # pixels: the tiling's own rectangles
+COMPUTE_TILE = 1024  # pixels: the tiling's own rectangles, and the output's at most (COMPUTE_TILE^2 pixels)
+RECT_BYTES = 128 * 2**20  # an output rectangle's widest activation at most, fp32 (ngf 64: 512 x 1024 px, not 1024^2)
 CAST_ROWS = 128  # output rows converted to the target's units at a time (float64 temporaries)
 BAND_BYTES = 128 * 2**20  # output rows kept at once, to write them as tiles: at most this (or one tile row)
 MODES = ("auto", "exact", "kernel", "thumbnail")  # how the norms get their statistics (module doc)
@@ -82,16 +83,26 @@ def _mirror(start: int, stop: int, n: int) -> np.ndarray:
     return np.where(idx < n, idx, 2 * (n - 1) - idx).clip(0, n - 1)
 
 
+def rectangle_pixels(node: Node) -> int:
+    """The pixels of an output rectangle: COMPUTE_TILE^2, or fewer where the network's widest
+    activation (channels x scale^2 values per input pixel, fp32) would take more than RECT_BYTES
+    over it. A rectangle's peak is a few such activations (ngf 64, 9 blocks, bf16-blocks, on this
+    CPU: 0.98 GB over 1024 x 1024 px, 0.60 over 512 x 1024), and smaller ones ran as fast per pixel."""
+    widest = max(n.channels * n.scale**2 for n in upstream(node))
+    return min(COMPUTE_TILE**2, int(RECT_BYTES // (4 * widest)))
+
+
 def output_tiles(node: Node, height: int, width: int, tile: int, target: Intensity, dtype: np.dtype,
                  bar: tqdm) -> Iterator[np.ndarray]:
     """(tile, tile[, C]) arrays in the target's units and ``dtype``, row by row (edge tiles zero-padded).
 
-    ``node`` is pulled in rectangles of several tiles, about COMPUTE_TILE^2 pixels each (fewer halos
+    ``node`` is pulled in rectangles of several tiles, about ``rectangle_pixels`` each (fewer halos
     to recompute than tile by tile), in bands of rows of at most BAND_BYTES: a wide slide's bands are
-    one tile high and its rectangles wider (60,000 px: 512 x 2048, a band of 92 MB, not 184)."""
+    one tile high and its rectangles wider (60,000 px: a band of 92 MB, not 184)."""
     row_bytes = width * node.channels * np.dtype(dtype).itemsize
-    step = tile * max(1, min(COMPUTE_TILE // tile, BAND_BYTES // max(1, tile * row_bytes)))
-    across = tile * max(1, COMPUTE_TILE**2 // (step * tile))  # columns of a rectangle
+    pixels = rectangle_pixels(node)
+    step = tile * max(1, min(math.isqrt(pixels) // tile, BAND_BYTES // max(1, tile * row_bytes)))
+    across = tile * max(1, pixels // (step * tile))  # columns of a rectangle
     for y in range(0, height, step):
         band = np.zeros((-(-min(step, height - y) // tile) * tile, -(-width // tile) * tile, node.channels), dtype)
         for x in range(0, width, across):

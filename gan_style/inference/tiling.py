@@ -273,17 +273,23 @@ class Memo(Node):
         return x
 
 
-def forget(node: Node) -> None:
-    """Drop every Memo's kept rectangle upstream of ``node``: after a pass whose norms normalised
-    differently (kernel mode's first pass), a kept rectangle would serve stale values."""
+def upstream(node: Node) -> Iterator[Node]:
+    """``node`` and every node it reads from, each once."""
     seen, stack = set(), [node]
     while stack:
         n = stack.pop()
         if id(n) not in seen:
             seen.add(id(n))
-            if isinstance(n, Memo):
-                n.kept = None
+            yield n
             stack.extend(n.inputs)
+
+
+def forget(node: Node) -> None:
+    """Drop every Memo's kept rectangle upstream of ``node``: after a pass whose norms normalised
+    differently (kernel mode's first pass), a kept rectangle would serve stale values."""
+    for n in upstream(node):
+        if isinstance(n, Memo):
+            n.kept = None
 
 
 def check_norm(norm: nn.InstanceNorm2d) -> None:
@@ -444,16 +450,11 @@ def _cache_device(shape: tuple[int, ...], y: torch.Tensor) -> torch.device:
 def whole_image_passes(node: Node, meter) -> int:
     """Give every Cache and every Norm still to measure upstream of ``node`` the ``meter``; returns
     how many rectangles their whole-image passes will take (for a progress bar's total)."""
-    seen, stack, total = set(), [node], 0
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
+    total = 0
+    for n in upstream(node):
         if isinstance(n, Cache) or (isinstance(n, Norm) and n.stats is None):
             n.meter = meter
             total += sum(1 for _ in regions(n, n.tile))
-        stack.extend(n.inputs)
     return total
 
 
