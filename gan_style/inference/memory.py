@@ -55,12 +55,14 @@ def default_budget() -> int:
 
 
 def peak_bytes(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, spill: bool = False,
-               io_bytes: float = 2.0) -> int:
+               io_bytes: float = 2.0, streamed: bool = False) -> int:
     """The estimated peak of translating one H x W image: ``tile`` 0 whole, else in tiles of ``tile``
     pixels, with the whole-image caches in memory or (``spill``) on disk. ``io_bytes``: bytes per
-    pixel and channel of the decoded input plus the written output (1 + 1 for 8-bit images)."""
+    pixel and channel of the decoded input plus the written output (1 + 1 for 8-bit images).
+    ``streamed``: tiles are converted from and into those arrays (plane.py), with no float32 copies."""
     pixels = h * w
-    frames = FRAMES * pixels * (4 * (c_in + c_out) + io_bytes * max(c_in, c_out))  # float32 copies, decoded in/out
+    floats = 0 if streamed and tile else 4 * (c_in + c_out)
+    frames = FRAMES * pixels * (floats + io_bytes * max(c_in, c_out))  # float32 copies, decoded in/out
     per_tile_px = TILE_BASE + TILE_PER_NGF * ngf
     if not tile or pixels <= tile * tile:
         return int(FIXED + frames + pixels * per_tile_px)
@@ -69,22 +71,24 @@ def peak_bytes(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, spill
 
 
 def plan(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, budget: int | None,
-         io_bytes: float = 2.0, what: str = "the image") -> Plan:
+         io_bytes: float = 2.0, what: str = "the image", streamed: bool = False) -> Plan:
     """The cheapest way to translate an H x W image within ``budget`` bytes (None: no budget,
-    ``tile`` as given). ``tile`` (0 = whole) is kept when it fits. MemoryBudgetError when nothing does."""
+    ``tile`` as given). ``tile`` (0 = whole) is kept when it fits. MemoryBudgetError when nothing does.
+    ``streamed``: tiled plans convert tile by tile (``peak_bytes``)."""
     def at(t: int, spill: bool = False) -> Plan:
-        return Plan(t, spill, peak_bytes(ngf, h, w, c_in, c_out, t, spill, io_bytes))
+        return Plan(t, spill, peak_bytes(ngf, h, w, c_in, c_out, t, spill, io_bytes, streamed))
 
     first = at(tile)
     if budget is None or first.peak <= budget:
         return first
-    tried = [at(t) for t in TILES if not tile or t < tile]
+    smaller = [t for t in TILES if not tile or t < tile]
+    tried = [at(t) for t in smaller]
     if importlib.util.find_spec("zarr") is not None:  # caches on disk are zarr arrays (gan_style[science])
-        tried += [at(t, True) for t in TILES if not tile or t <= tile]
+        tried += [at(t, True) for t in [tile] * bool(tile) + smaller]
     for option in tried:
         if option.peak <= budget:
             return option
-    least = min(tried, key=lambda p: p.peak)
+    least = min(tried or [first], key=lambda p: p.peak)
     disk = " with caches on disk" if least.spill else " (caches on disk need gan_style[science])"
     raise MemoryBudgetError(f"{what} ({w} x {h} px) needs about {size_text(least.peak)} even in {least.tile} px "
                             f"tiles{disk}, over --max-memory {size_text(budget)}: raise --max-memory or translate "

@@ -60,7 +60,9 @@ def over_budget(path: Path, info: GeneratorInfo, max_memory: int | None) -> bool
         return False  # the scan pipeline reports it in its own words
     c_out = info.generator_kind.channels(info.arch)[1]
     try:
-        memory_plan(int(info.arch.get("ngf", 64)), h, w, c, c_out, AUTO_TILE, max_memory, 2 * dtype.itemsize)
+        # Scans (exact generators) stream their tiles from and into the arrays (plane.py); photos hold float copies.
+        memory_plan(int(info.arch.get("ngf", 64)), h, w, c, c_out, AUTO_TILE, max_memory, 2 * dtype.itemsize,
+                    streamed=info.exact)
     except MemoryBudgetError:  # streamed, it holds only tiles (but takes several times as long: docs/translate.md)
         logger.info("%s (%d x %d px) does not fit --max-memory %s in memory: streamed as a slide", path, w, h,
                     size_text(max_memory))

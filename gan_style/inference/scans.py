@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..io.intensity import cast_to, nonfinite
 from ..io.scans import Representation, Scan, ScanError, read_scan, represent, write_scan
+from .plane import stream_plan, translate_streamed
 from .translate import Generator, translate_tensor
 from .weights import side_intensity
 
@@ -94,9 +95,16 @@ def translated_plane(gen: Generator, plane: np.ndarray, tile: int | str | None, 
 def translate_cast(gen: Generator, planes: np.ndarray, tile: int | str | None, size: int | None,
                    dtype: np.dtype, limits: tuple[float, float] | None) -> tuple[np.ndarray, float]:
     """``cast_to(translate_planes(...), dtype, limits)`` computed by bands of rows into the output:
-    the same values, without a float64 copy of the whole scan (memory.py's budget)."""
+    the same values, without a float64 copy of the whole scan (memory.py's budget). Planes tiled
+    exactly at full size stream from and into the arrays (plane.py): no float32 copies either."""
     target, out, clipped = side_intensity(gen.info, "target"), None, 0.0
+    c_out, io_bytes = gen.kind.channels(gen.info.arch)[1], planes.dtype.itemsize + np.dtype(dtype).itemsize
     for i, plane in enumerate(planes):
+        fit = stream_plan(gen, plane.shape, tile, io_bytes) if size in (None, 0, min(plane.shape[:2])) else None
+        if fit is not None:
+            out = np.empty((len(planes), *plane.shape[:2], c_out), dtype=dtype) if out is None else out
+            clipped += translate_streamed(gen, plane, fit, out[i], limits) * out[i].size
+            continue
         y = translated_plane(gen, plane, tile, size)  # (H', W', C_out)
         out = np.empty((len(planes), *y.shape), dtype=dtype) if out is None else out
         for r in range(0, y.shape[0], BAND_ROWS):

@@ -63,8 +63,10 @@ class SlideInput(Node):
     """Level 0 of a slide as the tiling's input: (1, C, H', W') with H', W' rounded up to
     multiples of 4 by mirroring, read rectangle by rectangle and normalised on the way."""
 
-    def __init__(self, slide, intensity: Intensity, device: torch.device) -> None:
+    def __init__(self, slide, intensity: Intensity, device: torch.device,
+                 window: tuple[float, float] | None = None) -> None:
         self.slide, self.h, self.w, self.intensity, self.device = slide, slide.height, slide.width, intensity, device
+        self.window = window  # the intensity's window for the whole slide (None: its fixed one)
         self.channels = intensity.channels
         self.height, self.width = -(-self.h // 4) * 4, -(-self.w // 4) * 4
         self.scale = 1.0
@@ -73,7 +75,7 @@ class SlideInput(Node):
         rows, cols = _mirror(r[0], r[1], self.h), _mirror(r[2], r[3], self.w)
         block = self.slide.read(rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
         block = block[rows - rows.min()][:, cols - cols.min()]
-        x = torch.from_numpy(self.intensity.to_model(block)).permute(2, 0, 1)[None]  # (1, C, h, w)
+        x = torch.from_numpy(self.intensity.to_model(block, self.window)).permute(2, 0, 1)[None]  # (1, C, h, w)
         return x.to(self.device)
 
 
@@ -119,15 +121,22 @@ def output_tiles(node: Node, height: int, width: int, tile: int, target: Intensi
         del band  # before the next band is allocated
 
 
+def plain_layers(gen: Generator) -> list[nn.Module] | None:
+    """The generator as plain layers at its conditioning, for exact tiling in one evaluation; None
+    for multi-step generators and kinds that cannot be tiled exactly."""
+    if gen.steps != 1:
+        return None
+    cond = {k: v.to(gen.device) for k, v in one_pass_conditions(gen.kind, gen.info.arch, gen.seed).items()}
+    cond |= gen.conditions(1, gen.device)  # the strength chosen, for strength-conditioned generators
+    return gen.kind.layers(gen.net, cond)
+
+
 def streamable_layers(gen: Generator, src: Path) -> list[nn.Module]:
     """The generator as plain layers for streaming (one evaluation, exact tiling), or one line saying why not."""
-    kind = gen.kind
     if gen.steps != 1:
         raise ScanError(f"{src}: slides are streamed in one network evaluation, and {gen.info.origin} takes "
                         f"{gen.steps} (each step needs the whole slide's previous output): use --steps 1")
-    cond = {k: v.to(gen.device) for k, v in one_pass_conditions(kind, gen.info.arch, gen.seed).items()}
-    cond |= gen.conditions(1, gen.device)  # the strength chosen, for strength-conditioned generators
-    layers = kind.layers(gen.net, cond)
+    layers = plain_layers(gen)
     if layers is None:
         raise ScanError(f"{src}: a {gen.info.kind} generator cannot be tiled exactly, which streaming a slide needs")
     return layers

@@ -303,7 +303,7 @@ def translate_tensor(gen: Generator, x: torch.Tensor, tile: int | str | None = "
     tiling.py); others are tiled with overlapping, blended tiles. Multi-step kinds tile each step.
     """
     padded, (h, w) = pad_to_multiple(x, gen.info.multiple)
-    fit = fit_memory(gen, padded, resolve_tile(tile, *padded.shape[-2:]))
+    fit = fit_memory(gen, padded.shape, resolve_tile(tile, *padded.shape[-2:]))
     if not fit.tile:
         return gen(padded)[..., :h, :w]
     with torch.inference_mode(), gen.autocast(), spill_folder(fit.spill) as folder:
@@ -312,14 +312,17 @@ def translate_tensor(gen: Generator, x: torch.Tensor, tile: int | str | None = "
     return torch.cat(outs)[..., :h, :w]
 
 
-def fit_memory(gen: Generator, x: torch.Tensor, tile: int) -> memory.Plan:
-    """How to translate the batch x (N, C, H, W) within ``gen.max_memory`` (memory.py): ``tile``
-    when it fits (or there is no budget), else smaller tiles, then caches on disk. The estimate
-    is logged at debug level (``translate --verbose``)."""
-    n, c_in, hh, ww = x.shape
+def fit_memory(gen: Generator, shape: tuple[int, ...], tile: int, io_bytes: float = 2.0,
+               streamed: bool = False) -> memory.Plan:
+    """How to translate a batch of ``shape`` (N, C, H, W) within ``gen.max_memory`` (memory.py):
+    ``tile`` when it fits (or there is no budget), else smaller tiles, then caches on disk. The
+    estimate is logged at debug level (``translate --verbose``); ``io_bytes``, ``streamed``: as
+    ``memory.plan``'s."""
+    n, c_in, hh, ww = shape
     c_out = gen.kind.channels(gen.info.arch)[1]
     budget = None if gen.max_memory is None else gen.max_memory // n
-    fit = memory.plan(int(gen.info.arch.get("ngf", 64)), hh, ww, c_in, c_out, tile, budget)
+    fit = memory.plan(int(gen.info.arch.get("ngf", 64)), hh, ww, c_in, c_out, tile, budget, io_bytes,
+                      streamed=streamed)
     if (fit.tile, fit.spill) != (tile, False):
         note_once(("memory", ww, hh, gen.max_memory, fit), "%d x %d px: over --max-memory %s as asked, so translated %s",
                   ww, hh, memory.size_text(gen.max_memory), memory.describe(fit))
