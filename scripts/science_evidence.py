@@ -45,14 +45,16 @@ def f(x: np.ndarray) -> np.ndarray:
     return -1000.0 + 3000.0 * np.sqrt(np.clip(x, 0, None) / 1200.0)
 
 
-def save(volume: np.ndarray, like: nib.Nifti1Image, path: Path) -> None:
+def save(volume: np.ndarray, like: nib.Nifti1Image, path: Path, dtype=np.int16) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = like.header.copy()
-    header.set_data_dtype(np.int16)
-    nib.save(nib.Nifti1Image(np.rint(volume).astype(np.int16), like.affine, header), str(path))
+    header.set_data_dtype(dtype)
+    nib.save(nib.Nifti1Image(np.rint(volume).astype(dtype), like.affine, header), str(path))
 
 
-def build_task(out: Path, seed: int = 0) -> dict[str, np.ndarray]:
+def build_task(out: Path, seed: int = 0, mr_dtype=np.int16) -> dict[str, np.ndarray]:
+    """The MR task's files; ``mr_dtype``: how the MR (domain A, 0..1200) is stored: int16, or uint16
+    as many MR scanners store it (the CT-like domain B is int16 either way)."""
     src = nib.load(str(Path(data_path) / "example4d.nii.gz"))
     data = np.asarray(src.dataobj, dtype=np.float64)  # (128, 96, 24, 2)
     like = nib.Nifti1Image(data[..., 0], src.affine, src.header)
@@ -60,9 +62,9 @@ def build_task(out: Path, seed: int = 0) -> dict[str, np.ndarray]:
     test[HELD_OUT] = True
     rng = np.random.default_rng(seed)
     mr, other = data[..., 0], data[..., 1]
-    save(mr[:, :, ~test], like, out / "data" / "trainA" / "mr.nii.gz")
+    save(mr[:, :, ~test], like, out / "data" / "trainA" / "mr.nii.gz", mr_dtype)
     save(f(other[:, :, ~test]) + rng.normal(0, 15, other[:, :, ~test].shape), like, out / "data" / "trainB" / "ct.nii.gz")
-    save(mr[:, :, test], like, out / "data" / "testA" / "case.nii.gz")
+    save(mr[:, :, test], like, out / "data" / "testA" / "case.nii.gz", mr_dtype)
     save(f(other[:, :, test]), like, out / "data" / "testB" / "case.nii.gz")  # panels only
     save(f(mr[:, :, test]), like, out / "truth" / "case.nii.gz")  # the exact answer
     return {"test": mr[:, :, test], "truth": np.rint(f(mr[:, :, test])), "train_B": f(other[:, :, ~test])}
@@ -210,8 +212,8 @@ def variant_overrides(variant: str) -> list[str]:
 
 def robust_run(out: Path, task: str, variant: str, seed: int, steps: int) -> dict:
     """Train the science config on one task, translate the held-out inputs, evaluate beside the baselines."""
-    if task == "mr":
-        build_task(out)
+    if task in ("mr", "mr-uint16"):
+        build_task(out, mr_dtype=np.uint16 if task == "mr-uint16" else np.int16)
         per_epoch, mask, units = 18, -900.0, []
     else:
         per_epoch, mask = build_tile_task(out, task), None
@@ -235,7 +237,16 @@ def robust_run(out: Path, task: str, variant: str, seed: int, steps: int) -> dic
     return {"task": task, "variant": variant, "seed": seed, "steps": steps, "mae": model, "histogram_mae": matching,
             "ratio": model / matching, "oracle_mae": methods["best linear map (oracle)"][part]["mae"],
             "dataset_matching_mae": dataset_matching_mae(out, mask), "r": correlation(pred, out / "truth", mask),
-            "where": "body" if mask is not None else "all pixels"}
+            "where": "body" if mask is not None else "all pixels"} | written(pred)
+
+
+def written(pred: Path) -> dict:
+    """How the translations were stored: their dtype and fraction of negative values (NIfTI outputs only)."""
+    files = sorted(pred.glob("*.nii.gz"))
+    if not files:
+        return {}
+    values = np.concatenate([np.asarray(nib.load(str(f)).dataobj).ravel() for f in files])
+    return {"written_dtype": str(values.dtype), "negative_fraction": float(np.mean(values < 0))}
 
 
 def robust(out: Path, steps: int, tasks: list[str], variants: list[str], seeds: list[int]) -> None:
@@ -338,7 +349,8 @@ def main() -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--size", type=int, default=20000, help="slide: its side in pixels (a multiple of 512)")
-    p.add_argument("--tasks", default="mr," + ",".join(TILE_TASKS), help="robust: which tasks")
+    p.add_argument("--tasks", default="mr," + ",".join(TILE_TASKS),
+                   help="robust: which tasks (also mr-uint16: the MR task with the MR stored as uint16)")
     p.add_argument("--variants", default="anchor,plain", help="robust: anchor (the shipped config), plain (ResNet generators), KEY=VALUE[+...] (overrides)")
     p.add_argument("--seeds", default="0", help="robust: training seeds, e.g. 0,1")
     args = p.parse_args()
