@@ -128,3 +128,36 @@ def test_the_streamed_estimate_is_within_30_percent_of_the_measured_peak():
     peak = int(proc.stdout.split()[-1])
     estimate = memory.peak_bytes(8, side, side, 1, 1, tile, io_bytes=4, streamed=True)
     assert 0.7 * peak <= estimate <= 1.3 * peak, (estimate, peak)
+
+
+def photo_generator() -> Generator:
+    torch.manual_seed(0)
+    net = init_weights(ResnetGenerator(3, 3, ngf=8, n_blocks=2), gain=0.3).eval().requires_grad_(False)
+    arch = {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 2, "antialias": False, "antialias_up": False}
+    return Generator(net, GeneratorInfo(arch=arch, origin="tiny"), torch.device("cpu"), "fp32")
+
+
+def test_a_photo_over_the_budget_streams_from_its_pixels_with_the_same_pixels(tmp_path, monkeypatch, caplog):
+    """Refused before: over --max-memory even with caches on disk. Through the CLI, bit for bit the
+    in-memory translation."""
+    from safetensors.torch import save_file
+    from PIL import Image
+
+    from gan_style.cli import main as cli_main
+    from gan_style.inference.plane import translate_photo
+
+    monkeypatch.setattr(memory, "SPILL_LIMIT", 1024)  # every cache on disk, and the estimate with it
+    pixels = smooth_planes((1, 298, 418, 3), np.uint8, 255)[0]
+    budget = memory.peak_bytes(8, 300, 420, 3, 3, 64, True, 2, streamed=True)
+    assert memory.peak_bytes(8, 300, 420, 3, 3, 64, True, 2) > budget  # in memory it cannot fit
+    gen = photo_generator()
+    whole = translate_photo(gen, pixels, 64)  # no budget: in memory
+    with caplog.at_level("INFO"):
+        assert np.array_equal(translate_photo(gen.within(budget), pixels, 64), whole)
+    assert "streamed from its pixels" in caplog.text
+    save_file(gen.net.state_dict(), str(tmp_path / "g.safetensors"))
+    (tmp_path / "in").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "in" / "big.png")
+    code = cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(tmp_path / "in"), "-o",
+                     str(tmp_path / "out"), "--max-memory", str(budget), "--tile", "64", "--precision", "fp32"])
+    assert code == 0 and np.array_equal(np.asarray(Image.open(tmp_path / "out" / "big.png")), whole)

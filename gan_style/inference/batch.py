@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -24,8 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 from ..io.files import FindError, find_files
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_rgb, write_image
 from ..io.scans import scan_format
-from ..io.tensors import float_to_image, image_to_float
+from ..io.tensors import float_to_uint8_hwc, uint8_to_float
 from .memory import MemoryBudgetError
+from .plane import translate_photo
 from .translate import Generator, images_per_pass, resize_short_side, translate_tensor
 from .video import OUTPUT_FORMATS, is_video_file, output_extension
 
@@ -163,7 +165,9 @@ def write_job(job: Job, image: Image.Image) -> Path:
 
 
 class ImageFiles(Dataset):
-    """Decodes one image per item (in a worker): (index, (3, H, W) tensor in [-1, 1] or None, error or None)."""
+    """Decodes one image per item (in a worker): (index, (H, W, 3) uint8 pixels or None, error or None).
+    Pixels, not floats: a quarter of the bytes to pass between processes, and a photo over the
+    memory budget streams from them (plane.py)."""
 
     def __init__(self, jobs: list[Job], size: int | None, read: Callable[[Job], Image.Image] = read_job) -> None:
         self.jobs, self.size, self.read = jobs, size, read
@@ -174,11 +178,20 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
         job = self.jobs[i]
         try:
-            return i, image_to_float(resize_short_side(self.read(job), self.size)), None
+            image = resize_short_side(self.read(job), self.size)
+            return i, torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()), None
         except (ImageReadError, FileRefused) as e:
             return i, None, str(e)
         except (OSError, ValueError, MemoryError) as e:
             return i, None, f"{job.label}: cannot read image ({e.__class__.__name__}: {e})"
+
+
+def translate_pixels(gen: Generator, pixels: list[np.ndarray], tile: int | str | None) -> np.ndarray:
+    """Same-size photos, (H, W, 3) uint8 each -> their translations (N, H, W, 3) uint8: together in
+    one pass, or one alone through ``translate_photo`` (streamed if over the memory budget)."""
+    if len(pixels) == 1:
+        return translate_photo(gen, pixels[0], tile)[None]
+    return float_to_uint8_hwc(translate_tensor(gen, uint8_to_float(np.stack(pixels)), tile=tile))
 
 
 def _as_list(batch: list) -> list:
@@ -280,10 +293,10 @@ def translate_jobs(
                 else:
                     groups[tuple(tensor.shape)].append((i, tensor))
             for shape, items in groups.items():
-                per_pass = images_per_pass(batch_size, shape[1], shape[2])
+                per_pass = images_per_pass(batch_size, shape[0], shape[1])  # (H, W, 3)
                 for chunk in _chunks(items, per_pass):
                     try:
-                        out = translate_tensor(gen, torch.stack([t for _, t in chunk]), tile=tile)
+                        out = translate_pixels(gen, [t.numpy() for _, t in chunk], tile)
                     except (torch.OutOfMemoryError, MemoryBudgetError) as e:
                         names = ", ".join(jobs[i].label for i, _ in chunk)
                         why = str(e) if isinstance(e, MemoryBudgetError) else f"out of memory: {oom_hint}"
@@ -291,7 +304,7 @@ def translate_jobs(
                         done(len(chunk))
                         continue
                     for (i, _), y in zip(chunk, out):
-                        image = float_to_image(y)
+                        image = Image.fromarray(y, mode="RGB")
                         report.outcomes[i].size = image.size
                         pending.append((pool.submit(timed_write, i, image), i))
                     done(len(chunk))

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io.intensity import cast_to, nonfinite
+from ..io.intensity import Intensity, cast_to, nonfinite
 from ..io.scans import Representation, Scan, ScanError, read_scan, represent, write_scan
 from .plane import stream_plan, translate_streamed
 from .translate import Generator, translate_tensor
@@ -103,7 +104,8 @@ def translate_cast(gen: Generator, planes: np.ndarray, tile: int | str | None, s
         fit = stream_plan(gen, plane.shape, tile, io_bytes) if size in (None, 0, min(plane.shape[:2])) else None
         if fit is not None:
             out = np.empty((len(planes), *plane.shape[:2], c_out), dtype=dtype) if out is None else out
-            clipped += translate_streamed(gen, plane, fit, out[i], limits) * out[i].size
+            source, convert = side_intensity(gen.info, "source"), partial(in_units, target, dtype, limits)
+            clipped += translate_streamed(gen, plane, fit, out[i], source, source.window(plane), convert) * out[i].size
             continue
         y = translated_plane(gen, plane, tile, size)  # (H', W', C_out)
         out = np.empty((len(planes), *y.shape), dtype=dtype) if out is None else out
@@ -111,6 +113,12 @@ def translate_cast(gen: Generator, planes: np.ndarray, tile: int | str | None, s
             out[i, r : r + BAND_ROWS], part = cast_to(target.from_model(y[r : r + BAND_ROWS]), dtype, limits)
             clipped += part * y[r : r + BAND_ROWS].size
     return out, clipped / out.size if out is not None and out.size else 0.0
+
+
+def in_units(target: Intensity, dtype: np.dtype, limits: tuple[float, float] | None,
+             y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Output in [-1, 1] -> ``target``'s units in ``dtype`` (``limits``: as cast_to's), and the fraction clipped."""
+    return cast_to(target.from_model(y), dtype, limits)
 
 
 def representation(gen: Generator, scan: Scan, keep_input_dtype: bool = False) -> Representation:
