@@ -161,3 +161,18 @@ def test_a_photo_over_the_budget_streams_from_its_pixels_with_the_same_pixels(tm
     code = cli_main(["translate", "-w", str(tmp_path / "g.safetensors"), "-i", str(tmp_path / "in"), "-o",
                      str(tmp_path / "out"), "--max-memory", str(budget), "--tile", "64", "--precision", "fp32"])
     assert code == 0 and np.array_equal(np.asarray(Image.open(tmp_path / "out" / "big.png")), whole)
+
+
+def test_a_scan_tiff_that_fits_streamed_is_not_sent_to_the_slide_path(tmp_path):
+    """The routing's estimate is the streamed one for scientific generators (a photo's holds float copies)."""
+    import tifffile
+
+    from gan_style.inference.route import SCAN, SLIDE, pipeline
+
+    tifffile.imwrite(tmp_path / "big.tif", smooth_planes((1, 2400, 2000, 1), np.uint16, 65535)[0, ..., 0],
+                     tile=(256, 256))
+    streamed = memory.peak_bytes(8, 2400, 2000, 1, 1, 256, False, 4, streamed=True)  # the least it can take
+    budget = int(streamed * 1.05)
+    assert memory.peak_bytes(8, 2400, 2000, 1, 1, 256, False, 4) > budget  # with float copies: the least over it
+    assert pipeline(tmp_path / "big.tif", scan_generator().info, max_memory=budget) == SCAN
+    assert pipeline(tmp_path / "big.tif", scan_generator().info, max_memory=streamed // 2) == SLIDE
