@@ -5,8 +5,9 @@
 
 Each plane of a scan (io/scans.py: (S, H, W, C) in data units) is mapped to [-1, 1] by the
 generator's recorded source intensity, translated (padded to a multiple of 4; tiled when large,
-with the same result), mapped back by the target intensity and written in the input's format with
-its header and geometry, in the **target domain's representation** as the checkpoint records it
+with the same result, and then streamed from and into the arrays: plane.py), mapped back by the
+target intensity and written in the input's format with its header and geometry, in the
+**target domain's representation** as the checkpoint records it
 (its dtype and window: an MR stored as uint16 becomes CT in int16 HU, negative values kept; each
 format's ``represent`` says how, e.g. DICOM's bits, sign and rescale). ``keep_input_dtype``
 writes the input's dtype instead. Integers are rounded and clipped; the clipped fraction is
