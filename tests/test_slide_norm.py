@@ -283,3 +283,17 @@ def test_a_kernel_sigma_that_is_not_a_positive_width_is_one_line(capsys):
             cli_main(["translate", "-w", "g.safetensors", "-i", "s.tif", "-o", "out", "--kernel-sigma", bad])
         assert stop.value.code == 2
         assert "--kernel-sigma" in capsys.readouterr().err
+
+
+def test_the_benchs_stopped_runs_keep_the_kernel_sigma(tmp_path, monkeypatch):
+    """``--max-tiles`` runs (the bench's ``_limited``) pass ``--kernel-sigma`` on, as the full command does."""
+    from gan_style.bench import slides as bench
+
+    seen = {}
+    monkeypatch.setattr(slide, "translate_slide", lambda gen, src, dest, **kw: seen.update(kw))
+    monkeypatch.setattr(slide, "output_tiles", slide.output_tiles)  # _limited wraps it (for its own process)
+    weights = bench.generator(tmp_path / "g.safetensors")
+    assert bench._limited(3, str(weights), "in.tif", "out.tif", "kernel", "fp32", "2048") == 1  # no tiles: no rate
+    assert seen == {"norm": "kernel", "kernel_sigma": 2048.0}
+    bench._limited(3, str(weights), "in.tif", "out.tif", "kernel", "fp32")
+    assert seen["kernel_sigma"] is None

@@ -175,8 +175,9 @@ def run_mode(weights: Path, slide: Path, out: Path, mode: str, extra: list[str],
     args = ["translate", "-w", str(weights), "-i", str(slide), "-o", str(out), "--slide", "--slide-norm", mode,
             "--overwrite", *extra]
     precision = extra[extra.index("--precision") + 1] if "--precision" in extra else "auto"
+    sigma = extra[extra.index("--kernel-sigma") + 1] if "--kernel-sigma" in extra else ""
     cmd = [sys.executable, "-m", __spec__.name, "--limited", str(max_tiles), str(weights), str(slide),
-           str(out / slide.name), mode, precision] if max_tiles else [sys.executable, "-m", "gan_style", *args]
+           str(out / slide.name), mode, precision, sigma] if max_tiles else [sys.executable, "-m", "gan_style", *args]
     stop, peak = threading.Event(), [0]
     poller = threading.Thread(target=_poll_disk, args=(out, stop, peak), daemon=True)
     poller.start()
@@ -197,11 +198,11 @@ def run_mode(weights: Path, slide: Path, out: Path, mode: str, extra: list[str],
             "peak_temp_disk_gb": peak[0] / 1e9, "command": " ".join(["gan-style", *args])} | limited
 
 
-def _limited(max_tiles: int, weights: str, src: str, dest: str, mode: str, precision: str) -> int:
+def _limited(max_tiles: int, weights: str, src: str, dest: str, mode: str, precision: str, sigma: str = "") -> int:
     """``translate --slide`` of ``src`` (as ``run_mode``'s command does, through inference/slide.py:
-    bench sits below the CLI) stopped after ``max_tiles`` output tiles: prints as JSON the seconds
-    to the first output tile (the whole-slide passes and the first band of tiles) and the later
-    tiles' rate."""
+    bench sits below the CLI; of its options, ``--precision`` and ``--kernel-sigma``, ``sigma``:
+    empty for none) stopped after ``max_tiles`` output tiles: prints as JSON the seconds to the
+    first output tile (the whole-slide passes and the first band of tiles) and the later tiles' rate."""
     from ..inference import slide
     from ..inference.translate import load_generator
 
@@ -217,7 +218,7 @@ def _limited(max_tiles: int, weights: str, src: str, dest: str, mode: str, preci
     slide.output_tiles = counted
     gen = load_generator(weights, precision=precision)
     try:
-        slide.translate_slide(gen, Path(src), Path(dest), norm=mode)
+        slide.translate_slide(gen, Path(src), Path(dest), norm=mode, kernel_sigma=float(sigma) if sigma else None)
     except KeyboardInterrupt:
         pass
     if len(marks) < 3:
