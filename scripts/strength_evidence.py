@@ -2,7 +2,7 @@
 
     python scripts/strength_evidence.py style    --out OUT [--steps 300] [--size 128]
     python scripts/strength_evidence.py cyclegan --out OUT [--steps 800] [--size 64] [--photos DIR --limit N]
-                                                 [--auto]
+                                                 [--auto] [--ema 0.999]
 
 style: on monet-kaggle's photos (trainB) against its first Monet, one network trained on strengths
 [0.1, 0.9] and one at each fixed strength 0.25, 0.5, 0.75, all with the same steps; each evaluated
@@ -116,6 +116,8 @@ def cyclegan(args: argparse.Namespace) -> dict:
               "data.load_size": args.size + args.size // 8, "data.crop_size": args.size, "data.num_workers": 1,
               "model.ngf": 32, "model.ndf": 32, "model.n_blocks": 6, "train.n_epochs": args.steps // 80 + 1,
               "train.n_epochs_decay": 0, "train.max_steps": args.steps, "logging.log_every": 50}
+    if args.ema:  # every run's generators averaged (translation uses the average)
+        common["train.ema"] = args.ema
     photos = list_images(args.photos or data / "testB")[: args.limit]
     monets = ColourHistogram()
     for m in list_images(data / "trainA"):
@@ -151,6 +153,7 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, help="cyclegan: evaluate on these photos (default: the dataset's testB)")
     parser.add_argument("--limit", type=int, help="cyclegan: the first N photos only")
     parser.add_argument("--auto", action="store_true", help="cyclegan: also train one with train.auto_weights")
+    parser.add_argument("--ema", type=float, default=0.0, help="cyclegan: train.ema for every run (e.g. 0.999; 0: off)")
     args = parser.parse_args()
     args.steps = args.steps or {"style": 300, "cyclegan": 800}[args.what]
     args.size = args.size or {"style": 128, "cyclegan": 64}[args.what]
