@@ -25,7 +25,8 @@ from ..io.tensors import float_to_uint8, float_to_uint8_hwc, uint8_to_float
 from . import memory
 from .slide import SlideInput, plain_layers
 from .tiling import Spill, Whole, build, regions
-from .translate import BLOCKS, Generator, fit_memory, note_once, resolve_tile, spill_folder, translate_tensor
+from .translate import (BLOCKS, Generator, fit_memory, note_once, padded_size, resolve_tile, spill_folder,
+                        translate_tensor)
 
 
 class ArrayPlane:
@@ -44,7 +45,7 @@ def stream_plan(gen: Generator, shape: tuple[int, ...], tile: int | str | None, 
     in memory: untiled, too small to mirror, blended or multi-step). ``io_bytes``: as memory.plan's."""
     h, w, c = shape
     # The mirrored edge equals the in-memory path's reflection padding from 8 px up (translate.pad_to_multiple).
-    padded = (max(8, -(-h // 4) * 4), max(8, -(-w // 4) * 4))
+    padded = padded_size(h, w)
     step = resolve_tile(tile, *padded)
     if not step or min(h, w) < 8 or gen.info.multiple != 4 or plain_layers(gen) is None:
         return None
@@ -97,7 +98,7 @@ def translate_photo(gen: Generator, pixels: np.ndarray, tile: int | str | None) 
     ``translate_tensor``) when that fits ``gen.max_memory``, else streamed from and into pixel
     arrays. MemoryBudgetError when neither fits."""
     h, w = pixels.shape[:2]
-    padded = (max(8, -(-h // 4) * 4), max(8, -(-w // 4) * 4))
+    padded = padded_size(h, w)
     try:
         fit_memory(gen, (1, 3, *padded), resolve_tile(tile, *padded))
     except memory.MemoryBudgetError:

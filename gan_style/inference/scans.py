@@ -100,12 +100,12 @@ def translate_cast(gen: Generator, planes: np.ndarray, tile: int | str | None, s
     the same values, without a float64 copy of the whole scan (memory.py's budget). Planes tiled
     exactly at full size stream from and into the arrays (plane.py): no float32 copies either."""
     target, out, clipped = side_intensity(gen.info, "target"), None, 0.0
+    source, convert = side_intensity(gen.info, "source"), partial(in_units, target, dtype, limits)
     c_out, io_bytes = gen.kind.channels(gen.info.arch)[1], planes.dtype.itemsize + np.dtype(dtype).itemsize
     for i, plane in enumerate(planes):
         fit = stream_plan(gen, plane.shape, tile, io_bytes) if size in (None, 0, min(plane.shape[:2])) else None
         if fit is not None:
             out = np.empty((len(planes), *plane.shape[:2], c_out), dtype=dtype) if out is None else out
-            source, convert = side_intensity(gen.info, "source"), partial(in_units, target, dtype, limits)
             clipped += translate_streamed(gen, plane, fit, out[i], source, source.window(plane), convert) * out[i].size
             continue
         y = translated_plane(gen, plane, tile, size)  # (H', W', C_out)

@@ -256,6 +256,11 @@ def resize_short_side(img: Image.Image, size: int | None) -> Image.Image:
     return img if new == (w, h) else img.resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
+def padded_size(h: int, w: int, multiple: int = 4) -> tuple[int, int]:
+    """The (H, W) that ``pad_to_multiple`` pads an H x W image to."""
+    return max(MIN_SIZE, -(-h // multiple) * multiple), max(MIN_SIZE, -(-w // multiple) * multiple)
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad (N, C, H, W) on the bottom and right to multiples of ``multiple`` (and at least 8).
 
@@ -263,7 +268,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, t
     Returns the padded tensor and the original (H, W) to crop back to.
     """
     h, w = x.shape[-2:]
-    th, tw = (max(MIN_SIZE, -(-d // multiple) * multiple) for d in (h, w))
+    th, tw = padded_size(h, w, multiple)
     if (th, tw) == (h, w):
         return x, (h, w)
     mode = "reflect" if th - h < h and tw - w < w else "replicate"
