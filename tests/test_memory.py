@@ -40,7 +40,7 @@ def test_a_budget_is_met_by_smaller_tiles_then_caches_on_disk_with_the_same_pixe
     low = memory.peak_bytes(8, 600, 520, 3, 3, 256, True)
     assert low < memory.peak_bytes(8, 600, 520, 3, 3, 256) < memory.peak_bytes(8, 600, 520, 3, 3, 0)
     spilled = []
-    monkeypatch.setattr("gan_style.inference.tiling.DiskTensor.release", lambda self: spilled.append(self.path))
+    monkeypatch.setattr("gan_style.inference.spill.DiskTensor.release", lambda self: spilled.append(self.path))
     with_disk = translate_tensor(tiny_generator(low), x, tile=0)
     assert spilled, "the caches did not go to disk"
     in_memory = translate_tensor(tiny_generator(), x, tile=256)

@@ -20,7 +20,6 @@ fit even then is refused in one line. TIFFs that do not fit are streamed as slid
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -82,16 +81,13 @@ def plan(ngf: int, h: int, w: int, c_in: int, c_out: int, tile: int, budget: int
     if budget is None or first.peak <= budget:
         return first
     smaller = [t for t in TILES if not tile or t < tile]
-    tried = [at(t) for t in smaller]
-    if importlib.util.find_spec("zarr") is not None:  # caches on disk are zarr arrays (gan_style[science])
-        tried += [at(t, True) for t in [tile] * bool(tile) + smaller]
+    tried = [at(t) for t in smaller] + [at(t, True) for t in [tile] * bool(tile) + smaller]
     for option in tried:
         if option.peak <= budget:
             return option
-    least = min(tried or [first], key=lambda p: p.peak)
-    disk = " with caches on disk" if least.spill else " (caches on disk need gan_style[science])"
+    least = min(tried, key=lambda p: p.peak)
     raise MemoryBudgetError(f"{what} ({w} x {h} px) needs about {size_text(least.peak)} even in {least.tile} px "
-                            f"tiles{disk}, over --max-memory {size_text(budget)}: raise --max-memory or translate "
+                            f"tiles with caches on disk, over --max-memory {size_text(budget)}: raise --max-memory or translate "
                             "it smaller (--size)")
 
 

@@ -24,7 +24,8 @@ import torch
 from ..io.tensors import float_to_uint8, float_to_uint8_hwc, uint8_to_float
 from . import memory
 from .slide import SlideInput, plain_layers
-from .tiling import Spill, Whole, build, regions
+from .spill import Spill
+from .tiling import Whole, build, regions
 from .translate import (BLOCKS, Generator, fit_memory, note_once, padded_size, resolve_tile, spill_folder,
                         translate_tensor)
 

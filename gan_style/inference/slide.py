@@ -44,7 +44,8 @@ from ..io.scan import ScanError
 from ..io.slides import finish, open_slide, tiled_shape, write_options, write_tiled
 from ..nets import one_pass_conditions
 from .slide_norm import Grid, collect, first_pass_tiles, kernel_plan, thumbnail_plan, thumbnail_shape
-from .tiling import Input, Node, Region, Spill, Whole, build, upstream, whole_image_passes
+from .spill import Spill
+from .tiling import Input, Node, Region, Whole, build, upstream, whole_image_passes
 from .translate import BLOCKS, Generator
 from .weights import side_intensity
 

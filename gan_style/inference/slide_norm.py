@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tiling import Input, Local, Node, Norm, Region, Spill, Whole, build, channel_moments, check_norm, forget, normalise
+from .spill import Spill
+from .tiling import Input, Local, Node, Norm, Region, Whole, build, channel_moments, check_norm, forget, normalise
 
 CELL = 512  # input pixels: the side of kernel mode's cells (grown for huge slides, see ``cell_size``)
 SIGMA = math.inf  # input pixels: the kernel's standard deviation over the cells by default (inf: one set of statistics)

@@ -29,17 +29,14 @@ more than one untiled pass (the stem and the upsampling layers run 2-3 times).
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..nets import BlurDownsample, BlurUpsample, ChannelAffine, Residual, Skip
+from .spill import DiskTensor, Spill
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
 
@@ -381,7 +378,7 @@ class Cache(Node):
                 if self.data is None:
                     self.device = y.device
                     shape = (1, self.channels, self.height, self.width)
-                    self.data = _allocate(shape, y, self.spill, round(self.tile * self.scale))
+                    self.data = _allocate(shape, y, self.spill)
                 self.data[..., r[0] : r[1], r[2] : r[3]] = y
                 self.tick()
             for up in self.sources:
@@ -398,40 +395,9 @@ class Cache(Node):
         return self.fill()[..., r[0] : r[1], r[2] : r[3]].to(self.device, non_blocking=True).contiguous()
 
 
-@dataclass(frozen=True)
-class Spill:
-    """Caches larger than ``limit`` bytes go to chunked arrays in ``folder`` (disk), not memory:
-    gigapixel slides (slide.py) then translate in bounded memory, exactly as in memory."""
-
-    limit: int
-    folder: Path
-
-
-class DiskTensor:
-    """A whole-image activation (1, C, H, W) on disk (a zarr array chunked like the tiles),
-    written and read by rectangle as ``t[..., y0:y1, x0:x1]``; reads come back as CPU tensors."""
-
-    def __init__(self, shape: tuple[int, ...], chunk: int, folder: Path) -> None:
-        import zarr  # in gan_style[science]; only gigapixel slides need it
-
-        self.path = tempfile.mkdtemp(prefix="cache-", dir=folder)
-        chunks = (1, shape[1], max(16, chunk), max(16, chunk))
-        self.array = zarr.create_array(store=self.path, shape=shape, chunks=chunks, dtype="float32", compressors=None)
-
-    def release(self) -> None:
-        """Delete the array's files now (a 40,000 px slide's caches take gigabytes each)."""
-        shutil.rmtree(self.path, ignore_errors=True)
-
-    def __setitem__(self, index: tuple, value: torch.Tensor) -> None:
-        self.array[index] = value.float().cpu().numpy()
-
-    def __getitem__(self, index: tuple) -> torch.Tensor:
-        return torch.from_numpy(self.array[index])
-
-
-def _allocate(shape: tuple[int, ...], y: torch.Tensor, spill: Spill | None, chunk: int) -> torch.Tensor | DiskTensor:
+def _allocate(shape: tuple[int, ...], y: torch.Tensor, spill: Spill | None) -> torch.Tensor | DiskTensor:
     if spill is not None and math.prod(shape) * 4 > spill.limit:
-        return DiskTensor(shape, chunk, spill.folder)
+        return DiskTensor(shape, spill.folder)
     return torch.empty(shape, dtype=y.dtype, device=_cache_device(shape, y))
 
 

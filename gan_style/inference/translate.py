@@ -30,7 +30,8 @@ from ..io.images import read_rgb, to_rgb
 from ..io.tensors import float_to_image, image_to_float
 from ..nets import GeneratorKind, Residual
 from . import memory
-from .tiling import Spill, translate_blended, translate_tiled
+from .spill import Spill
+from .tiling import translate_blended, translate_tiled
 from .weights import GeneratorInfo, WeightsError, read_generator
 
 logger = logging.getLogger(__name__)
