@@ -54,12 +54,15 @@ def bounded(monkeypatch):
         reads.append((r[1] - r[0]) * (r[3] - r[2]))
         return pull(self, r)
 
-    def recording_init(self, shape, chunk, folder):
+    def recording_init(self, shape, folder, dtype):
         spilled.append(shape)
-        disk_init(self, shape, chunk, folder)
+        disk_init(self, shape, folder, dtype)
 
     def recording_release(self):
         # Released caches leave the disk at once: at most the live ones are there.
+        if self.fd is None or not Path(self.path).parent.is_dir():
+            release(self)  # released before, or collected after the run removed its folder
+            return
         release(self)
         live = [p for p in Path(self.path).parent.iterdir() if p.name.startswith("cache-")]
         assert len(live) < len(spilled) and not Path(self.path).exists()

@@ -1,6 +1,8 @@
 """Caches spilled to disk (inference/spill.py): any rectangle written or read gives the values an
 in-memory tensor would, and a released cache leaves no file behind."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -30,9 +32,13 @@ def test_rectangles_read_back_what_an_in_memory_tensor_holds(tmp_path, width):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_bf16_rectangle_is_kept_as_float32(tmp_path):
-    disk = DiskTensor((1, 2, 4, STRIP), tmp_path)
-    value = torch.randn(1, 2, 4, STRIP).bfloat16()
-    disk[..., 0:4, 0:STRIP] = value
-    assert disk[..., 0:4, 0:STRIP].dtype == torch.float32
-    assert torch.equal(disk[..., 0:4, 0:STRIP], value.float())
+def test_a_cache_keeps_its_dtype_so_bf16_takes_half_the_disk(tmp_path):
+    value = torch.randn(1, 2, 4, 2 * STRIP)
+    files = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        disk = DiskTensor((1, 2, 4, 2 * STRIP), tmp_path, dtype)
+        disk[..., 0:4, 0 : 2 * STRIP] = value.to(dtype)
+        got = disk[..., 0:4, 3 : 2 * STRIP]
+        assert got.dtype == dtype and torch.equal(got, value.to(dtype)[..., 3:])
+        files[dtype] = Path(disk.path).stat().st_size
+    assert files[torch.bfloat16] * 2 == files[torch.float32]

@@ -17,7 +17,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 STRIP = 16  # px at the activation's own resolution; a multiple of every tile's width there
@@ -33,13 +32,15 @@ class Spill:
 
 
 class DiskTensor:
-    """A whole-image activation (1, C, H, W) in float32 on disk, written and read by rectangle as
-    ``t[..., y0:y1, x0:x1]``; reads come back as (1, C, h, w) CPU tensors."""
+    """A whole-image activation (1, C, H, W) on disk in ``dtype`` (the one it would have in memory:
+    bf16 inside bf16 blocks, half the bytes), written and read by rectangle as ``t[..., y0:y1, x0:x1]``;
+    reads come back as (1, C, h, w) CPU tensors of that dtype."""
 
-    def __init__(self, shape: tuple[int, ...], folder: Path) -> None:
+    def __init__(self, shape: tuple[int, ...], folder: Path, dtype: torch.dtype = torch.float32) -> None:
         _, self.channels, self.height, self.width = shape
+        self.dtype, self.itemsize = dtype, torch.empty((), dtype=dtype).element_size()
         self.strips = -(-self.width // STRIP)
-        fd, self.path = tempfile.mkstemp(prefix="cache-", suffix=".f32", dir=folder)
+        fd, self.path = tempfile.mkstemp(prefix="cache-", suffix=".raw", dir=folder)
         self.fd: int | None = fd
         os.ftruncate(fd, self._offset(self.strips, 0))  # sparse until written
 
@@ -54,13 +55,18 @@ class DiskTensor:
         self.release()
 
     def _offset(self, strip: int, row: int) -> int:
-        return (strip * self.height + row) * self.channels * STRIP * 4
+        return (strip * self.height + row) * self.channels * STRIP * self.itemsize
 
-    def _strip_rows(self, strip: int, y0: int, y1: int) -> np.ndarray:
+    def _io(self, call, block: torch.Tensor, strip: int, row: int) -> None:
+        """pread or pwrite one block (h, C, STRIP) of ``strip`` from ``row`` down, all of it."""
+        raw = block.view(torch.uint8).numpy()  # the block's bytes (numpy has no bfloat16)
+        if call(self.fd, [raw], self._offset(strip, row)) != raw.nbytes:
+            raise OSError(f"{self.path}: a spilled cache was cut short (disk full, or its folder removed?)")
+
+    def _strip_rows(self, strip: int, y0: int, y1: int) -> torch.Tensor:
         """Rows y0:y1 of one strip: (y1-y0, C, STRIP)."""
-        block = np.empty((y1 - y0, self.channels, STRIP), dtype=np.float32)
-        if os.preadv(self.fd, [block], self._offset(strip, y0)) != block.nbytes:
-            raise OSError(f"{self.path}: short read from a spilled cache (was the temporary folder removed?)")
+        block = torch.empty((y1 - y0, self.channels, STRIP), dtype=self.dtype)
+        self._io(os.preadv, block, strip, y0)
         return block
 
     def _span(self, index: tuple) -> tuple[int, int, int, int]:
@@ -70,20 +76,19 @@ class DiskTensor:
 
     def __getitem__(self, index: tuple) -> torch.Tensor:
         y0, y1, x0, x1 = self._span(index)
-        out = np.empty((1, self.channels, y1 - y0, x1 - x0), dtype=np.float32)
+        out = torch.empty((1, self.channels, y1 - y0, x1 - x0), dtype=self.dtype)
         for s in range(x0 // STRIP, -(-x1 // STRIP)):
             a, b = max(x0, s * STRIP), min(x1, (s + 1) * STRIP)  # the strip's columns inside [x0, x1)
             block = self._strip_rows(s, y0, y1)  # (h, C, STRIP)
-            out[0, :, :, a - x0 : b - x0] = block[:, :, a - s * STRIP : b - s * STRIP].transpose(1, 0, 2)
-        return torch.from_numpy(out)
+            out[0, :, :, a - x0 : b - x0] = block[:, :, a - s * STRIP : b - s * STRIP].permute(1, 0, 2)
+        return out
 
     def __setitem__(self, index: tuple, value: torch.Tensor) -> None:
         y0, y1, x0, x1 = self._span(index)
-        v = value.float().cpu().numpy()[0]  # (C, h, w)
+        v = value.to("cpu", self.dtype)[0]  # (C, h, w)
         for s in range(x0 // STRIP, -(-x1 // STRIP)):
             a, b = max(x0, s * STRIP), min(x1, (s + 1) * STRIP)
             whole = a == s * STRIP and b == min((s + 1) * STRIP, self.width)
-            block = np.zeros((y1 - y0, self.channels, STRIP), np.float32) if whole else self._strip_rows(s, y0, y1)
-            block[:, :, a - s * STRIP : b - s * STRIP] = v[:, :, a - x0 : b - x0].transpose(1, 0, 2)
-            if os.pwritev(self.fd, [block], self._offset(s, y0)) != block.nbytes:
-                raise OSError(f"{self.path}: short write to a spilled cache (is the disk full?)")
+            block = torch.zeros((y1 - y0, self.channels, STRIP), dtype=self.dtype) if whole else self._strip_rows(s, y0, y1)
+            block[:, :, a - s * STRIP : b - s * STRIP] = v[:, :, a - x0 : b - x0].permute(1, 0, 2)
+            self._io(os.pwritev, block, s, y0)

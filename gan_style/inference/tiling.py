@@ -396,8 +396,8 @@ class Cache(Node):
 
 
 def _allocate(shape: tuple[int, ...], y: torch.Tensor, spill: Spill | None) -> torch.Tensor | DiskTensor:
-    if spill is not None and math.prod(shape) * 4 > spill.limit:
-        return DiskTensor(shape, spill.folder)
+    if spill is not None and math.prod(shape) * y.element_size() > spill.limit:
+        return DiskTensor(shape, spill.folder, y.dtype)
     return torch.empty(shape, dtype=y.dtype, device=_cache_device(shape, y))
 
 
