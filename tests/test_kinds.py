@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from gan_style.inference.tiling import blend_spans, blend_weights
-from gan_style.inference.translate import Generator, translate_tensor
+from gan_style.inference.translate import AUTO_TILE, Generator, auto_tile, resolve_tile, translate_tensor
 from gan_style.inference.weights import GeneratorInfo, check_state_dict
 from gan_style.nets import KINDS, GeneratorKind, ResnetGenerator, kind_of, recognise
 
@@ -70,6 +70,21 @@ def test_a_kind_without_exact_tiling_is_tiled_with_blended_tiles(smooth_kind, ca
     assert 0 < (tiled - whole).abs().max() < 0.05
     notes = [r for r in caplog.records if "blended tiles" in r.getMessage()]
     assert len(notes) == 1  # said once per generator
+
+
+def test_auto_tiles_on_the_cpu_keep_activations_in_mallocs_heap_and_blended_tiles_keep_their_size(smooth_kind):
+    def resnet(ngf: int, device: str = "cpu") -> Generator:
+        arch = {"in_channels": 3, "out_channels": 3, "ngf": ngf, "n_blocks": 1, "antialias": False, "antialias_up": False}
+        return Generator(ResnetGenerator(3, 3, ngf, 1).eval(), GeneratorInfo(arch=arch, origin="r"), torch.device(device),
+                         "fp32")
+
+    # The widest activation, ngf fp32 channels at full resolution with a halo, under 32 MB:
+    assert [auto_tile(resnet(ngf)) for ngf in (4, 8, 16, 32, 64)] == [1024, 512, 512, 256, 256]
+    assert resolve_tile("auto", 3000, 4000, resnet(64)) == 256
+    assert resolve_tile("auto", 1500, 2000, resnet(64)) == 0  # under 4 megapixels: whole
+    assert auto_tile(resnet(64, "cuda")) == AUTO_TILE  # a GPU runs large tiles best (only its type is read)
+    smooth = Generator(Smooth().eval(), GeneratorInfo(arch={}, origin="toy", kind="smooth"), torch.device("cpu"), "fp32")
+    assert auto_tile(smooth) == AUTO_TILE  # each blended tile normalised alone: smaller ones would show more seams
 
 
 @pytest.mark.parametrize("n,tile,overlap", [(100, 32, 8), (1000, 512, 64), (36, 32, 16), (32, 32, 8), (4, 32, 8)])

@@ -127,7 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_tile_arg,
         metavar="N|auto|0",
         help="translate images and video frames in tiles of N pixels (bounded memory, same result as "
-        "untiled); auto (default): only those over 4 megapixels (4K video), in 1024 px tiles; 0: never",
+        "untiled); auto (default): only those over 4 megapixels (4K video), in 1024 px tiles on a GPU and, on "
+        "the CPU, 256 to 1024 px by the generator's width (faster there); 0: never",
     )
     a(
         "--max-memory",

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass
 
 CAP = 4 * 2**30  # the default budget's ceiling: 4 GiB (or half the RAM, if less)
-TILES = (1024, 512, 256)  # tile sizes tried, largest (fastest) first
+TILES = (1024, 512, 256)  # smaller tiles tried when one does not fit, largest (fewest passes on a GPU) first
 SPILL_LIMIT = 64 * 2**20  # bytes: caches larger than this go to disk when spilling
 # The fit of the module doc: bytes per pixel (of the image, of the tile), and bytes.
 FRAMES, CACHES_PER_NGF, TILE_BASE, TILE_PER_NGF, HALO, FIXED = 1.1, 1.85, 29.0, 10.6, 1.2, 23e6

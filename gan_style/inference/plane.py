@@ -47,7 +47,7 @@ def stream_plan(gen: Generator, shape: tuple[int, ...], tile: int | str | None, 
     h, w, c = shape
     # The mirrored edge equals the in-memory path's reflection padding from 8 px up (translate.pad_to_multiple).
     padded = padded_size(h, w)
-    step = resolve_tile(tile, *padded)
+    step = resolve_tile(tile, *padded, gen)
     if not step or min(h, w) < 8 or gen.info.multiple != 4 or plain_layers(gen) is None:
         return None
     return fit_memory(gen, (1, c, *padded), step, io_bytes, streamed=True)
@@ -101,7 +101,7 @@ def translate_photo(gen: Generator, pixels: np.ndarray, tile: int | str | None) 
     h, w = pixels.shape[:2]
     padded = padded_size(h, w)
     try:
-        fit_memory(gen, (1, 3, *padded), resolve_tile(tile, *padded))
+        fit_memory(gen, (1, 3, *padded), resolve_tile(tile, *padded, gen))
     except memory.MemoryBudgetError:
         fit = stream_plan(gen, pixels.shape, tile, io_bytes=2)
         if fit is None:

@@ -9,7 +9,7 @@ mirrored beyond the slide's edge (the generator wants sides that are multiples o
 ``MODES`` (``norm``):
 
 - ``exact``: whole-slide statistics measured by streaming; the 1/4-resolution activations that
-  the exact result needs are spilled to chunked arrays in a temporary folder when they exceed
+  the exact result needs are spilled to files in a temporary folder (spill.py) when they exceed
   ``CACHE_LIMIT`` (so resident memory stays bounded whatever the slide's size), about 3·ngf
   bytes of temporary disk per pixel;
 - ``kernel`` and ``thumbnail`` (slide_norm.py): no whole-slide activations, constant disk;
