@@ -5,8 +5,10 @@ saves every 7th pixel's output to compare the two.
 
     python scripts/photo_stream_memory.py --mode memory --out /tmp/photo
     python scripts/photo_stream_memory.py --mode stream --out /tmp/photo   # then: the same pixels?
+    python scripts/photo_stream_memory.py --mode memory --ngf 64 --out /tmp/photo64   # the issue's 12 MP time
 
-A random 9-block ngf-8 generator, bf16-blocks, a smooth random 4000 x 3000 photo. Linux only
+A random 9-block generator (ngf 8 unless --ngf), bf16-blocks, --tile auto unless --tile N, a smooth
+random 4000 x 3000 photo. Linux only
 (the peak is reset through /proc/self/clear_refs after a 64 px warm-up).
 """
 
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan_style.inference import memory  # noqa: E402
 from gan_style.inference.plane import translate_photo  # noqa: E402
-from gan_style.inference.translate import Generator  # noqa: E402
+from gan_style.inference.translate import Generator, auto_tile  # noqa: E402
 from gan_style.inference.weights import GeneratorInfo  # noqa: E402
 from gan_style.nets import ResnetGenerator, init_weights  # noqa: E402
 
@@ -39,20 +41,24 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--width", type=int, default=4000)
     p.add_argument("--height", type=int, default=3000)
+    p.add_argument("--ngf", type=int, default=8)
+    p.add_argument("--tile", default="auto", help="auto, or N px")
     args = p.parse_args()
-    w, h = args.width, args.height
+    w, h, ngf, tile = args.width, args.height, args.ngf, args.tile if args.tile == "auto" else int(args.tile)
     torch.manual_seed(0)
-    arch = {"in_channels": 3, "out_channels": 3, "ngf": 8, "n_blocks": 9, "antialias": False, "antialias_up": False}
-    net = init_weights(ResnetGenerator(3, 3, 8, 9)).eval().requires_grad_(False)
-    budget = memory.peak_bytes(8, h, w, 3, 3, 1024, True, 2, streamed=True) if args.mode == "stream" else None
-    gen = Generator(net, GeneratorInfo(arch=arch, origin="m"), torch.device("cpu"), "bf16-blocks").within(budget)
+    arch = {"in_channels": 3, "out_channels": 3, "ngf": ngf, "n_blocks": 9, "antialias": False, "antialias_up": False}
+    net = init_weights(ResnetGenerator(3, 3, ngf, 9)).eval().requires_grad_(False)
+    gen = Generator(net, GeneratorInfo(arch=arch, origin="m"), torch.device("cpu"), "bf16-blocks")
+    step = auto_tile(gen) if tile == "auto" else tile  # both modes in the same tiles: the same pixels
+    budget = memory.peak_bytes(ngf, h, w, 3, 3, step, True, 2, streamed=True) if args.mode == "stream" else None
+    gen = gen.within(budget)
     rng = np.random.default_rng(0)
     pixels = np.kron(rng.integers(0, 256, (h // 16, w // 16, 3)), np.ones((16, 16, 1))).astype(np.uint8)
     translate_photo(gen, pixels[:64, :64].copy(), "auto")  # warm-up
     before = status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current size
     start = time.perf_counter()
-    out = translate_photo(gen, pixels, "auto")
+    out = translate_photo(gen, pixels, tile)
     print(f"{w} x {h} {args.mode}: {time.perf_counter() - start:.1f} s, peak {(status('VmHWM') - before) / 1e6:.0f} MB "
           f"over the process's {before / 1e9:.2f} GB" + (f" (budget {budget / 1e6:.0f} MB)" if budget else ""))
     args.out.mkdir(parents=True, exist_ok=True)
