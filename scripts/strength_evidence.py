@@ -118,6 +118,9 @@ def cyclegan(args: argparse.Namespace) -> dict:
               "train.n_epochs_decay": 0, "train.max_steps": args.steps, "logging.log_every": 50}
     if args.ema:  # every run's generators averaged (translation uses the average)
         common["train.ema"] = args.ema
+    if args.decay:  # the learning rate constant for the first half of the steps, then linearly to 0 (the paper's)
+        epochs = -(-args.steps // 80)  # monet2photo-mini: 80 photos, one step each at batch 1
+        common |= {"train.n_epochs": epochs - epochs // 2, "train.n_epochs_decay": epochs // 2}
     photos = list_images(args.photos or data / "testB")[: args.limit]
     monets = ColourHistogram()
     for m in list_images(data / "trainA"):
@@ -154,6 +157,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="cyclegan: the first N photos only")
     parser.add_argument("--auto", action="store_true", help="cyclegan: also train one with train.auto_weights")
     parser.add_argument("--ema", type=float, default=0.0, help="cyclegan: train.ema for every run (e.g. 0.999; 0: off)")
+    parser.add_argument("--decay", action="store_true", help="cyclegan: the learning rate decays to 0 over the second half")
     args = parser.parse_args()
     args.steps = args.steps or {"style": 300, "cyclegan": 800}[args.what]
     args.size = args.size or {"style": 128, "cyclegan": 64}[args.what]
