@@ -1,7 +1,7 @@
 """Evidence for docs/translate.md ("A 16384 x 16384 uint16 TIFF"): one large scan translated as
 `gan-style translate` would with the default --max-memory; prints the pipeline, time and peak RSS.
 
-    python scripts/big_tiff_memory.py --dir /tmp/mem [--side 16384] [--precision bf16-blocks]
+    python scripts/big_tiff_memory.py --dir /tmp/mem [--side 16384] [--precision bf16-blocks] [--tile N]
 
 Writes DIR/big.tif (a smooth random uint16 image, 1 channel, 512 px TIFF tiles) and translates it
 with a random 9-block ngf-8 generator whose source and target are uint16 windows [0, 65535].
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--side", type=int, default=16384)
     parser.add_argument("--precision", default="bf16-blocks")
+    parser.add_argument("--tile", default="auto", help="auto (translate's default), or N px")
     args = parser.parse_args()
     show_warnings()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,8 @@ def main() -> None:
     kind = pipeline(src, info, max_memory=gen.max_memory)
     print(f"pipeline: {kind}, --max-memory {gen.max_memory}", flush=True)
     start = time.perf_counter()
-    translate_exact(gen, src, args.dir / "out" / "big.tif", ScanOptions(), kind)
+    tile = args.tile if args.tile == "auto" else int(args.tile)
+    translate_exact(gen, src, args.dir / "out" / "big.tif", ScanOptions(tile=tile), kind)
     peak = int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) * 1024
     print(f"time {time.perf_counter() - start:.0f} s, peak RSS {peak / 2**30:.2f} GiB")
 

@@ -301,10 +301,10 @@ def auto_tile(gen: Generator) -> int:
 
     glibc hands blocks over 32 MB straight from the kernel and gives them back when freed, so each
     of a larger tile's activations is faulted in afresh, page by page; a smaller tile's stay in its
-    heap and are reused. Measured on this CPU (docs/translate.md): a 2048 x 1536 photo with a
-    9-block ngf-64 generator took 51.7 s at a 1.82 GB peak in 1024 px tiles, 41.0 s in 512 and
-    35.4 s at 1.18 GB in 256; a 16,384 px scan with ngf 8 took 304 s in 1024 px tiles, 225 s in
-    512 and 245 s in 256. A GPU runs large tiles best, and blended tiles (each normalised by its own
+    heap and are reused. Measured on an AMD EPYC (docs/translate.md, scripts/cpu_tiles.py): a
+    2048 x 1536 photo with a 9-block ngf-64 generator took 47.4 s at a 1.86 GB peak in 1024 px
+    tiles, 39.3 s in 512 and 27.9 s at 1.23 GB in 256; a 16,384 px scan with ngf 8 took 304 s in
+    1024 px tiles, 206 s in 512 and 245 s in 256. A GPU runs large tiles best, and blended tiles (each normalised by its own
     statistics) keep their size: smaller ones would show more seams."""
     if gen.device.type != "cpu":
         return AUTO_TILE
