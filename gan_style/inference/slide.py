@@ -42,11 +42,10 @@ from ..io.intensity import Intensity, cast_to
 from ..io.ome_zarr import names_store, require_writer, write_slide
 from ..io.scan import ScanError
 from ..io.slides import finish, open_slide, tiled_shape, write_options, write_tiled
-from ..nets import one_pass_conditions
 from .slide_norm import Grid, collect, first_pass_tiles, kernel_plan, thumbnail_plan, thumbnail_shape
 from .spill import Spill
 from .tiling import Input, Node, Region, Whole, build, upstream, whole_image_passes
-from .translate import BLOCKS, Generator
+from .translate import BLOCKS, Generator, one_pass_layers
 from .weights import side_intensity
 
 logger = logging.getLogger(__name__)
@@ -125,11 +124,7 @@ def output_tiles(node: Node, height: int, width: int, tile: int, target: Intensi
 def plain_layers(gen: Generator) -> list[nn.Module] | None:
     """The generator as plain layers at its conditioning, for exact tiling in one evaluation; None
     for multi-step generators and kinds that cannot be tiled exactly."""
-    if gen.steps != 1:
-        return None
-    cond = {k: v.to(gen.device) for k, v in one_pass_conditions(gen.kind, gen.info.arch, gen.seed).items()}
-    cond |= gen.conditions(1, gen.device)  # the strength chosen, for strength-conditioned generators
-    return gen.kind.layers(gen.net, cond)
+    return None if gen.steps != 1 else one_pass_layers(gen)
 
 
 def streamable_layers(gen: Generator, src: Path) -> list[nn.Module]:

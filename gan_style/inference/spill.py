@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +75,16 @@ class DiskTensor:
         (y0, y1, _), (x0, x1, _) = rows.indices(self.height), cols.indices(self.width)
         return y0, y1, x0, x1
 
+    @staticmethod
+    def _strips(x0: int, x1: int) -> Iterator[tuple[int, int, int]]:
+        """Each strip that columns [x0, x1) cross, with its columns inside them: (strip, a, b)."""
+        for s in range(x0 // STRIP, -(-x1 // STRIP)):
+            yield s, max(x0, s * STRIP), min(x1, (s + 1) * STRIP)
+
     def __getitem__(self, index: tuple) -> torch.Tensor:
         y0, y1, x0, x1 = self._span(index)
         out = torch.empty((1, self.channels, y1 - y0, x1 - x0), dtype=self.dtype)
-        for s in range(x0 // STRIP, -(-x1 // STRIP)):
-            a, b = max(x0, s * STRIP), min(x1, (s + 1) * STRIP)  # the strip's columns inside [x0, x1)
+        for s, a, b in self._strips(x0, x1):
             block = self._strip_rows(s, y0, y1)  # (h, C, STRIP)
             out[0, :, :, a - x0 : b - x0] = block[:, :, a - s * STRIP : b - s * STRIP].permute(1, 0, 2)
         return out
@@ -86,8 +92,7 @@ class DiskTensor:
     def __setitem__(self, index: tuple, value: torch.Tensor) -> None:
         y0, y1, x0, x1 = self._span(index)
         v = value.to("cpu", self.dtype)[0]  # (C, h, w)
-        for s in range(x0 // STRIP, -(-x1 // STRIP)):
-            a, b = max(x0, s * STRIP), min(x1, (s + 1) * STRIP)
+        for s, a, b in self._strips(x0, x1):
             whole = a == s * STRIP and b == min((s + 1) * STRIP, self.width)
             block = torch.zeros((y1 - y0, self.channels, STRIP), dtype=self.dtype) if whole else self._strip_rows(s, y0, y1)
             block[:, :, a - s * STRIP : b - s * STRIP] = v[:, :, a - x0 : b - x0].permute(1, 0, 2)

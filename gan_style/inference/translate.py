@@ -294,6 +294,13 @@ def resolve_tile(tile: int | str | None, h: int, w: int, gen: Generator | None =
     return 0 if h <= tile and w <= tile else tile
 
 
+def one_pass_layers(gen: Generator) -> list[nn.Module] | None:
+    """The generator as plain layers at the conditioning of a one-evaluation translation (and the
+    user's strength), for exact tiling; None for kinds that cannot be tiled exactly."""
+    cond = {k: v.to(gen.device) for k, v in one_pass_conditions(gen.kind, gen.info.arch, gen.seed).items()}
+    return gen.kind.layers(gen.net, cond | gen.conditions(1, gen.device))
+
+
 def auto_tile(gen: Generator) -> int:
     """The tile of ``tile="auto"``: on the CPU, for a kind tiled exactly, the largest of
     ``memory.TILES`` whose widest activation (ngf channels in fp32 at full resolution, with a halo)
@@ -304,12 +311,9 @@ def auto_tile(gen: Generator) -> int:
     heap and are reused. Measured on an AMD EPYC (docs/translate.md, scripts/cpu_tiles.py): a
     2048 x 1536 photo with a 9-block ngf-64 generator took 47.4 s at a 1.86 GB peak in 1024 px
     tiles, 39.3 s in 512 and 27.9 s at 1.23 GB in 256; a 16,384 px scan with ngf 8 took 304 s in
-    1024 px tiles, 206 s in 512 and 245 s in 256. A GPU runs large tiles best, and blended tiles (each normalised by its own
-    statistics) keep their size: smaller ones would show more seams."""
-    if gen.device.type != "cpu":
-        return AUTO_TILE
-    cond = one_pass_conditions(gen.kind, gen.info.arch, gen.seed) | gen.conditions(1, gen.device)
-    if gen.kind.layers(gen.net, cond) is None:
+    1024 px tiles, 206 s in 512 and 245 s in 256. A GPU runs large tiles best, and blended tiles
+    (each normalised by its own statistics) keep their size: smaller ones would show more seams."""
+    if gen.device.type != "cpu" or one_pass_layers(gen) is None:
         return AUTO_TILE
     widest = 4 * int(gen.info.arch.get("ngf", 64))  # bytes per pixel
     return next((t for t in memory.TILES if (t + 16) ** 2 * widest <= HEAP_BLOCK), memory.TILES[-1])
